@@ -1,0 +1,1 @@
+"""Traxo control plane: the REST API, background workers and the `traxo` command."""

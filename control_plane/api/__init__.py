@@ -1,0 +1,1 @@
+"""The public REST API (FastAPI): routes are thin, services hold the logic."""

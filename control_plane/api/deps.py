@@ -1,0 +1,133 @@
+"""Request dependencies: the database session, the calling principal, roles and rate limits."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from control_plane.api.errors import ApiError
+from control_plane.api.middleware import RESPONSE_HEADERS_KEY
+from control_plane.api.ratelimit import RateLimiter
+from control_plane.db import Database
+from control_plane.models import Role
+from control_plane.plans import limits_for
+from control_plane.services.accounts import OrgSnapshot, Principal, authenticate
+from control_plane.settings import Settings
+
+# Budget for requests whose key is missing or wrong, per client address: slows key guessing.
+_FAILED_AUTH_PER_MINUTE = 60
+
+
+@dataclass(frozen=True, slots=True)
+class Runtime:
+    """What the process built at start and every request shares."""
+
+    settings: Settings
+    db: Database
+    rate_limiter: RateLimiter
+
+
+def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+async def get_session(runtime: RuntimeDep) -> AsyncIterator[AsyncSession]:
+    async with runtime.db.sessions() as session:
+        yield session
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+
+
+async def _rate_limit(request: Request, runtime: Runtime, key: str, per_minute: int) -> None:
+    decision = await runtime.rate_limiter.hit(key, per_minute)
+    headers = request.scope.get(RESPONSE_HEADERS_KEY)
+    if headers is not None:
+        headers.extend(decision.headers())
+    if not decision.allowed:
+        raise ApiError(
+            429,
+            f"Rate limit exceeded: {per_minute} requests per minute; retry in {decision.retry_after} s",
+            {"Retry-After": str(decision.retry_after)},
+        )
+
+
+async def get_principal(request: Request, runtime: RuntimeDep) -> Principal:
+    header = request.headers.get("authorization")
+    principal = None
+    if header is not None:
+        scheme, _, token = header.partition(" ")
+        token = token.strip()
+        if scheme.lower() == "bearer" and token.startswith("traxo_") and len(token) < 200:
+            principal = await authenticate(
+                runtime.db.engine,
+                token,
+                last_used_resolution=timedelta(seconds=runtime.settings.last_used_resolution_seconds),
+            )
+    if principal is None:
+        client = request.client.host if request.client else "unknown"
+        await _rate_limit(request, runtime, f"authfail:{client}", _FAILED_AUTH_PER_MINUTE)
+        if header is None:
+            raise ApiError(401, "Missing API key: send 'Authorization: Bearer traxo_...'")
+        raise ApiError(401, "Invalid or revoked API key")
+    plan_limits = limits_for(principal.org.plan if principal.org else None)
+    budget_key = f"org:{principal.org.id}" if principal.org else f"user:{principal.user_id}"
+    await _rate_limit(request, runtime, budget_key, plan_limits.requests_per_minute)
+    return principal
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+def require_writer(principal: PrincipalDep) -> Principal:
+    """Any write: a VIEWER may only read."""
+    if principal.role == Role.VIEWER:
+        raise ApiError(403, "Your role VIEWER is read-only; ask an OWNER or ADMIN")
+    return principal
+
+
+WriterDep = Annotated[Principal, Depends(require_writer)]
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """A principal that belongs to an organization."""
+
+    principal: Principal
+    org: OrgSnapshot
+    role: Role
+
+    @property
+    def org_id(self) -> str:
+        return self.org.id
+
+    @property
+    def user_id(self) -> str:
+        return self.principal.user_id
+
+
+def require_member(principal: PrincipalDep) -> Member:
+    if principal.org is None or principal.role is None:
+        raise ApiError(404, "Organization not found: create one with POST /api/organization")
+    return Member(principal, principal.org, principal.role)
+
+
+MemberDep = Annotated[Member, Depends(require_member)]
+
+
+def require_org_writer(member: MemberDep) -> Member:
+    if member.role == Role.VIEWER:
+        raise ApiError(403, "Your role VIEWER is read-only; ask an OWNER or ADMIN")
+    return member
+
+
+OrgWriterDep = Annotated[Member, Depends(require_org_writer)]

@@ -1,0 +1,61 @@
+"""Per-organization request budgets (plan rate per minute), in memory or shared through Redis."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+
+from limits import RateLimitItemPerMinute
+from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.strategies import FixedWindowRateLimiter
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class RateDecision:
+    allowed: bool
+    limit: int
+    remaining: int
+    reset_at: float  # epoch seconds when the window resets
+
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        return [
+            (b"x-ratelimit-limit", str(self.limit).encode()),
+            (b"x-ratelimit-remaining", str(self.remaining).encode()),
+            (b"x-ratelimit-reset", str(math.ceil(self.reset_at)).encode()),
+        ]
+
+    @property
+    def retry_after(self) -> int:
+        return max(1, math.ceil(self.reset_at - time.time()))
+
+
+class RateLimiter:
+    def __init__(self, redis_url: str | None = None) -> None:
+        storage: Storage
+        if redis_url:
+            scheme, _, rest = redis_url.partition("://")
+            storage = RedisStorage(f"async+{scheme}://{rest}")
+        else:
+            storage = MemoryStorage()
+        self._storage = storage
+        self._strategy = FixedWindowRateLimiter(storage)
+        self._items: dict[int, RateLimitItemPerMinute] = {}
+
+    async def hit(self, key: str, per_minute: int) -> RateDecision:
+        item = self._items.get(per_minute)
+        if item is None:
+            item = self._items.setdefault(per_minute, RateLimitItemPerMinute(per_minute))
+        try:
+            allowed = await self._strategy.hit(item, key)
+            stats = await self._strategy.get_window_stats(item, key)
+        except Exception:  # noqa: BLE001 - a broken limiter store must not take the API down
+            log.exception("rate limiter storage failed; letting the request through")
+            return RateDecision(True, per_minute, per_minute, time.time() + 60)
+        return RateDecision(allowed, per_minute, max(0, stats.remaining), stats.reset_time)
+
+    async def reset(self) -> None:
+        await self._storage.reset()

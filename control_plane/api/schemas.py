@@ -1,0 +1,100 @@
+"""Request bodies, validated once at the edge, and the serializers for responses."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from control_plane.models import ApiKey, Membership, Organization, User
+from control_plane.services.accounts import OrgSnapshot, mask_key
+from control_plane.timefmt import iso
+
+SLUG_PATTERN = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
+EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+Slug = Annotated[
+    str,
+    StringConstraints(min_length=2, max_length=50, pattern=SLUG_PATTERN),
+    Field(description="lowercase letters, digits and single hyphens; 2-50 characters"),
+]
+
+
+class RequestModel(BaseModel):
+    """Unknown fields are an error (a typo must not be silently ignored); types are not coerced."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    # Fields that may be sent as an explicit null; any other field sent as null is a 400.
+    nullable: ClassVar[frozenset[str]] = frozenset()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _reject_nulls(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for key, value in data.items():
+                if value is None and key in cls.model_fields and key not in cls.nullable:
+                    raise ValueError(f"{key}: must not be null")
+        elif data is not None:
+            raise ValueError("Request body must be a JSON object")
+        return data
+
+
+class OrganizationCreate(RequestModel):
+    name: Name
+    slug: Slug
+
+
+class OrganizationUpdate(RequestModel):
+    name: Name | None = None
+    slug: Slug | None = None
+
+
+class ApiKeyCreate(RequestModel):
+    name: Name
+
+
+class TeamInvite(RequestModel):
+    email: Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=320)]
+    role: Literal["ADMIN", "VIEWER"]
+
+    @model_validator(mode="after")
+    def _email_format(self) -> TeamInvite:
+        if not EMAIL_PATTERN.match(self.email):
+            raise ValueError("email: must be a valid email address")
+        return self
+
+
+def organization_out(org: Organization | OrgSnapshot, *fields: str) -> dict[str, Any]:
+    full = {
+        "id": org.id,
+        "name": org.name,
+        "slug": org.slug,
+        "plan": org.plan,
+        "createdAt": iso(org.created_at),
+    }
+    return {name: full[name] for name in fields} if fields else full
+
+
+def api_key_out(key: ApiKey, *, raw_key: str | None = None) -> dict[str, Any]:
+    return {
+        "id": key.id,
+        "name": key.name,
+        "key": raw_key or mask_key(key.prefix, key.last4),
+        "lastUsed": iso(key.last_used_at),
+        "createdAt": iso(key.created_at),
+        "expiresAt": iso(key.expires_at),
+    }
+
+
+def member_out(membership: Membership, user: User) -> dict[str, Any]:
+    return {
+        "id": membership.id,
+        "userId": user.id,
+        "role": membership.role,
+        "name": user.name,
+        "email": user.email,
+        "image": user.image,
+        "joinedAt": iso(membership.joined_at),
+    }

@@ -1,0 +1,1 @@
+"""Domain services: they own transactions and never import FastAPI or grpc."""

@@ -1,0 +1,73 @@
+"""Organizations: creation with an owner, renaming, and lookups for operators."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from control_plane.ids import new_id
+from control_plane.models import Membership, Organization, Role
+from control_plane.services.errors import Conflict, NotFound
+from control_plane.settings import Plan
+from control_plane.timefmt import utcnow
+
+
+async def create_organization(
+    session: AsyncSession, *, user_id: str, name: str, slug: str, plan: Plan
+) -> Organization:
+    if await session.scalar(select(Membership.id).where(Membership.user_id == user_id)):
+        raise Conflict("You already belong to an organization; a user can only belong to one")
+    await _ensure_slug_free(session, slug)
+    now = utcnow()
+    org = Organization(id=new_id("org"), name=name, slug=slug, plan=plan.value, created_at=now, updated_at=now)
+    session.add(org)
+    session.add(Membership(id=new_id("mem"), org_id=org.id, user_id=user_id, role=Role.OWNER, joined_at=now))
+    await _commit_or_conflict(session, slug)
+    return org
+
+
+async def get_organization(session: AsyncSession, org_id: str) -> Organization:
+    org = await session.get(Organization, org_id)
+    if org is None:
+        raise NotFound("Organization not found")
+    return org
+
+
+async def update_organization(
+    session: AsyncSession, org_id: str, *, name: str | None, slug: str | None
+) -> Organization:
+    org = await get_organization(session, org_id)
+    if slug is not None and slug != org.slug:
+        await _ensure_slug_free(session, slug)
+        org.slug = slug
+    if name is not None:
+        org.name = name
+    org.updated_at = utcnow()
+    await _commit_or_conflict(session, slug or org.slug)
+    return org
+
+
+async def find_organization(session: AsyncSession, slug_or_id: str) -> Organization:
+    org = await session.scalar(
+        select(Organization).where((Organization.slug == slug_or_id) | (Organization.id == slug_or_id))
+    )
+    if org is None:
+        raise NotFound(f"Organization {slug_or_id!r} not found")
+    return org
+
+
+async def _ensure_slug_free(session: AsyncSession, slug: str) -> None:
+    if await session.scalar(select(Organization.id).where(Organization.slug == slug)):
+        raise Conflict(f"slug: an organization with slug {slug!r} already exists")
+
+
+async def _commit_or_conflict(session: AsyncSession, slug: str) -> None:
+    # The unique constraints decide races that the checks above could not see.
+    try:
+        await session.commit()
+    except IntegrityError as exc:
+        await session.rollback()
+        if "slug" in str(exc.orig).lower():
+            raise Conflict(f"slug: an organization with slug {slug!r} already exists") from exc
+        raise Conflict("You already belong to an organization; a user can only belong to one") from exc

@@ -1,0 +1,52 @@
+"""Process settings, read from TRAXO_* environment variables once at start and passed down."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Plan(StrEnum):
+    FREE = "FREE"
+    PRO = "PRO"
+    BUSINESS = "BUSINESS"
+    ENTERPRISE = "ENTERPRISE"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TRAXO_", extra="ignore")
+
+    database_url: str = "sqlite+aiosqlite:///./traxo.db"
+    # Optional: when set, rate-limit counters live in Redis so replicas share one budget.
+    redis_url: str | None = None
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # Plan given to every newly created organization (self-hosters raise it).
+    default_plan: Plan = Plan.FREE
+    # How stale an API key's lastUsed may get before a request refreshes it.
+    last_used_resolution_seconds: int = Field(default=60, ge=0)
+    log_level: str = "info"
+
+    @field_validator("database_url")
+    @classmethod
+    def _async_driver(cls, value: str) -> str:
+        return async_database_url(value)
+
+
+def async_database_url(url: str) -> str:
+    """Accept the URLs people paste (postgres://, postgresql://, sqlite://) and pick our async drivers."""
+    for prefix in ("postgres://", "postgresql://", "postgresql+psycopg2://", "postgresql+asyncpg://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    if url.startswith("sqlite://"):
+        return "sqlite+aiosqlite://" + url[len("sqlite://"):]
+    return url
+
+
+def sync_database_url(url: str) -> str:
+    """The same database through a synchronous driver, for Alembic."""
+    url = async_database_url(url)
+    if url.startswith("sqlite+aiosqlite://"):
+        return "sqlite://" + url[len("sqlite+aiosqlite://"):]
+    return url
