@@ -52,7 +52,9 @@ def _serve(settings: Settings, host: str, port: int) -> None:
 
     from control_plane.api.app import create_app
 
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
     app = create_app(settings)
     uvicorn.run(app, host=host, port=port, log_level=settings.log_level, access_log=False)
 

@@ -13,6 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
+from control_plane.changes import ChangeFeed
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -75,7 +77,10 @@ class Database:
     def __init__(self, database_url: str, **engine_kwargs: Any) -> None:
         self.url = database_url
         self.engine = create_engine(database_url, **engine_kwargs)
-        self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self.changes = ChangeFeed(database_url)
+        self.sessions = async_sessionmaker(
+            self.engine, expire_on_commit=False, info=self.changes.session_info()
+        )
 
     @property
     def is_sqlite(self) -> bool:
@@ -86,5 +91,9 @@ class Database:
         async with self.sessions() as session:
             yield session
 
+    async def start(self) -> None:
+        await self.changes.start()
+
     async def dispose(self) -> None:
+        await self.changes.stop()
         await self.engine.dispose()

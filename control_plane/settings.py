@@ -21,11 +21,17 @@ class Settings(BaseSettings):
     database_url: str = "sqlite+aiosqlite:///./traxo.db"
     # Optional: when set, rate-limit counters live in Redis so replicas share one budget.
     redis_url: str | None = None
+    # Scales every plan's request budget: self-hosters may raise it (or set it for load tests).
+    rate_limit_multiplier: float = Field(default=1.0, gt=0)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     # Plan given to every newly created organization (self-hosters raise it).
     default_plan: Plan = Plan.FREE
     # How stale an API key's lastUsed may get before a request refreshes it.
     last_used_resolution_seconds: int = Field(default=60, ge=0)
+    # How long an authenticated key is trusted without a database read; any auth change (revoke,
+    # membership, plan) empties the cache at once on every replica, so this only bounds the damage
+    # if a change notification were lost.
+    auth_cache_seconds: int = Field(default=60, ge=0)
     log_level: str = "info"
 
     @field_validator("database_url")
@@ -38,9 +44,9 @@ def async_database_url(url: str) -> str:
     """Accept the URLs people paste (postgres://, postgresql://, sqlite://) and pick our async drivers."""
     for prefix in ("postgres://", "postgresql://", "postgresql+psycopg2://", "postgresql+asyncpg://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
+            return "postgresql+psycopg://" + url[len(prefix) :]
     if url.startswith("sqlite://"):
-        return "sqlite+aiosqlite://" + url[len("sqlite://"):]
+        return "sqlite+aiosqlite://" + url[len("sqlite://") :]
     return url
 
 
@@ -48,5 +54,5 @@ def sync_database_url(url: str) -> str:
     """The same database through a synchronous driver, for Alembic."""
     url = async_database_url(url)
     if url.startswith("sqlite+aiosqlite://"):
-        return "sqlite://" + url[len("sqlite+aiosqlite://"):]
+        return "sqlite://" + url[len("sqlite+aiosqlite://") :]
     return url

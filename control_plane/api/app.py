@@ -7,36 +7,32 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.responses import ORJSONResponse
 from sqlalchemy import text
 
 from control_plane.api.deps import Runtime, RuntimeDep
 from control_plane.api.errors import install_error_handlers
 from control_plane.api.middleware import ApiMiddleware
-from control_plane.api.ratelimit import RateLimiter
+from control_plane.api.responses import JsonResponse
 from control_plane.api.routes import api_keys, organization, team
-from control_plane.db import Database
 from control_plane.settings import Settings
-
-
-def build_runtime(settings: Settings) -> Runtime:
-    return Runtime(settings=settings, db=Database(settings.database_url), rate_limiter=RateLimiter(settings.redis_url))
 
 
 def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     """The API app. A runtime handed in is shared and left open; one built here is closed at shutdown."""
     owns_runtime = runtime is None
-    runtime = runtime or build_runtime(settings)
+    runtime = runtime or Runtime.build(settings)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if owns_runtime:
+            await runtime.db.start()
         yield
         if owns_runtime:
             await runtime.db.dispose()
 
     app = FastAPI(
         title="Traxo API",
-        default_response_class=ORJSONResponse,
+        default_response_class=JsonResponse,
         lifespan=lifespan,
         docs_url="/api/docs",
         redoc_url=None,

@@ -16,7 +16,7 @@ from control_plane.api.ratelimit import RateLimiter
 from control_plane.db import Database
 from control_plane.models import Role
 from control_plane.plans import limits_for
-from control_plane.services.accounts import OrgSnapshot, Principal, authenticate
+from control_plane.services.accounts import OrgSnapshot, Principal, PrincipalCache, authenticate
 from control_plane.settings import Settings
 
 # Budget for requests whose key is missing or wrong, per client address: slows key guessing.
@@ -30,9 +30,21 @@ class Runtime:
     settings: Settings
     db: Database
     rate_limiter: RateLimiter
+    principals: PrincipalCache
+
+    @classmethod
+    def build(cls, settings: Settings, db: Database | None = None) -> Runtime:
+        db = db or Database(settings.database_url)
+        return cls(
+            settings=settings,
+            db=db,
+            rate_limiter=RateLimiter(settings.redis_url),
+            principals=PrincipalCache(db.changes, timedelta(seconds=settings.auth_cache_seconds)),
+        )
 
 
-def get_runtime(request: Request) -> Runtime:
+# Dependencies are async even where they do not await: FastAPI runs sync ones in a thread pool.
+async def get_runtime(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
 
@@ -61,7 +73,10 @@ async def _rate_limit(request: Request, runtime: Runtime, key: str, per_minute: 
         )
 
 
-async def get_principal(request: Request, runtime: RuntimeDep) -> Principal:
+# Each role check is one flat dependency taking the Request: FastAPI's dependency solving costs
+# more per level than the cached authentication itself (bench/README.md).
+async def _authenticate(request: Request) -> Principal:
+    runtime: Runtime = request.app.state.runtime
     header = request.headers.get("authorization")
     principal = None
     if header is not None:
@@ -71,6 +86,7 @@ async def get_principal(request: Request, runtime: RuntimeDep) -> Principal:
             principal = await authenticate(
                 runtime.db.engine,
                 token,
+                cache=runtime.principals,
                 last_used_resolution=timedelta(seconds=runtime.settings.last_used_resolution_seconds),
             )
     if principal is None:
@@ -81,15 +97,21 @@ async def get_principal(request: Request, runtime: RuntimeDep) -> Principal:
         raise ApiError(401, "Invalid or revoked API key")
     plan_limits = limits_for(principal.org.plan if principal.org else None)
     budget_key = f"org:{principal.org.id}" if principal.org else f"user:{principal.user_id}"
-    await _rate_limit(request, runtime, budget_key, plan_limits.requests_per_minute)
+    per_minute = max(1, round(plan_limits.requests_per_minute * runtime.settings.rate_limit_multiplier))
+    await _rate_limit(request, runtime, budget_key, per_minute)
     return principal
+
+
+async def get_principal(request: Request) -> Principal:
+    return await _authenticate(request)
 
 
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 
-def require_writer(principal: PrincipalDep) -> Principal:
+async def require_writer(request: Request) -> Principal:
     """Any write: a VIEWER may only read."""
+    principal = await _authenticate(request)
     if principal.role == Role.VIEWER:
         raise ApiError(403, "Your role VIEWER is read-only; ask an OWNER or ADMIN")
     return principal
@@ -115,16 +137,21 @@ class Member:
         return self.principal.user_id
 
 
-def require_member(principal: PrincipalDep) -> Member:
+def _member(principal: Principal) -> Member:
     if principal.org is None or principal.role is None:
         raise ApiError(404, "Organization not found: create one with POST /api/organization")
     return Member(principal, principal.org, principal.role)
 
 
+async def require_member(request: Request) -> Member:
+    return _member(await _authenticate(request))
+
+
 MemberDep = Annotated[Member, Depends(require_member)]
 
 
-def require_org_writer(member: MemberDep) -> Member:
+async def require_org_writer(request: Request) -> Member:
+    member = _member(await _authenticate(request))
     if member.role == Role.VIEWER:
         raise ApiError(403, "Your role VIEWER is read-only; ask an OWNER or ADMIN")
     return member

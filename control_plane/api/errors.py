@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import ORJSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from control_plane.api.responses import JsonResponse
 from control_plane.services.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
 
 log = logging.getLogger(__name__)
@@ -39,8 +40,8 @@ class ApiError(Exception):
         self.headers = headers
 
 
-def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> ORJSONResponse:
-    return ORJSONResponse({"error": message}, status_code=status, headers=headers)
+def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> JsonResponse:
+    return JsonResponse({"error": message}, status_code=status, headers=headers)
 
 
 def describe_validation_error(error: dict[str, Any]) -> str:
@@ -65,26 +66,29 @@ def describe_validation_error(error: dict[str, Any]) -> str:
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
-    async def _api_error(_: Request, exc: ApiError) -> ORJSONResponse:
+    async def _api_error(_: Request, exc: ApiError) -> JsonResponse:
         return error_response(exc.status, exc.message, exc.headers)
 
     @app.exception_handler(DomainError)
-    async def _domain_error(_: Request, exc: DomainError) -> ORJSONResponse:
+    async def _domain_error(_: Request, exc: DomainError) -> JsonResponse:
         return error_response(_STATUS_BY_ERROR.get(type(exc), 400), exc.message)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation_error(_: Request, exc: RequestValidationError) -> ORJSONResponse:
+    async def _validation_error(_: Request, exc: RequestValidationError) -> JsonResponse:
         errors = exc.errors()
         messages = list(dict.fromkeys(describe_validation_error(dict(e)) for e in errors))
         return error_response(400, "; ".join(messages[:5]) if messages else "Invalid request")
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_: Request, exc: StarletteHTTPException) -> ORJSONResponse:
-        detail = exc.detail if isinstance(exc.detail, str) and exc.status_code != 404 else None
+    async def _http_error(_: Request, exc: StarletteHTTPException) -> JsonResponse:
+        # Starlette's own details are bare status phrases; ours say what was wrong.
+        detail: str | None = exc.detail if isinstance(exc.detail, str) else None
+        if detail == HTTPStatus(exc.status_code).phrase:
+            detail = None
         message = detail or _DEFAULT_MESSAGES.get(exc.status_code, "Request failed")
         return error_response(exc.status_code, message, getattr(exc, "headers", None))
 
     @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> ORJSONResponse:
+    async def _unexpected(request: Request, exc: Exception) -> JsonResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return error_response(500, "Internal server error")

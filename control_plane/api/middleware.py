@@ -69,6 +69,9 @@ class ApiMiddleware:
 
 async def _send_error(send: Send, status: int, message: str) -> None:
     body = orjson.dumps({"error": message})
-    headers: list[Any] = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    headers: list[Any] = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+    ]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

@@ -52,7 +52,7 @@ class RateLimiter:
         try:
             allowed = await self._strategy.hit(item, key)
             stats = await self._strategy.get_window_stats(item, key)
-        except Exception:  # noqa: BLE001 - a broken limiter store must not take the API down
+        except Exception:
             log.exception("rate limiter storage failed; letting the request through")
             return RateDecision(True, per_minute, per_minute, time.time() + 60)
         return RateDecision(allowed, per_minute, max(0, stats.remaining), stats.reset_time)

@@ -9,10 +9,14 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from control_plane import changes
+from control_plane.changes import ChangeFeed
 from control_plane.ids import hash_secret, new_api_key, new_id
 from control_plane.models import ApiKey, Membership, Organization, Role, User
 from control_plane.services.errors import Conflict, NotFound
 from control_plane.timefmt import utcnow
+
+AUTH_TOPIC = "auth"
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +99,7 @@ async def revoke_key(session: AsyncSession, user_id: str, key_id: str) -> None:
     if result.rowcount != 1:  # type: ignore[attr-defined]
         await session.rollback()
         raise NotFound("API key not found")
+    await changes.publish(session, AUTH_TOPIC)
     await session.commit()
 
 
@@ -117,25 +122,76 @@ _AUTH_SELECT = (
 )
 
 
+class PrincipalCache:
+    """Recently authenticated keys, so a request costs no database round trip.
+
+    Every change that affects authentication (revoked key, membership, organization, plan) is
+    published on the change feed under AUTH_TOPIC and empties the cache, in this replica at commit
+    and in the others through LISTEN. While the feed may be missing changes the cache is bypassed.
+    """
+
+    def __init__(self, feed: ChangeFeed, ttl: timedelta, max_entries: int = 100_000) -> None:
+        self._feed = feed
+        self._ttl = ttl
+        self._max_entries = max_entries
+        self._entries: dict[str, _CachedKey] = {}
+        feed.subscribe(AUTH_TOPIC, lambda _payload: self.clear())
+        feed.on_reset(self.clear)
+
+    def get(self, key_hash: str, now: datetime) -> _CachedKey | None:
+        entry = self._entries.get(key_hash)
+        if entry is None or not self._feed.complete or now - entry.fetched_at > self._ttl:
+            return None
+        return entry
+
+    def put(self, key_hash: str, entry: _CachedKey) -> None:
+        if len(self._entries) >= self._max_entries:
+            self._entries.clear()
+        self._entries[key_hash] = entry
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+@dataclass(slots=True)
+class _CachedKey:
+    principal: Principal
+    expires_at: datetime | None
+    last_used_at: datetime | None
+    fetched_at: datetime
+
+
 async def authenticate(
-    engine: AsyncEngine, raw_key: str, *, last_used_resolution: timedelta
+    engine: AsyncEngine, raw_key: str, *, cache: PrincipalCache, last_used_resolution: timedelta
 ) -> Principal | None:
-    """Resolve a raw key to its principal in one query; refresh lastUsed at most once per resolution."""
+    """Resolve a raw key to its principal; refresh lastUsed at most once per resolution."""
     key_hash = hash_secret(raw_key)
     now = utcnow()
+    entry = cache.get(key_hash, now)
+    if entry is None:
+        entry = await _load_key(engine, key_hash, now)
+        if entry is None:
+            return None
+        cache.put(key_hash, entry)
+    if entry.expires_at is not None and entry.expires_at <= now:
+        return None
+    if entry.last_used_at is None or now - entry.last_used_at >= last_used_resolution:
+        entry.last_used_at = now
+        async with engine.begin() as conn:
+            await conn.execute(
+                update(ApiKey).where(ApiKey.id == entry.principal.key_id).values(last_used_at=now)
+            )
+    return entry.principal
+
+
+async def _load_key(engine: AsyncEngine, key_hash: str, now: datetime) -> _CachedKey | None:
     async with engine.connect() as conn:
         row = (
-            await conn.execute(
-                _AUTH_SELECT.where(ApiKey.key_hash == key_hash, ApiKey.revoked_at.is_(None))
-            )
+            await conn.execute(_AUTH_SELECT.where(ApiKey.key_hash == key_hash, ApiKey.revoked_at.is_(None)))
         ).first()
-        if row is None:
-            return None
-        (key_id, user_id, last_used_at, expires_at, role, org_id, name, slug, plan, org_created_at) = row
-        if expires_at is not None and expires_at <= now:
-            return None
-        if last_used_at is None or now - last_used_at >= last_used_resolution:
-            await conn.execute(update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=now))
-            await conn.commit()
+    if row is None:
+        return None
+    (key_id, user_id, last_used_at, expires_at, role, org_id, name, slug, plan, org_created_at) = row
     org = OrgSnapshot(org_id, name, slug, plan, org_created_at) if org_id is not None else None
-    return Principal(user_id=user_id, key_id=key_id, org=org, role=Role(role) if role else None)
+    principal = Principal(user_id=user_id, key_id=key_id, org=org, role=Role(role) if role else None)
+    return _CachedKey(principal, expires_at, last_used_at, now)

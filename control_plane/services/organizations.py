@@ -6,8 +6,10 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from control_plane import changes
 from control_plane.ids import new_id
 from control_plane.models import Membership, Organization, Role
+from control_plane.services.accounts import AUTH_TOPIC
 from control_plane.services.errors import Conflict, NotFound
 from control_plane.settings import Plan
 from control_plane.timefmt import utcnow
@@ -20,10 +22,11 @@ async def create_organization(
         raise Conflict("You already belong to an organization; a user can only belong to one")
     await _ensure_slug_free(session, slug)
     now = utcnow()
-    org = Organization(id=new_id("org"), name=name, slug=slug, plan=plan.value, created_at=now, updated_at=now)
-    session.add(org)
-    session.add(Membership(id=new_id("mem"), org_id=org.id, user_id=user_id, role=Role.OWNER, joined_at=now))
-    await _commit_or_conflict(session, slug)
+    org = Organization(
+        id=new_id("org"), name=name, slug=slug, plan=plan.value, created_at=now, updated_at=now
+    )
+    membership = Membership(id=new_id("mem"), org_id=org.id, user_id=user_id, role=Role.OWNER, joined_at=now)
+    await _commit_or_conflict(session, slug, org, membership)
     return org
 
 
@@ -62,12 +65,19 @@ async def _ensure_slug_free(session: AsyncSession, slug: str) -> None:
         raise Conflict(f"slug: an organization with slug {slug!r} already exists")
 
 
-async def _commit_or_conflict(session: AsyncSession, slug: str) -> None:
+async def _commit_or_conflict(session: AsyncSession, slug: str, *rows: Organization | Membership) -> None:
     # The unique constraints decide races that the checks above could not see.
     try:
+        await changes.publish(session, AUTH_TOPIC)  # principals carry the organization and role
+        for row in rows:  # in order: the membership's foreign key needs its organization first
+            session.add(row)
+            await session.flush()
         await session.commit()
     except IntegrityError as exc:
         await session.rollback()
-        if "slug" in str(exc.orig).lower():
+        message = str(exc.orig).lower()
+        if "organizations.slug" in message or "uq_organizations_slug" in message:
             raise Conflict(f"slug: an organization with slug {slug!r} already exists") from exc
-        raise Conflict("You already belong to an organization; a user can only belong to one") from exc
+        if "memberships.user_id" in message or "uq_memberships_user_id" in message:
+            raise Conflict("You already belong to an organization; a user can only belong to one") from exc
+        raise

@@ -2,29 +2,31 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Row, delete, select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from control_plane import changes
 from control_plane.ids import new_id
 from control_plane.models import Membership, Role, User
+from control_plane.services.accounts import AUTH_TOPIC
 from control_plane.services.errors import Conflict, Forbidden, InvalidInput, NotFound
 from control_plane.timefmt import utcnow
 
-MemberRow = Row[tuple[Membership, User]]
 
-
-async def list_members(session: AsyncSession, org_id: str) -> list[MemberRow]:
+async def list_members(session: AsyncSession, org_id: str) -> list[tuple[Membership, User]]:
     result = await session.execute(
         select(Membership, User)
         .join(User, User.id == Membership.user_id)
         .where(Membership.org_id == org_id)
         .order_by(Membership.joined_at, Membership.id)
     )
-    return list(result.all())
+    return [(membership, user) for membership, user in result.all()]
 
 
-async def invite_member(session: AsyncSession, org_id: str, *, email: str, role: Role) -> tuple[Membership, User]:
+async def invite_member(
+    session: AsyncSession, org_id: str, *, email: str, role: Role
+) -> tuple[Membership, User]:
     user = await session.scalar(select(User).where(User.email == email.strip().lower()))
     if user is None:
         raise NotFound(f"email: no Traxo user with email {email!r}; they must create an account first")
@@ -32,6 +34,7 @@ async def invite_member(session: AsyncSession, org_id: str, *, email: str, role:
         raise Conflict(f"email: {email!r} is already a member of an organization")
     membership = Membership(id=new_id("mem"), org_id=org_id, user_id=user.id, role=role, joined_at=utcnow())
     session.add(membership)
+    await changes.publish(session, AUTH_TOPIC)
     try:
         await session.commit()
     except IntegrityError as exc:
@@ -51,4 +54,5 @@ async def remove_member(session: AsyncSession, org_id: str, *, member_id: str, a
     if membership.role == Role.OWNER:
         raise Forbidden("The organization owner cannot be removed")
     await session.execute(delete(Membership).where(Membership.id == membership.id))
+    await changes.publish(session, AUTH_TOPIC)
     await session.commit()

@@ -22,7 +22,9 @@ async def list_team(member: MemberDep, session: SessionDep) -> dict[str, Any]:
 
 @router.post("/invite", status_code=201)
 async def invite(body: TeamInvite, member: OrgWriterDep, session: SessionDep) -> dict[str, Any]:
-    membership, user = await team.invite_member(session, member.org_id, email=body.email, role=Role(body.role))
+    membership, user = await team.invite_member(
+        session, member.org_id, email=body.email, role=Role(body.role)
+    )
     return {"data": member_out(membership, user), "message": "Team member invited successfully"}
 
 

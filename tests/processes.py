@@ -1,0 +1,72 @@
+"""Running the real commands (`traxo`, later `traxo-agent`) as subprocesses in tests."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def command_env(database_url: str | None, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRAXO_")}
+    if database_url:
+        env["TRAXO_DATABASE_URL"] = database_url
+    env.update(extra)
+    return env
+
+
+def run_traxo(*args: str, env: dict[str, str], cwd: Path | None = None, timeout: float = 60) -> str:
+    result = subprocess.run(
+        [str(BIN / "traxo"), *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout
+    )
+    assert result.returncode == 0, f"traxo {' '.join(args)} failed: {result.stdout}\n{result.stderr}"
+    return result.stdout
+
+
+def start_traxo(*args: str, env: dict[str, str], cwd: Path | None = None) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [str(BIN / "traxo"), *args],
+        env=env,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def wait_healthy(base_url: str, process: subprocess.Popen[str], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            output = process.stdout.read() if process.stdout else ""
+            raise AssertionError(f"process exited with {process.returncode}: {output}")
+        try:
+            if httpx.get(f"{base_url}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"{base_url} did not become ready in {timeout} s")
+
+
+def stop(process: subprocess.Popen[str], timeout: float = 10) -> str:
+    process.terminate()
+    try:
+        output, _ = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        output, _ = process.communicate()
+    return output or ""

@@ -1,0 +1,31 @@
+"""Helpers shared by test folders: finding the system programs some tests need."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+# CI sets this so that a missing program fails the run instead of silently skipping its tests.
+REQUIRE_ENV = "TRAXO_REQUIRE_SYSTEM_TOOLS"
+
+# How to install each program a test may need, for the skip/fail message.
+_INSTALL_HINTS = {
+    "chromium": "apt-get install chromium",
+}
+
+
+def require_program(name: str, path: str | None = None) -> str:
+    """Return the program's path; skip the calling test when it is missing (fail under TRAXO_REQUIRE_SYSTEM_TOOLS=1).
+
+    `path`, when given (an env override such as TRAXO_AGENT_CHROMIUM), is used instead of a PATH lookup.
+    """
+    found = path if path and os.access(path, os.X_OK) else shutil.which(name)
+    if found:
+        return found
+    hint = _INSTALL_HINTS.get(name, f"apt-get install {name}")
+    message = f"{name} is not installed (install it with `{hint}`)"
+    if os.environ.get(REQUIRE_ENV) == "1":
+        pytest.fail(f"{message}; {REQUIRE_ENV}=1 makes this a failure", pytrace=False)
+    pytest.skip(message)
