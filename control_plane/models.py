@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String
+from sqlalchemy import JSON, BigInteger, Boolean, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from control_plane.db import Base, UTCDateTime
@@ -68,3 +69,131 @@ class ApiKey(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+
+class Monitor(Base):
+    __tablename__ = "monitors"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(100))
+    type: Mapped[str] = mapped_column(String(16))
+    url: Mapped[str | None] = mapped_column(String(2048), default=None)
+    interval: Mapped[int] = mapped_column(Integer)
+    timeout: Mapped[int] = mapped_column(Integer)
+    method: Mapped[str] = mapped_column(String(10), default="GET")
+    expected_status: Mapped[int | None] = mapped_column(Integer, default=None)
+    expected_keyword: Mapped[str | None] = mapped_column(String(500), default=None)
+    regions: Mapped[list[str]] = mapped_column(JSON)
+    config: Mapped[dict[str, Any]] = mapped_column(JSON)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Routes unauthenticated pings (HEARTBEAT monitors only): unguessable.
+    heartbeat_token: Mapped[str | None] = mapped_column(String(60), unique=True, default=None)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The newest result, kept here by the results service so that lists never search the history.
+    last_check_status: Mapped[str | None] = mapped_column(String(8), default=None)
+    last_check_response_time: Mapped[float | None] = mapped_column(Float, default=None)
+    last_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+    __table_args__ = (Index("ix_monitors_org_id_created_at", "org_id", "created_at"),)
+
+
+class CheckResult(Base):
+    """One check's outcome from one region. High volume: written in batches, kept for a retention period."""
+
+    __tablename__ = "check_results"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    monitor_id: Mapped[str] = mapped_column(ForeignKey("monitors.id", ondelete="CASCADE"))
+    region: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(8))
+    response_time: Mapped[float | None] = mapped_column(Float, default=None)
+    status_code: Mapped[int | None] = mapped_column(Integer, default=None)
+    error_kind: Mapped[str | None] = mapped_column(String(32), default=None)
+    error_message: Mapped[str | None] = mapped_column(Text, default=None)
+    dns_ms: Mapped[float | None] = mapped_column(Float, default=None)
+    tcp_ms: Mapped[float | None] = mapped_column(Float, default=None)
+    tls_ms: Mapped[float | None] = mapped_column(Float, default=None)
+    ttfb_ms: Mapped[float | None] = mapped_column(Float, default=None)
+    download_ms: Mapped[float | None] = mapped_column(Float, default=None)
+    total_ms: Mapped[float | None] = mapped_column(Float, default=None)
+    size_bytes: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    checked_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    scheduled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    agent_id: Mapped[str | None] = mapped_column(String(40), default=None)
+
+    __table_args__ = (
+        Index("ix_check_results_monitor_id_checked_at", "monitor_id", "checked_at"),
+        Index("ix_check_results_checked_at", "checked_at"),
+    )
+
+
+class CheckRollup(Base):
+    """Results of one monitor and region summed over an hour or a day: uptime, averages, p95.
+
+    `histograms` holds, per measure (responseTime and each phase), sparse log-scale bucket counts
+    (control_plane/histogram.py), so percentiles of any span are a merge, never a scan.
+    """
+
+    __tablename__ = "check_rollups"
+
+    monitor_id: Mapped[str] = mapped_column(ForeignKey("monitors.id", ondelete="CASCADE"), primary_key=True)
+    region: Mapped[str] = mapped_column(String(64), primary_key=True)
+    granularity: Mapped[str] = mapped_column(String(4), primary_key=True)  # "hour" | "day"
+    bucket_start: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    count: Mapped[int] = mapped_column(Integer, default=0)
+    up_count: Mapped[int] = mapped_column(Integer, default=0)
+    # Sums and counts of the measures that were present (a TCP check has no TLS phase).
+    sums: Mapped[dict[str, float]] = mapped_column(JSON)
+    counts: Mapped[dict[str, int]] = mapped_column(JSON)
+    histograms: Mapped[dict[str, dict[str, int]]] = mapped_column(JSON)
+
+    __table_args__ = (Index("ix_check_rollups_granularity_bucket_start", "granularity", "bucket_start"),)
+
+
+class Incident(Base):
+    """A monitor's downtime: opened and resolved by the incident engine."""
+
+    __tablename__ = "incidents"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    monitor_id: Mapped[str] = mapped_column(ForeignKey("monitors.id", ondelete="CASCADE"))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    cause: Mapped[str | None] = mapped_column(Text, default=None)
+
+    __table_args__ = (
+        Index("ix_incidents_monitor_id_started_at", "monitor_id", "started_at"),
+        Index("ix_incidents_org_id_started_at", "org_id", "started_at"),
+    )
+
+
+class AuditEvent(Base):
+    """What happened to an organization that its people should be able to find later."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
+    action: Mapped[str] = mapped_column(String(64))
+    actor: Mapped[str] = mapped_column(String(100))  # a user id, "revenuecat", "operator"
+    message: Mapped[str] = mapped_column(Text)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (Index("ix_audit_events_org_id_created_at", "org_id", "created_at"),)
+
+
+class BillingEvent(Base):
+    """A RevenueCat webhook event already applied: its id makes redelivery a no-op."""
+
+    __tablename__ = "billing_events"
+
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    org_id: Mapped[str | None] = mapped_column(ForeignKey("organizations.id", ondelete="SET NULL"))
+    type: Mapped[str] = mapped_column(String(40))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from enum import StrEnum
+from typing import Annotated
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class Plan(StrEnum):
@@ -33,6 +35,29 @@ class Settings(BaseSettings):
     # if a change notification were lost.
     auth_cache_seconds: int = Field(default=60, ge=0)
     log_level: str = "info"
+    # Where users and their jobs reach this server (heartbeat and ingest URLs are built from it).
+    public_url: str = "http://127.0.0.1:8000"
+    # Regions monitors may name besides those that have agent tokens (comma-separated or JSON list).
+    regions: Annotated[list[str], NoDecode] = ["us-east-1"]
+    default_regions: Annotated[list[str], NoDecode] = ["us-east-1"]
+    # Raw check results are kept this long; hourly and daily rollups much longer.
+    retention_days: int = Field(default=30, ge=1)
+    rollup_retention_days: int = Field(default=400, ge=1)
+
+    @field_validator("regions", "default_regions", mode="before")
+    @classmethod
+    def _region_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _no_trailing_slash(cls, value: str) -> str:
+        return value.rstrip("/")
 
     @field_validator("database_url")
     @classmethod

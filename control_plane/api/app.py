@@ -13,7 +13,7 @@ from control_plane.api.deps import Runtime, RuntimeDep
 from control_plane.api.errors import install_error_handlers
 from control_plane.api.middleware import ApiMiddleware
 from control_plane.api.responses import JsonResponse
-from control_plane.api.routes import api_keys, organization, team
+from control_plane.api.routes import api_keys, billing, organization, team
 from control_plane.settings import Settings
 
 
@@ -41,7 +41,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.state.runtime = runtime
     app.add_middleware(ApiMiddleware, max_body_bytes=settings.max_body_bytes)
     install_error_handlers(app)
-    for router in (organization.router, api_keys.router, team.router):
+    for router in (organization.router, api_keys.router, team.router, billing.router):
         app.include_router(router)
 
     @app.get("/healthz", include_in_schema=False)
