@@ -17,7 +17,7 @@ _INSTALL_HINTS = {
 
 
 def require_program(name: str, path: str | None = None) -> str:
-    """Return the program's path; skip the calling test when it is missing (fail under TRAXO_REQUIRE_SYSTEM_TOOLS=1).
+    """Return the program's path; skip the calling test when it is missing, fail if REQUIRE_ENV is 1.
 
     `path`, when given (an env override such as TRAXO_AGENT_CHROMIUM), is used instead of a PATH lookup.
     """
