@@ -43,6 +43,18 @@ class Settings(BaseSettings):
     # Raw check results are kept this long; hourly and daily rollups much longer.
     retention_days: int = Field(default=30, ge=1)
     rollup_retention_days: int = Field(default=400, ge=1)
+    retention_interval_seconds: float = Field(default=3600, gt=0)
+    # RevenueCat (billing). Unset keys leave billing "not configured": operators set plans with
+    # `traxo orgs set-plan` instead, and checkout, portal and the webhook say so.
+    revenuecat_api_url: str = "https://api.revenuecat.com"
+    revenuecat_secret_key: str | None = None  # REST API v1 secret key: the portal reads subscribers
+    revenuecat_public_key: str | None = None  # the web SDK's public key, handed out by checkout
+    # RevenueCat sends this value verbatim in the webhook's Authorization header.
+    revenuecat_webhook_secret: str | None = None
+    revenuecat_timeout_seconds: float = Field(default=10.0, gt=0)
+    revenuecat_product_pro: str = "traxo_pro_monthly"
+    revenuecat_product_business: str = "traxo_business_monthly"
+    revenuecat_product_enterprise: str = "traxo_enterprise_monthly"
 
     @field_validator("regions", "default_regions", mode="before")
     @classmethod
@@ -54,7 +66,7 @@ class Settings(BaseSettings):
             return [part.strip() for part in text.split(",") if part.strip()]
         return value
 
-    @field_validator("public_url")
+    @field_validator("public_url", "revenuecat_api_url")
     @classmethod
     def _no_trailing_slash(cls, value: str) -> str:
         return value.rstrip("/")

@@ -13,12 +13,16 @@ from control_plane.api.deps import Runtime, RuntimeDep
 from control_plane.api.errors import install_error_handlers
 from control_plane.api.middleware import ApiMiddleware
 from control_plane.api.responses import JsonResponse
-from control_plane.api.routes import api_keys, billing, organization, team
+from control_plane.api.routes import api_keys, billing, dashboard, monitors, organization, team
 from control_plane.settings import Settings
+from control_plane.workers.jobs import build_runner
 
 
-def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
-    """The API app. A runtime handed in is shared and left open; one built here is closed at shutdown."""
+def create_app(settings: Settings, runtime: Runtime | None = None, *, workers: bool = False) -> FastAPI:
+    """The API app. A runtime handed in is shared and left open; one built here is closed at shutdown.
+
+    With `workers`, the background jobs run in this process for as long as the app does.
+    """
     owns_runtime = runtime is None
     runtime = runtime or Runtime.build(settings)
 
@@ -26,7 +30,12 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         if owns_runtime:
             await runtime.db.start()
+        runner = build_runner(runtime.db, settings) if workers else None
+        if runner is not None:
+            await runner.start()
         yield
+        if runner is not None:
+            await runner.stop()
         if owns_runtime:
             await runtime.db.dispose()
 
@@ -41,7 +50,14 @@ def create_app(settings: Settings, runtime: Runtime | None = None) -> FastAPI:
     app.state.runtime = runtime
     app.add_middleware(ApiMiddleware, max_body_bytes=settings.max_body_bytes)
     install_error_handlers(app)
-    for router in (organization.router, api_keys.router, team.router, billing.router):
+    for router in (
+        organization.router,
+        api_keys.router,
+        team.router,
+        billing.router,
+        monitors.router,
+        dashboard.router,
+    ):
         app.include_router(router)
 
     @app.get("/healthz", include_in_schema=False)

@@ -1,0 +1,321 @@
+"""Check results in: one batch insert, idempotent by result id, keeping rollups and lastCheck current.
+
+Every writer of results (agents over gRPC, tests, benchmarks) goes through `record_results`, so the
+hourly/daily rollups and each monitor's newest result are always in step with the raw rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Table, bindparam, delete, or_, select, tuple_
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from control_plane import histogram
+from control_plane.models import CheckResult, CheckRollup, Monitor
+
+PHASES = ("dns", "tcp", "tls", "ttfb", "download", "total")
+GRANULARITIES = ("hour", "day")
+
+
+@dataclass(frozen=True, slots=True)
+class ResultIn:
+    """A validated check result, as the agent protocol's conversion module produces it."""
+
+    id: str
+    monitor_id: str
+    region: str
+    status: str  # UP | DOWN
+    checked_at: datetime
+    response_time: float | None = None
+    status_code: int | None = None
+    error_kind: str | None = None
+    error_message: str | None = None
+    dns: float | None = None
+    tcp: float | None = None
+    tls: float | None = None
+    ttfb: float | None = None
+    download: float | None = None
+    total: float | None = None
+    size: int | None = None
+    details: dict[str, Any] | None = None
+    scheduled_at: datetime | None = None
+    agent_id: str | None = None
+
+    def measures(self) -> dict[str, float]:
+        """The timed measures present in this result; `total` falls back to the response time."""
+        values = {phase: getattr(self, phase) for phase in PHASES}
+        if values["total"] is None:
+            values["total"] = self.response_time
+        return {name: float(value) for name, value in values.items() if value is not None}
+
+
+@dataclass(slots=True)
+class RecordOutcome:
+    inserted: list[str] = field(default_factory=list)
+    duplicates: list[str] = field(default_factory=list)  # already stored: a replay
+    orphaned: list[str] = field(default_factory=list)  # their monitor no longer exists
+
+
+def _table(model: type[Any]) -> Table:
+    table: Table = model.__table__
+    return table
+
+
+def bucket_start(moment: datetime, granularity: str) -> datetime:
+    if granularity == "hour":
+        return moment.replace(minute=0, second=0, microsecond=0)
+    return moment.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+async def record_results(session: AsyncSession, results: Sequence[ResultIn]) -> RecordOutcome:
+    """Store a batch in one transaction (committed here). Replayed ids are skipped, not counted twice."""
+    outcome = RecordOutcome()
+    unique = list({result.id: result for result in results}.values())
+    if not unique:
+        return outcome
+    monitor_ids = sorted({r.monitor_id for r in unique})
+    # KEY SHARE: a monitor deleted meanwhile waits for this batch instead of breaking its foreign keys.
+    existing = set(
+        await session.scalars(
+            select(Monitor.id).where(Monitor.id.in_(monitor_ids)).with_for_update(key_share=True, read=True)
+        )
+    )
+    live = [r for r in unique if r.monitor_id in existing]
+    outcome.orphaned = [r.id for r in unique if r.monitor_id not in existing]
+    if live:
+        inserted_ids = await _insert_new(session, live)
+        fresh = [r for r in live if r.id in inserted_ids]
+        outcome.inserted = [r.id for r in fresh]
+        outcome.duplicates = [r.id for r in live if r.id not in inserted_ids]
+        if fresh:
+            await _update_rollups(session, fresh)
+            await _update_last_checks(session, fresh)
+    await session.commit()
+    return outcome
+
+
+def _insert_statement(session: AsyncSession) -> Any:
+    dialect = session.get_bind().dialect.name
+    module = postgresql if dialect == "postgresql" else sqlite
+    return module.insert(CheckResult).on_conflict_do_nothing(index_elements=[CheckResult.id])
+
+
+async def _insert_new(session: AsyncSession, results: list[ResultIn]) -> set[str]:
+    rows = [
+        {
+            "id": r.id,
+            "monitor_id": r.monitor_id,
+            "region": r.region,
+            "status": r.status,
+            "response_time": r.response_time,
+            "status_code": r.status_code,
+            "error_kind": r.error_kind,
+            "error_message": r.error_message,
+            "dns_ms": r.dns,
+            "tcp_ms": r.tcp,
+            "tls_ms": r.tls,
+            "ttfb_ms": r.ttfb,
+            "download_ms": r.download,
+            "total_ms": r.total,
+            "size_bytes": r.size,
+            "details": r.details,
+            "checked_at": r.checked_at,
+            "scheduled_at": r.scheduled_at,
+            "agent_id": r.agent_id,
+        }
+        for r in results
+    ]
+    statement = _insert_statement(session).returning(CheckResult.id)
+    inserted = await session.execute(statement, rows)
+    return set(inserted.scalars())
+
+
+@dataclass(slots=True)
+class _RollupDelta:
+    count: int = 0
+    up_count: int = 0
+    sums: dict[str, float] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+    histograms: dict[str, histogram.Histogram] = field(default_factory=dict)
+
+    def add(self, result: ResultIn) -> None:
+        self.count += 1
+        self.up_count += result.status == "UP"
+        for name, value in result.measures().items():
+            self.sums[name] = self.sums.get(name, 0.0) + value
+            self.counts[name] = self.counts.get(name, 0) + 1
+            histogram.add(self.histograms.setdefault(name, {}), value)
+        if result.size is not None:
+            self.sums["size"] = self.sums.get("size", 0.0) + result.size
+            self.counts["size"] = self.counts.get("size", 0) + 1
+
+
+RollupKey = tuple[str, str, str, datetime]
+
+
+async def _update_rollups(session: AsyncSession, results: list[ResultIn]) -> None:
+    deltas: dict[RollupKey, _RollupDelta] = {}
+    for result in results:
+        for granularity in GRANULARITIES:
+            key = (
+                result.monitor_id,
+                result.region,
+                granularity,
+                bucket_start(result.checked_at, granularity),
+            )
+            deltas.setdefault(key, _RollupDelta()).add(result)
+    keys = sorted(deltas)
+    dialect = session.get_bind().dialect.name
+    module = postgresql if dialect == "postgresql" else sqlite
+    # Make sure every row exists, then lock them in key order (no deadlocks between batches).
+    await session.execute(
+        module.insert(CheckRollup).on_conflict_do_nothing(),
+        [
+            {
+                "monitor_id": k[0],
+                "region": k[1],
+                "granularity": k[2],
+                "bucket_start": k[3],
+                "count": 0,
+                "up_count": 0,
+                "sums": {},
+                "counts": {},
+                "histograms": {},
+            }
+            for k in keys
+        ],
+    )
+    key_columns = (
+        CheckRollup.monitor_id,
+        CheckRollup.region,
+        CheckRollup.granularity,
+        CheckRollup.bucket_start,
+    )
+    stored = {
+        (row.monitor_id, row.region, row.granularity, row.bucket_start): row._mapping
+        for row in (
+            await session.execute(
+                select(CheckRollup.__table__)
+                .where(tuple_(*key_columns).in_(keys))
+                .order_by(*key_columns)
+                .with_for_update()
+            )
+        ).all()
+    }
+    updates = []
+    for key in keys:
+        row, delta = stored[key], deltas[key]
+        sums = dict(row["sums"])
+        counts = dict(row["counts"])
+        histograms = {name: dict(h) for name, h in row["histograms"].items()}
+        for name, value in delta.sums.items():
+            sums[name] = sums.get(name, 0.0) + value
+        for name, value in delta.counts.items():
+            counts[name] = counts.get(name, 0) + value
+        for name, h in delta.histograms.items():
+            histogram.merge_into(histograms.setdefault(name, {}), h)
+        updates.append(
+            {
+                "k_monitor_id": key[0],
+                "k_region": key[1],
+                "k_granularity": key[2],
+                "k_bucket_start": key[3],
+                "count": row["count"] + delta.count,
+                "up_count": row["up_count"] + delta.up_count,
+                "sums": sums,
+                "counts": counts,
+                "histograms": histograms,
+            }
+        )
+    table = _table(CheckRollup)
+    statement = (
+        table.update()
+        .where(
+            table.c.monitor_id == bindparam("k_monitor_id"),
+            table.c.region == bindparam("k_region"),
+            table.c.granularity == bindparam("k_granularity"),
+            table.c.bucket_start == bindparam("k_bucket_start"),
+        )
+        .values(
+            count=bindparam("count"),
+            up_count=bindparam("up_count"),
+            sums=bindparam("sums"),
+            counts=bindparam("counts"),
+            histograms=bindparam("histograms"),
+        )
+    )
+    connection = await session.connection()
+    await connection.execute(statement, updates)
+
+
+async def _update_last_checks(session: AsyncSession, results: list[ResultIn]) -> None:
+    newest: dict[str, ResultIn] = {}
+    for result in results:
+        current = newest.get(result.monitor_id)
+        if current is None or result.checked_at > current.checked_at:
+            newest[result.monitor_id] = result
+    table = _table(Monitor)
+    statement = (
+        table.update()
+        .where(
+            table.c.id == bindparam("k_id"),
+            or_(table.c.last_checked_at.is_(None), table.c.last_checked_at <= bindparam("k_checked_at")),
+        )
+        .values(
+            last_check_status=bindparam("status"),
+            last_check_response_time=bindparam("response_time"),
+            last_checked_at=bindparam("k_checked_at"),
+        )
+    )
+    connection = await session.connection()
+    await connection.execute(
+        statement,
+        [
+            {
+                "k_id": r.monitor_id,
+                "k_checked_at": r.checked_at,
+                "status": r.status,
+                "response_time": r.response_time,
+            }
+            for r in sorted(newest.values(), key=lambda r: r.monitor_id)
+        ],
+    )
+
+
+async def delete_expired(
+    session: AsyncSession,
+    *,
+    now: datetime,
+    retention: timedelta,
+    rollup_retention: timedelta,
+    batch_size: int,
+) -> int:
+    """Delete one batch of raw results past retention (and rollups past theirs); returns rows deleted.
+
+    Small batches keep each transaction short, so ingestion never waits long behind retention.
+    """
+    cutoff = now - retention
+    doomed = select(CheckResult.id).where(CheckResult.checked_at < cutoff).limit(batch_size)
+    result = await session.execute(delete(CheckResult).where(CheckResult.id.in_(doomed.scalar_subquery())))
+    deleted = int(result.rowcount or 0)  # type: ignore[attr-defined]
+    rollup_cutoff = now - rollup_retention
+    doomed_rollups = (
+        select(CheckRollup.monitor_id, CheckRollup.region, CheckRollup.granularity, CheckRollup.bucket_start)
+        .where(CheckRollup.bucket_start < rollup_cutoff)
+        .limit(batch_size)
+    )
+    rollups = await session.execute(
+        delete(CheckRollup).where(
+            tuple_(
+                CheckRollup.monitor_id, CheckRollup.region, CheckRollup.granularity, CheckRollup.bucket_start
+            ).in_(doomed_rollups)
+        )
+    )
+    deleted += int(rollups.rowcount or 0)  # type: ignore[attr-defined]
+    await session.commit()
+    return deleted

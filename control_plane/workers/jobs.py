@@ -1,0 +1,15 @@
+"""The periodic jobs a replica runs, wired from settings."""
+
+from __future__ import annotations
+
+from control_plane.db import Database
+from control_plane.settings import Settings
+from control_plane.workers.retention import apply_retention
+from control_plane.workers.runner import PeriodicJob, WorkerRunner
+
+
+def build_runner(db: Database, settings: Settings) -> WorkerRunner:
+    async def retention() -> None:
+        await apply_retention(db, settings)
+
+    return WorkerRunner(db, [PeriodicJob("retention", settings.retention_interval_seconds, retention)])

@@ -1,0 +1,35 @@
+"""Retention: raw check results past the retention period go, in small batches; rollups stay longer."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
+
+from control_plane.db import Database
+from control_plane.services.results import delete_expired
+from control_plane.settings import Settings
+from control_plane.timefmt import Clock, utcnow
+
+log = logging.getLogger(__name__)
+
+
+async def apply_retention(db: Database, settings: Settings, *, clock: Clock = utcnow, batch_size: int = 5000) -> int:
+    """Delete everything past retention, one short transaction per batch; returns rows deleted."""
+    total = 0
+    while True:
+        async with db.session() as session:
+            deleted = await delete_expired(
+                session,
+                now=clock(),
+                retention=timedelta(days=settings.retention_days),
+                rollup_retention=timedelta(days=settings.rollup_retention_days),
+                batch_size=batch_size,
+            )
+        total += deleted
+        if deleted == 0:
+            break
+        await asyncio.sleep(0)  # let ingestion in
+    if total:
+        log.info("retention deleted %d expired rows", total)
+    return total

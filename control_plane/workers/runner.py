@@ -1,0 +1,89 @@
+"""Periodic jobs under a database lease.
+
+On PostgreSQL each run takes a session-level advisory lock named after the job, so with many
+replicas a job runs on one of them at a time; the others skip that round. On SQLite one process
+owns the file, and a process-local lock is the lease.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from sqlalchemy import text
+
+from control_plane.db import Database
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodicJob:
+    name: str
+    interval_seconds: float
+    run: Callable[[], Awaitable[None]]
+
+
+def _lock_key(name: str) -> int:
+    # A stable signed 64-bit key per job name (advisory locks take a bigint).
+    return int.from_bytes(hashlib.sha256(f"traxo-job:{name}".encode()).digest()[:8], "big", signed=True)
+
+
+class WorkerRunner:
+    def __init__(self, db: Database, jobs: list[PeriodicJob]) -> None:
+        self._db = db
+        self._jobs = jobs
+        self._local_locks = {job.name: asyncio.Lock() for job in jobs}
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        for job in self._jobs:
+            self._tasks.append(asyncio.create_task(self._loop(job), name=f"traxo-job-{job.name}"))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+
+    async def run_once(self, job: PeriodicJob) -> bool:
+        """Run the job if this replica gets the lease; True when it ran."""
+        async with self._lease(job.name) as held:
+            if held:
+                await job.run()
+            return held
+
+    async def _loop(self, job: PeriodicJob) -> None:
+        while True:
+            try:
+                await self.run_once(job)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("job %s failed; it runs again in %.0f s", job.name, job.interval_seconds)
+            await asyncio.sleep(job.interval_seconds)
+
+    @asynccontextmanager
+    async def _lease(self, name: str) -> AsyncIterator[bool]:
+        local = self._local_locks.setdefault(name, asyncio.Lock())
+        if local.locked():
+            yield False
+            return
+        async with local:
+            if self._db.is_sqlite:
+                yield True
+                return
+            key = _lock_key(name)
+            async with self._db.engine.connect() as conn:
+                held = bool(await conn.scalar(text("SELECT pg_try_advisory_lock(:key)"), {"key": key}))
+                await conn.commit()
+                try:
+                    yield held
+                finally:
+                    if held:
+                        await conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+                        await conn.commit()

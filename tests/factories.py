@@ -1,0 +1,55 @@
+"""Rows for tests that need monitors and results without going through the API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from control_plane.db import Database
+from control_plane.ids import new_id
+from control_plane.models import Monitor
+from control_plane.services.results import ResultIn, record_results
+from control_plane.timefmt import utcnow
+
+
+async def insert_monitor(db: Database, org_id: str, **fields: object) -> Monitor:
+    now = utcnow()
+    values: dict[str, object] = {
+        "id": new_id("mon"),
+        "org_id": org_id,
+        "name": "Monitor",
+        "type": "HTTP",
+        "url": "https://example.com/health",
+        "interval": 300,
+        "timeout": 30,
+        "method": "GET",
+        "regions": ["us-east-1"],
+        "config": {},
+        "is_active": True,
+        "created_at": now,
+        "updated_at": now,
+        **fields,
+    }
+    monitor = Monitor(**values)
+    async with db.session() as session:
+        session.add(monitor)
+        await session.commit()
+    return monitor
+
+
+def result(monitor_id: str, checked_at: datetime, *, status: str = "UP", **fields: object) -> ResultIn:
+    values: dict[str, object] = {
+        "id": new_id("chk"),
+        "monitor_id": monitor_id,
+        "region": "us-east-1",
+        "status": status,
+        "checked_at": checked_at,
+        "response_time": 100.0,
+        "status_code": 200 if status == "UP" else 503,
+        **fields,
+    }
+    return ResultIn(**values)  # type: ignore[arg-type]
+
+
+async def record(db: Database, results: list[ResultIn]) -> None:
+    async with db.session() as session:
+        await record_results(session, results)

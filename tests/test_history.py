@@ -1,0 +1,145 @@
+"""Performance, dashboard stats, retention and the worker lease, all read from rollups."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import func, select
+
+from control_plane.db import Database
+from control_plane.ids import new_id
+from control_plane.models import CheckResult, CheckRollup, Incident
+from control_plane.timefmt import utcnow
+from control_plane.workers.retention import apply_retention
+from control_plane.workers.runner import PeriodicJob, WorkerRunner
+from tests.factories import insert_monitor, record, result
+from tests.spec import assert_shape, example
+
+
+async def test_performance_reads_averages_p95_and_an_hourly_series(api, world, database):
+    monitor = await insert_monitor(database, world.org_a)
+    now = utcnow()
+    recent = [
+        result(
+            monitor.id,
+            now - timedelta(minutes=5 + i),
+            dns=10.0 + i,
+            tcp=5.0,
+            tls=20.0,
+            ttfb=40.0,
+            download=5.0,
+            total=80.0 + i,
+            size=2000,
+        )
+        for i in range(20)
+    ]
+    older = [
+        result(monitor.id, now - timedelta(hours=3, minutes=i), total=200.0, dns=30.0) for i in range(10)
+    ]
+    ancient = [result(monitor.id, now - timedelta(days=9), total=5000.0)]
+    await record(database, recent + older + ancient)
+
+    response = await api.get(f"/api/monitors/{monitor.id}/performance?hours=24", headers=world.vera.headers)
+    assert response.status_code == 200
+    body = response.json()
+    assert_shape(body, example("GET", "/api/monitors/:id/performance"))
+    data = body["data"]
+    assert data["sampleCount"] == 30
+    assert data["averages"]["total"] == round((sum(80.0 + i for i in range(20)) + 2000.0) / 30, 1)
+    assert data["averages"]["tls"] == 20.0 and data["averages"]["size"] == 2000
+    assert abs(data["p95"]["total"] - 200.0) / 200.0 < 0.05
+    assert (
+        len(data["timeSeries"]) >= 2
+        and data["timeSeries"][0]["timestamp"] < data["timeSeries"][-1]["timestamp"]
+    )
+    week = (
+        await api.get(f"/api/monitors/{monitor.id}/performance?hours=168", headers=world.alice.headers)
+    ).json()
+    assert week["data"]["sampleCount"] == 30  # nine days ago is outside a week
+    default = (await api.get(f"/api/monitors/{monitor.id}/performance", headers=world.alice.headers)).json()
+    assert default["data"]["sampleCount"] == 30
+
+
+async def test_dashboard_stats(api, world, database):
+    up = await insert_monitor(database, world.org_a, name="up")
+    flaky = await insert_monitor(database, world.org_a, name="flaky")
+    paused = await insert_monitor(database, world.org_a, name="paused", is_active=False)
+    other = await insert_monitor(database, world.org_b, name="other org")
+    now = utcnow()
+    await record(database, [result(up.id, now - timedelta(minutes=i)) for i in range(4)])
+    await record(database, [result(flaky.id, now - timedelta(minutes=i + 1)) for i in range(3)])
+    await record(database, [result(flaky.id, now, status="DOWN")])
+    await record(database, [result(paused.id, now, status="DOWN")])
+    await record(database, [result(other.id, now, status="DOWN")])
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    async with database.session() as session:
+        for started in (midnight + timedelta(seconds=1), midnight - timedelta(seconds=1)):
+            session.add(
+                Incident(id=new_id("inc"), org_id=world.org_a, monitor_id=flaky.id, started_at=started)
+            )
+        session.add(Incident(id=new_id("inc"), org_id=world.org_b, monitor_id=other.id, started_at=now))
+        await session.commit()
+
+    response = await api.get("/api/dashboard/stats", headers=world.vera.headers)
+    assert response.status_code == 200
+    body = response.json()
+    assert_shape(body, example("GET", "/api/dashboard/stats"))
+    # paused: 0% uptime; up: 100%; flaky: 75%
+    assert body["data"] == {"totalMonitors": 3, "currentlyDown": 1, "avgUptime": 58.33, "incidentsToday": 1}
+    other_org = (await api.get("/api/dashboard/stats", headers=world.bob.headers)).json()["data"]
+    assert other_org == {"totalMonitors": 1, "currentlyDown": 1, "avgUptime": 0.0, "incidentsToday": 1}
+    empty = (await api.get("/api/dashboard/stats", headers=world.alice.headers)).status_code
+    assert empty == 200
+    assert (await api.get("/api/dashboard/stats", headers=world.nora.headers)).status_code == 404
+
+
+async def test_retention_deletes_expired_rows_in_batches(database, world, settings):
+    monitor = await insert_monitor(database, world.org_a)
+    now = datetime(2026, 11, 27, 12, tzinfo=UTC)
+    expired = [result(monitor.id, now - timedelta(days=31, minutes=i)) for i in range(7)]
+    kept = [result(monitor.id, now - timedelta(days=29, minutes=i)) for i in range(3)]
+    ancient = [result(monitor.id, now - timedelta(days=401))]
+    await record(database, expired + kept + ancient)
+
+    deleted = await apply_retention(database, settings, clock=lambda: now, batch_size=2)
+    async with database.session() as session:
+        remaining = set(await session.scalars(select(CheckResult.id)))
+        rollup_starts = set(await session.scalars(select(CheckRollup.bucket_start)))
+    assert remaining == {r.id for r in kept}
+    assert all(start > now - timedelta(days=400) for start in rollup_starts)
+    assert any(start < now - timedelta(days=30) for start in rollup_starts)  # old rollups outlive raw rows
+    assert deleted == 8 + 2  # raw rows, plus the ancient hour and day rollups
+    assert await apply_retention(database, settings, clock=lambda: now) == 0
+
+
+async def test_a_periodic_job_runs_on_one_replica_at_a_time(database):
+    started = asyncio.Event()
+    release = asyncio.Event()
+    runs = 0
+
+    async def job() -> None:
+        nonlocal runs
+        runs += 1
+        started.set()
+        await release.wait()
+
+    other_db = database if database.is_sqlite else Database(database.url)
+    first = WorkerRunner(database, [PeriodicJob("exclusive", 60, job)])
+    second = WorkerRunner(other_db, [PeriodicJob("exclusive", 60, job)])
+    try:
+        running = asyncio.create_task(first.run_once(first._jobs[0]))
+        await asyncio.wait_for(started.wait(), 5)
+        if database.is_sqlite:
+            assert await first.run_once(first._jobs[0]) is False  # the process's own lease is held
+        else:
+            assert await second.run_once(second._jobs[0]) is False  # another replica holds the lease
+        release.set()
+        assert await running is True
+        assert await second.run_once(second._jobs[0]) is True
+        assert runs == 2
+    finally:
+        if other_db is not database:
+            await other_db.dispose()
+    async with database.session() as session:
+        assert await session.scalar(select(func.count()).select_from(CheckResult)) == 0
