@@ -44,6 +44,14 @@ class Settings(BaseSettings):
     retention_days: int = Field(default=30, ge=1)
     rollup_retention_days: int = Field(default=400, ge=1)
     retention_interval_seconds: float = Field(default=3600, gt=0)
+    # Agents renew their lease about three times per period; one that misses
+    # `agent_lease_missed_periods` whole periods loses its monitors to its region's other agents.
+    agent_lease_seconds: float = Field(default=10, gt=0)
+    agent_lease_missed_periods: int = Field(default=3, ge=1)
+    grpc_port: int = Field(default=50051, ge=0, le=65535)
+    # TLS for the agent protocol (PEM files); plaintext gRPC when unset.
+    grpc_tls_cert: str | None = None
+    grpc_tls_key: str | None = None
     # RevenueCat (billing). Unset keys leave billing "not configured": operators set plans with
     # `traxo orgs set-plan` instead, and checkout, portal and the webhook say so.
     revenuecat_api_url: str = "https://api.revenuecat.com"

@@ -15,13 +15,21 @@ from control_plane.api.middleware import ApiMiddleware
 from control_plane.api.responses import JsonResponse
 from control_plane.api.routes import api_keys, billing, dashboard, monitors, organization, team
 from control_plane.settings import Settings
+from control_plane.agents.endpoint import AgentsEndpoint
 from control_plane.workers.jobs import build_runner
 
 
-def create_app(settings: Settings, runtime: Runtime | None = None, *, workers: bool = False) -> FastAPI:
+def create_app(
+    settings: Settings,
+    runtime: Runtime | None = None,
+    *,
+    workers: bool = False,
+    grpc_address: tuple[str, int] | None = None,
+) -> FastAPI:
     """The API app. A runtime handed in is shared and left open; one built here is closed at shutdown.
 
-    With `workers`, the background jobs run in this process for as long as the app does.
+    With `workers`, the background jobs run in this process for as long as the app does; with
+    `grpc_address`, so does the agents' gRPC service (and the coordinator that assigns monitors).
     """
     owns_runtime = runtime is None
     runtime = runtime or Runtime.build(settings)
@@ -33,7 +41,10 @@ def create_app(settings: Settings, runtime: Runtime | None = None, *, workers: b
         runner = build_runner(runtime.db, settings) if workers else None
         if runner is not None:
             await runner.start()
+        agents = await AgentsEndpoint.start(runtime.db, settings, grpc_address) if grpc_address else None
         yield
+        if agents is not None:
+            await agents.stop()
         if runner is not None:
             await runner.stop()
         if owns_runtime:

@@ -1,13 +1,19 @@
-"""Regions a monitor may name: those configured on this server (TRAXO_REGIONS)."""
+"""Regions a monitor may name: the server's configured ones, those with agent tokens, and the
+caller's own private locations (org-scoped tokens)."""
 
 from __future__ import annotations
 
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from control_plane.models import AgentToken
 from control_plane.settings import Settings
 
 
 async def known_regions(session: AsyncSession, settings: Settings, org_id: str) -> list[str]:
-    # Agent tokens will add their regions here (and org-scoped tokens private locations).
-    del session, org_id
-    return sorted(set(settings.regions))
+    token_regions = await session.scalars(
+        select(AgentToken.region)
+        .where(AgentToken.revoked_at.is_(None), or_(AgentToken.org_id.is_(None), AgentToken.org_id == org_id))
+        .distinct()
+    )
+    return sorted(set(settings.regions) | set(token_regions))

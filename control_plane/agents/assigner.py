@@ -1,0 +1,190 @@
+"""Who runs what: rendezvous hashing of a region's monitors over its live agents, with epochs.
+
+Each (monitor, region) goes to the live member (token + agent name) with the highest hash of the
+pair among those able to run its type. Adding or losing a member moves only the monitors it wins
+or held. Every change of owner revokes the old grant and opens a new one with a larger epoch; the
+results path uses the grants to fence off what an agent ran after it lost a monitor.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from control_plane import changes
+from control_plane.models import Agent, AgentToken, AssignmentGrant, Monitor
+from control_plane.monitor_config import PASSIVE_TYPES
+
+log = logging.getLogger(__name__)
+
+ASSIGNMENTS_TOPIC = "assignments"  # payload: "region" (all of it changed) or "region:monitor_id"
+
+CAPABILITY_FOR_TYPE = {
+    "HTTP": "http",
+    "TCP": "tcp",
+    "PING": "icmp",
+    "DNS": "dns",
+    "SSL": "ssl",
+    "BROWSER": "browser",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    key: str
+    capabilities: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class Liveness:
+    """When a registration counts as alive. During `grace_until` (a control plane that just
+    started and cannot yet know who renewed while it was away) nobody is judged lapsed."""
+
+    now: datetime
+    lease: timedelta
+    missed_periods: int
+    grace_until: datetime
+
+    @property
+    def cutoff(self) -> datetime | None:
+        if self.now < self.grace_until:
+            return None
+        return self.now - self.lease * self.missed_periods
+
+
+def rendezvous_weight(monitor_id: str, member_key: str) -> int:
+    digest = hashlib.blake2b(f"{monitor_id}\x00{member_key}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big")
+
+
+def choose_member(monitor_id: str, monitor_type: str, members: Sequence[Member]) -> str | None:
+    needed = CAPABILITY_FOR_TYPE.get(monitor_type)
+    best: tuple[int, str] | None = None
+    for member in members:
+        if needed is not None and needed not in member.capabilities:
+            continue
+        weight = (rendezvous_weight(monitor_id, member.key), member.key)
+        if best is None or weight > best:
+            best = weight
+    return best[1] if best else None
+
+
+async def live_members(session: AsyncSession, region: str, liveness: Liveness) -> list[Member]:
+    query = select(Agent.member_key, Agent.capabilities).where(
+        Agent.region == region, Agent.superseded_at.is_(None)
+    )
+    cutoff = liveness.cutoff
+    if cutoff is not None:
+        query = query.where(Agent.renewed_at >= cutoff)
+    return [Member(key, frozenset(caps)) for key, caps in (await session.execute(query)).all()]
+
+
+async def _region_owner_org(session: AsyncSession, region: str) -> tuple[bool, str | None]:
+    """(is private, owning org id) for a region, from its live tokens."""
+    owners = set(
+        await session.scalars(
+            select(AgentToken.org_id)
+            .where(AgentToken.region == region, AgentToken.revoked_at.is_(None))
+            .distinct()
+        )
+    )
+    private = [owner for owner in owners if owner is not None]
+    return (True, private[0]) if private else (False, None)
+
+
+async def _lock_region(session: AsyncSession, region: str) -> None:
+    if session.get_bind().dialect.name == "postgresql":
+        key = int.from_bytes(
+            hashlib.blake2b(f"assign:{region}".encode(), digest_size=8).digest(), "big", signed=True
+        )
+        await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+
+
+async def reassign(
+    session: AsyncSession, region: str, liveness: Liveness, *, monitor_ids: Collection[str] | None = None
+) -> list[str]:
+    """Bring the region's grants in line with its monitors and live members; commits.
+
+    With `monitor_ids`, only those monitors are considered (a monitor was created or changed).
+    Returns the ids of monitors whose grant changed.
+    """
+    await _lock_region(session, region)
+    members = await live_members(session, region, liveness)
+    private, owner_org = await _region_owner_org(session, region)
+    monitor_query = select(Monitor.id, Monitor.type, Monitor.regions, Monitor.org_id).where(
+        Monitor.is_active.is_(True), Monitor.type.not_in(PASSIVE_TYPES)
+    )
+    grant_query = select(AssignmentGrant.monitor_id, AssignmentGrant.member_key, AssignmentGrant.epoch).where(
+        AssignmentGrant.region == region, AssignmentGrant.revoked_at.is_(None)
+    )
+    if monitor_ids is not None:
+        monitor_query = monitor_query.where(Monitor.id.in_(list(monitor_ids)))
+        grant_query = grant_query.where(AssignmentGrant.monitor_id.in_(list(monitor_ids)))
+    wanted: dict[str, str | None] = {}
+    for monitor_id, monitor_type, regions, org_id in (await session.execute(monitor_query)).all():
+        if region not in regions or (private and org_id != owner_org):
+            continue
+        wanted[monitor_id] = choose_member(monitor_id, monitor_type, members)
+    current = {
+        monitor_id: (member, epoch)
+        for monitor_id, member, epoch in (await session.execute(grant_query)).all()
+    }
+
+    changed = sorted(
+        m for m in wanted.keys() | current.keys() if wanted.get(m) != current.get(m, (None, 0))[0]
+    )
+    # A changed monitor may keep its owner and still need its new settings pushed.
+    touched = set(changed) if monitor_ids is None else set(monitor_ids) & (wanted.keys() | current.keys())
+    if not changed:
+        for monitor_id in sorted(touched):
+            await changes.publish(session, ASSIGNMENTS_TOPIC, f"{region}:{monitor_id}")
+        await session.commit()
+        return []
+    now = liveness.now
+    revoke = [m for m in changed if m in current]
+    if revoke:
+        await session.execute(
+            update(AssignmentGrant)
+            .where(
+                AssignmentGrant.region == region,
+                AssignmentGrant.monitor_id.in_(revoke),
+                AssignmentGrant.revoked_at.is_(None),
+            )
+            .values(revoked_at=now)
+        )
+    grant = [m for m in changed if wanted.get(m) is not None]
+    if grant:
+        last_epochs = dict(
+            (
+                await session.execute(
+                    select(AssignmentGrant.monitor_id, func.max(AssignmentGrant.epoch))
+                    .where(AssignmentGrant.region == region, AssignmentGrant.monitor_id.in_(grant))
+                    .group_by(AssignmentGrant.monitor_id)
+                )
+            ).all()
+        )
+        session.add_all(
+            AssignmentGrant(
+                monitor_id=monitor_id,
+                region=region,
+                epoch=int(last_epochs.get(monitor_id) or 0) + 1,
+                member_key=wanted[monitor_id],
+                granted_at=now,
+            )
+            for monitor_id in grant
+        )
+    touched |= set(changed)
+    if monitor_ids is None or len(touched) > 50:
+        await changes.publish(session, ASSIGNMENTS_TOPIC, region)
+    else:
+        for monitor_id in sorted(touched):
+            await changes.publish(session, ASSIGNMENTS_TOPIC, f"{region}:{monitor_id}")
+    await session.commit()
+    log.info("region %s: %d monitors changed owner (%d live agents)", region, len(changed), len(members))
+    return changed

@@ -1,0 +1,120 @@
+"""The one place where protocol messages become domain objects and back; malformed input stops here."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from agent.protocol.traxo.agent.v1 import agent_pb2 as pb
+from control_plane.services.results import ResultIn
+
+RESULT_ID = re.compile(r"^chk_[a-z2-7]{20,40}$")
+_STATUS = {pb.UP: "UP", pb.DOWN: "DOWN"}
+_MAX_MESSAGE = 2000
+_MAX_DETAILS = 64 * 1024
+_MAX_SCREENSHOT = 5 * 1024 * 1024
+# A result claiming to come from further in the future than this is malformed (clock skew aside).
+_FUTURE_TOLERANCE = timedelta(minutes=10)
+
+
+@dataclass(frozen=True, slots=True)
+class MonitorAssignment:
+    """What an agent needs of a monitor, as read from the database."""
+
+    monitor_id: str
+    type: str
+    target: str
+    interval: int
+    timeout: int
+    method: str
+    expected_status: int | None
+    expected_keyword: str | None
+    config: dict[str, object]
+    epoch: int
+
+    def to_proto(self) -> pb.Assignment:
+        return pb.Assignment(
+            monitor_id=self.monitor_id,
+            type=self.type,
+            target=self.target,
+            interval_seconds=self.interval,
+            timeout_seconds=float(self.timeout),
+            method=self.method or "GET",
+            expected_status=self.expected_status or 0,
+            expected_keyword=self.expected_keyword or "",
+            config_json=json.dumps(self.config or {}, separators=(",", ":"), sort_keys=True),
+            epoch=self.epoch,
+        )
+
+
+class InvalidResult(Exception):
+    pass
+
+
+def _time(value: Timestamp) -> datetime:
+    return datetime.fromtimestamp(value.seconds + value.nanos / 1e9, UTC)
+
+
+def result_from_proto(message: pb.CheckResult, *, region: str, agent_id: str, now: datetime) -> ResultIn:
+    """Validate one result from an agent of `region`; raises InvalidResult naming what is wrong."""
+    if not RESULT_ID.match(message.result_id):
+        raise InvalidResult(f"result_id {message.result_id[:60]!r} is not chk_ + base32")
+    if message.region and message.region != region:
+        raise InvalidResult(f"region {message.region!r} is not the agent's region {region!r}")
+    status = _STATUS.get(message.status)
+    if status is None:
+        raise InvalidResult("status must be UP or DOWN")
+    if not message.HasField("finished_at") or not message.HasField("scheduled_at"):
+        raise InvalidResult("scheduled_at and finished_at are required")
+    checked_at = _time(message.finished_at)
+    if checked_at > now + _FUTURE_TOLERANCE:
+        raise InvalidResult(f"finished_at {checked_at.isoformat()} is in the future")
+    if not 0 <= message.response_time_ms < 86_400_000:
+        raise InvalidResult("response_time_ms out of range")
+    details = None
+    if message.details_json:
+        if len(message.details_json) > _MAX_DETAILS:
+            raise InvalidResult("details_json too large")
+        try:
+            details = json.loads(message.details_json)
+        except ValueError as exc:
+            raise InvalidResult(f"details_json is not JSON ({exc})") from None
+        if not isinstance(details, dict):
+            raise InvalidResult("details_json must be a JSON object")
+    if message.HasField("screenshot_png") and len(message.screenshot_png) > _MAX_SCREENSHOT:
+        raise InvalidResult("screenshot_png too large")
+
+    def optional(field: str) -> float | None:
+        return float(getattr(message, field)) if message.HasField(field) else None
+
+    return ResultIn(
+        id=message.result_id,
+        monitor_id=message.monitor_id,
+        region=region,
+        status=status,
+        checked_at=checked_at,
+        response_time=float(message.response_time_ms),
+        status_code=message.status_code if message.HasField("status_code") else None,
+        error_kind=message.error_kind[:32] or None,
+        error_message=message.error_message[:_MAX_MESSAGE] or None,
+        dns=optional("dns_ms"),
+        tcp=optional("tcp_ms"),
+        tls=optional("tls_ms"),
+        ttfb=optional("ttfb_ms"),
+        download=optional("download_ms"),
+        total=optional("total_ms"),
+        size=message.size_bytes if message.HasField("size_bytes") else None,
+        details=details,
+        scheduled_at=_time(message.scheduled_at),
+        agent_id=agent_id,
+    )
+
+
+def timestamp(moment: datetime) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromDatetime(moment)
+    return stamp

@@ -1,0 +1,253 @@
+"""Keeps grants current and tells open assignment streams what changed.
+
+Every replica runs one coordinator. Monitor changes (from the API, here or on another replica via
+LISTEN) and membership changes (registrations, lapsed leases) trigger `reassign`, which is
+serialized per region in the database and idempotent, so replicas doing the same work agree.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Iterable
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from control_plane.agents.assigner import ASSIGNMENTS_TOPIC, Liveness, reassign
+from control_plane.agents.convert import MonitorAssignment
+from control_plane.agents.registry import expire_lapsed
+from control_plane.agents.tokens import TOKENS_TOPIC
+from control_plane.db import Database
+from control_plane.models import AgentToken, AssignmentGrant, Monitor
+from control_plane.services.monitors import MONITORS_TOPIC
+from control_plane.settings import Settings
+from control_plane.timefmt import Clock, utcnow
+
+log = logging.getLogger(__name__)
+
+ALL = "*"  # an event for every monitor of a stream
+
+
+class StreamMailbox:
+    """What an open WatchAssignments stream has yet to look at: monitor ids, or ALL."""
+
+    def __init__(self, member_key: str, region: str, token_id: str) -> None:
+        self.member_key = member_key
+        self.region = region
+        self.token_id = token_id
+        self.pending: set[str] = set()
+        self.wake = asyncio.Event()
+        self.revoked = False
+
+    def post(self, monitor_id: str) -> None:
+        self.pending.add(monitor_id)
+        self.wake.set()
+
+    def take(self) -> set[str]:
+        pending, self.pending = self.pending, set()
+        self.wake.clear()
+        return pending
+
+
+class VersionClock:
+    """Assignment versions: strictly increasing in this process, and unlike another replica's."""
+
+    def __init__(self) -> None:
+        self._last = 0
+
+    def next(self) -> int:
+        self._last = max(self._last + 1, time.time_ns() // 1000)
+        return self._last
+
+
+class AgentCoordinator:
+    def __init__(self, db: Database, settings: Settings, clock: Clock = utcnow) -> None:
+        self.db = db
+        self.settings = settings
+        self.clock = clock
+        self.started_at = clock()
+        self.versions = VersionClock()
+        self.lease = timedelta(seconds=settings.agent_lease_seconds)
+        self._mailboxes: set[StreamMailbox] = set()
+        # member key -> (version, assignments) the member's last stream here ended with.
+        self._resume: OrderedDict[str, tuple[int, dict[str, MonitorAssignment]]] = OrderedDict()
+        self._changed_monitors: set[str] = set()
+        self._monitor_wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        db.changes.subscribe(MONITORS_TOPIC, self._on_monitor_changed)
+        db.changes.subscribe(ASSIGNMENTS_TOPIC, self._on_assignments_changed)
+        db.changes.subscribe(TOKENS_TOPIC, self._on_token_revoked)
+        db.changes.on_reset(lambda: self._post_all(ALL))
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    async def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self._monitor_changes_loop(), name="traxo-assign-monitors"),
+            asyncio.create_task(self._liveness_loop(), name="traxo-agent-liveness"),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+
+    def liveness(self) -> Liveness:
+        grace = self.lease * self.settings.agent_lease_missed_periods
+        return Liveness(
+            self.clock(), self.lease, self.settings.agent_lease_missed_periods, self.started_at + grace
+        )
+
+    # -- streams -----------------------------------------------------------------------------
+    def open_mailbox(self, member_key: str, region: str, token_id: str) -> StreamMailbox:
+        mailbox = StreamMailbox(member_key, region, token_id)
+        self._mailboxes.add(mailbox)
+        return mailbox
+
+    def close_mailbox(self, mailbox: StreamMailbox, version: int, sent: dict[str, MonitorAssignment]) -> None:
+        self._mailboxes.discard(mailbox)
+        self._resume[mailbox.member_key] = (version, sent)
+        self._resume.move_to_end(mailbox.member_key)
+        while len(self._resume) > 10_000:
+            self._resume.popitem(last=False)
+
+    def resume_state(self, member_key: str, known_version: int) -> dict[str, MonitorAssignment] | None:
+        cached = self._resume.get(member_key)
+        if known_version and cached and cached[0] == known_version:
+            return dict(cached[1])
+        return None
+
+    async def load_assignments(
+        self, member_key: str, region: str, monitor_ids: Iterable[str] | None = None
+    ) -> dict[str, MonitorAssignment]:
+        query = (
+            select(
+                Monitor.id,
+                Monitor.type,
+                Monitor.url,
+                Monitor.interval,
+                Monitor.timeout,
+                Monitor.method,
+                Monitor.expected_status,
+                Monitor.expected_keyword,
+                Monitor.config,
+                AssignmentGrant.epoch,
+            )
+            .join(AssignmentGrant, AssignmentGrant.monitor_id == Monitor.id)
+            .where(
+                AssignmentGrant.member_key == member_key,
+                AssignmentGrant.region == region,
+                AssignmentGrant.revoked_at.is_(None),
+                Monitor.is_active.is_(True),
+            )
+        )
+        if monitor_ids is not None:
+            query = query.where(Monitor.id.in_(list(monitor_ids)))
+        async with self.db.session() as session:
+            rows = (await session.execute(query)).all()
+        return {
+            row.id: MonitorAssignment(
+                monitor_id=row.id,
+                type=row.type,
+                target=row.url or "",
+                interval=row.interval,
+                timeout=row.timeout,
+                method=row.method,
+                expected_status=row.expected_status,
+                expected_keyword=row.expected_keyword,
+                config=row.config or {},
+                epoch=row.epoch,
+            )
+            for row in rows
+        }
+
+    # -- reassignment --------------------------------------------------------------------------
+    async def regions(self) -> list[str]:
+        async with self.db.session() as session:
+            token_regions = await session.scalars(
+                select(AgentToken.region).where(AgentToken.revoked_at.is_(None)).distinct()
+            )
+            return sorted(set(self.settings.regions) | set(token_regions))
+
+    async def reassign_region(self, region: str, monitor_ids: Iterable[str] | None = None) -> list[str]:
+        async with self.db.session() as session:
+            return await reassign(
+                session,
+                region,
+                self.liveness(),
+                monitor_ids=None if monitor_ids is None else list(monitor_ids),
+            )
+
+    async def check_liveness(self) -> None:
+        """Judge leases (outside the grace period) and rebalance every region."""
+        liveness = self.liveness()
+        for region in await self.regions():
+            if liveness.cutoff is not None:
+                async with self.db.session() as session:
+                    lapsed = await expire_lapsed(session, region, cutoff=liveness.cutoff, now=liveness.now)
+                if lapsed:
+                    log.warning("region %s: %d agents stopped renewing their lease", region, lapsed)
+            await self.reassign_region(region)
+
+    async def _liveness_loop(self) -> None:
+        while True:
+            try:
+                await self.check_liveness()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("agent liveness pass failed")
+            await asyncio.sleep(max(0.2, self.lease.total_seconds() / 2))
+
+    def _on_monitor_changed(self, monitor_id: str) -> None:
+        self._changed_monitors.add(monitor_id)
+        self._monitor_wake.set()
+
+    async def _monitor_changes_loop(self) -> None:
+        while True:
+            await self._monitor_wake.wait()
+            self._monitor_wake.clear()
+            batch, self._changed_monitors = self._changed_monitors, set()
+            try:
+                await self._reassign_monitors(batch)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception(
+                    "assigning %d changed monitors failed; the liveness pass will retry", len(batch)
+                )
+
+    async def _reassign_monitors(self, monitor_ids: set[str]) -> None:
+        async with self.db.session() as session:
+            monitor_regions = (
+                await session.execute(select(Monitor.regions).where(Monitor.id.in_(monitor_ids)))
+            ).scalars()
+            granted = await session.scalars(
+                select(AssignmentGrant.region)
+                .where(AssignmentGrant.monitor_id.in_(monitor_ids), AssignmentGrant.revoked_at.is_(None))
+                .distinct()
+            )
+            regions = {region for regions in monitor_regions for region in regions} | set(granted)
+        for region in sorted(regions):
+            await self.reassign_region(region, monitor_ids)
+        for monitor_id in monitor_ids:  # a deleted monitor has no grants left to announce it
+            self._post_all(monitor_id)
+
+    def _on_assignments_changed(self, payload: str) -> None:
+        region, _, monitor_id = payload.partition(":")
+        for mailbox in list(self._mailboxes):
+            if mailbox.region == region:
+                mailbox.post(monitor_id or ALL)
+
+    def _post_all(self, monitor_id: str) -> None:
+        for mailbox in list(self._mailboxes):
+            mailbox.post(monitor_id)
+
+    def _on_token_revoked(self, token_id: str) -> None:
+        for mailbox in list(self._mailboxes):
+            if mailbox.token_id == token_id:
+                mailbox.revoked = True
+                mailbox.wake.set()

@@ -1,0 +1,212 @@
+"""The gRPC AgentService: thin handlers over tokens, registry, coordinator and ingest."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+
+import grpc
+from google.protobuf.duration_pb2 import Duration
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from agent.protocol.traxo.agent.v1 import agent_pb2 as pb
+from agent.protocol.traxo.agent.v1 import agent_pb2_grpc as pb_grpc
+from control_plane.agents import registry
+from control_plane.agents.convert import MonitorAssignment, timestamp
+from control_plane.agents.coordinator import ALL, AgentCoordinator
+from control_plane.agents.ingest import ingest_batch
+from control_plane.agents.tokens import authenticate_token
+from control_plane.models import AgentToken
+from control_plane.settings import Settings
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = "traxo.agent.v1.AgentService"
+_MAX_NAME = 128
+
+
+class AgentService(pb_grpc.AgentServiceServicer):
+    def __init__(self, coordinator: AgentCoordinator) -> None:
+        self.coordinator = coordinator
+        self.db = coordinator.db
+
+    async def _token(self, context: grpc.aio.ServicerContext) -> AgentToken:
+        metadata = dict(context.invocation_metadata() or ())
+        header = str(metadata.get("authorization", ""))
+        scheme, _, raw = header.partition(" ")
+        token = None
+        if scheme.lower() == "bearer" and raw:
+            async with self.db.session() as session:
+                token = await authenticate_token(session, raw.strip())
+        if token is None:
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "unknown or revoked agent token")
+        assert token is not None
+        return token
+
+    def _lease(self) -> Duration:
+        lease = Duration()
+        lease.FromTimedelta(self.coordinator.lease)
+        return lease
+
+    async def Register(
+        self, request: pb.RegisterRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RegisterResponse:
+        token = await self._token(context)
+        if request.region != token.region:
+            await context.abort(
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"this token is for region {token.region!r}, not {request.region!r}",
+            )
+        name = request.name.strip()
+        if not name or len(name) > _MAX_NAME:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"name must be 1-{_MAX_NAME} characters")
+        now = self.coordinator.clock()
+        async with self.db.session() as session:
+            registration = await registry.register(
+                session,
+                token,
+                name=name,
+                version=request.version[:32],
+                capabilities=list(request.capabilities),
+                now=now,
+            )
+        log.info("agent %s (%s) registered in %s", registration.agent_id, name, registration.region)
+        await self.coordinator.reassign_region(registration.region)
+        return pb.RegisterResponse(
+            agent_id=registration.agent_id, lease_duration=self._lease(), server_time=timestamp(now)
+        )
+
+    async def RenewLease(
+        self, request: pb.RenewLeaseRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RenewLeaseResponse:
+        token = await self._token(context)
+        now = self.coordinator.clock()
+        async with self.db.session() as session:
+            held = await registry.renew(session, token, request.agent_id, now=now)
+        return pb.RenewLeaseResponse(held=held, lease_duration=self._lease(), server_time=timestamp(now))
+
+    async def WatchAssignments(
+        self, request: pb.WatchAssignmentsRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.AssignmentUpdate]:
+        token = await self._token(context)
+        async with self.db.session() as session:
+            registration = await registry.current_registration(session, token, request.agent_id)
+        if registration is None:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "unknown agent_id: register first")
+        assert registration is not None
+        coordinator = self.coordinator
+        mailbox = coordinator.open_mailbox(registration.member_key, registration.region, token.id)
+        sent = coordinator.resume_state(registration.member_key, request.known_version)
+        version = request.known_version
+        try:
+            current = await coordinator.load_assignments(registration.member_key, registration.region)
+            if sent is None:
+                version = coordinator.versions.next()
+                sent = current
+                yield pb.AssignmentUpdate(
+                    snapshot=pb.Snapshot(
+                        version=version, assignments=[a.to_proto() for a in current.values()]
+                    )
+                )
+            else:
+                yield pb.AssignmentUpdate(resumed=pb.Resumed(version=version))
+                for update in _diff(sent, current, None, coordinator):
+                    version = update.change.version
+                    yield update
+            while True:
+                await mailbox.wake.wait()
+                if mailbox.revoked:
+                    await context.abort(grpc.StatusCode.UNAUTHENTICATED, "agent token revoked")
+                pending = mailbox.take()
+                scope = None if ALL in pending else pending
+                current = await coordinator.load_assignments(
+                    registration.member_key, registration.region, scope
+                )
+                for update in _diff(sent, current, scope, coordinator):
+                    version = update.change.version
+                    yield update
+        finally:
+            coordinator.close_mailbox(mailbox, version, sent or {})
+
+    async def StreamResults(
+        self, request_iterator: AsyncIterator[pb.ResultBatch], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.ResultAck]:
+        token = await self._token(context)
+        senders: dict[str, registry.Registration] = {}
+        async for batch in request_iterator:
+            sender = senders.get(batch.agent_id)
+            if sender is None:
+                async with self.db.session() as session:
+                    sender = await registry.any_registration(session, token, batch.agent_id)
+                if sender is None:
+                    await context.abort(
+                        grpc.StatusCode.FAILED_PRECONDITION, "unknown agent_id: register first"
+                    )
+                assert sender is not None
+                senders[batch.agent_id] = sender
+            outcome = await ingest_batch(self.db, sender, batch.results, now=self.coordinator.clock())
+            yield pb.ResultAck(sequence=batch.sequence, rejected=outcome.rejected)
+
+
+def _diff(
+    sent: dict[str, MonitorAssignment],
+    current: dict[str, MonitorAssignment],
+    scope: set[str] | None,
+    coordinator: AgentCoordinator,
+) -> list[pb.AssignmentUpdate]:
+    """Changes that turn `sent` into `current` (within `scope`, or everything); updates `sent`."""
+    updates = []
+    considered = set(sent) | set(current) if scope is None else scope
+    for monitor_id in sorted(considered):
+        old, new = sent.get(monitor_id), current.get(monitor_id)
+        if new is None and old is not None:
+            del sent[monitor_id]
+            kind = pb.Change.REMOVE
+            assignment = pb.Assignment(monitor_id=monitor_id)
+        elif new is not None and new != old:
+            sent[monitor_id] = new
+            kind = pb.Change.ADD if old is None else pb.Change.UPDATE
+            assignment = new.to_proto()
+        else:
+            continue
+        updates.append(
+            pb.AssignmentUpdate(
+                change=pb.Change(version=coordinator.versions.next(), kind=kind, assignment=assignment)
+            )
+        )
+    return updates
+
+
+SERVER_OPTIONS = [
+    # Agents ping idle connections every ~20 s; allow it rather than answering GOAWAY.
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
+    ("grpc.http2.max_ping_strikes", 0),
+    ("grpc.keepalive_time_ms", 30_000),
+    ("grpc.keepalive_timeout_ms", 10_000),
+    ("grpc.max_receive_message_length", 32 * 1024 * 1024),
+]
+
+
+async def start_grpc_server(
+    coordinator: AgentCoordinator, settings: Settings, host: str, port: int
+) -> grpc.aio.Server:
+    """Serves AgentService and the standard health service; returns the started server."""
+    server = grpc.aio.server(options=SERVER_OPTIONS)
+    pb_grpc.add_AgentServiceServicer_to_server(AgentService(coordinator), server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    address = f"{host}:{port}"
+    if settings.grpc_tls_cert and settings.grpc_tls_key:
+        with open(settings.grpc_tls_key, "rb") as key, open(settings.grpc_tls_cert, "rb") as cert:
+            credentials = grpc.ssl_server_credentials([(key.read(), cert.read())])
+        bound = server.add_secure_port(address, credentials)
+    else:
+        bound = server.add_insecure_port(address)
+    if bound == 0:
+        raise OSError(f"cannot listen for gRPC on {address}")
+    await server.start()
+    await health_servicer.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
+    await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+    log.info("gRPC AgentService listening on %s:%d", host, bound)
+    return server, bound

@@ -1,0 +1,416 @@
+"""What a monitor of each type may check and how: target (`url`) and `config` rules per type.
+
+docs/monitor-config.md is the user-facing version of this module. Everything here raises
+InvalidInput naming the field, so the API answers 400 and the agent can trust what it receives.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import ssl
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from jsonpath_ng.ext import parse as parse_jsonpath  # the agent's parser: filters like [?(@.x)]
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
+
+from control_plane.services.errors import InvalidInput
+
+MONITOR_TYPES = ("HTTP", "TCP", "PING", "DNS", "SSL", "HEARTBEAT", "BROWSER", "LLM")
+HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
+PASSIVE_TYPES = ("HEARTBEAT", "LLM")  # nothing to reach: the control plane receives their traffic
+URL_TYPES = ("HTTP", "BROWSER")
+
+REGION_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
+_LABEL = re.compile(r"^(?!-)[A-Za-z0-9_-]{1,63}(?<!-)$")
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+AssertionValue = str | int | float | bool
+
+
+def _as_text(value: AssertionValue) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+class _NumericAssertion(_Strict):
+    value: AssertionValue
+
+    @field_validator("value")
+    @classmethod
+    def _numeric(cls, value: AssertionValue) -> str:
+        text = _as_text(value)
+        if isinstance(value, bool) or not re.match(r"^-?\d+(\.\d+)?$", text):
+            raise ValueError("must be a number")
+        return text
+
+
+class StatusCodeAssertion(_NumericAssertion):
+    type: Literal["status_code"]
+    operator: Literal["equals", "not_equals", "greater_than", "less_than"]
+
+
+class ResponseTimeAssertion(_NumericAssertion):
+    type: Literal["response_time"]
+    operator: Literal["less_than", "greater_than"]
+
+
+class JsonPathAssertion(_Strict):
+    type: Literal["json_path"]
+    path: Annotated[str, StringConstraints(min_length=1, max_length=500)]
+    operator: Literal["equals", "not_equals", "contains"]
+    value: AssertionValue
+
+    @field_validator("path")
+    @classmethod
+    def _parses(cls, path: str) -> str:
+        try:
+            parse_jsonpath(path)
+        except Exception as exc:  # jsonpath-ng raises several types for syntax errors
+            raise ValueError(f"is not a valid JSONPath ({exc})") from None
+        return path
+
+    @field_validator("value")
+    @classmethod
+    def _text(cls, value: AssertionValue) -> str:
+        return _as_text(value)
+
+
+class HeaderAssertion(_Strict):
+    type: Literal["header"]
+    name: Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=_HEADER_NAME.pattern)]
+    operator: Literal["equals", "not_equals", "contains"]
+    value: AssertionValue
+
+    @field_validator("value")
+    @classmethod
+    def _text(cls, value: AssertionValue) -> str:
+        return _as_text(value)
+
+
+Assertion = Annotated[
+    StatusCodeAssertion | ResponseTimeAssertion | JsonPathAssertion | HeaderAssertion,
+    Field(discriminator="type"),
+]
+
+
+class HttpConfig(_Strict):
+    method: Literal[HTTP_METHODS] | None = None  # type: ignore[valid-type]
+    headers: dict[str, Annotated[str, StringConstraints(max_length=8192)]] | None = None
+    body: Annotated[str, StringConstraints(max_length=65536)] | None = None
+    followRedirects: bool | None = None
+    verifyTls: bool | None = None
+    assertions: Annotated[list[Assertion], Field(max_length=20)] | None = None
+
+    @field_validator("headers")
+    @classmethod
+    def _header_names(cls, headers: dict[str, str] | None) -> dict[str, str] | None:
+        if headers is not None:
+            if len(headers) > 50:
+                raise ValueError("at most 50 headers")
+            for name, value in headers.items():
+                if not _HEADER_NAME.match(name):
+                    raise ValueError(f"{name!r} is not a valid header name")
+                if "\n" in value or "\r" in value:
+                    raise ValueError(f"value of {name!r} must not contain line breaks")
+        return headers
+
+
+Selector = Annotated[str, StringConstraints(min_length=1, max_length=1000)]
+StepTimeout = Annotated[float, Field(ge=0.1, le=60)]
+
+
+class _Step(_Strict):
+    timeout: StepTimeout | None = None
+
+
+class GotoStep(_Step):
+    action: Literal["goto"]
+    url: str
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        return http_url(url)
+
+
+class ClickStep(_Step):
+    action: Literal["click"]
+    selector: Selector
+
+
+class FillStep(_Step):
+    action: Literal["fill", "select"]
+    selector: Selector
+    value: Annotated[str, StringConstraints(max_length=10000)]
+
+
+class PressStep(_Step):
+    action: Literal["press"]
+    key: Annotated[str, StringConstraints(min_length=1, max_length=50)]
+    selector: Selector | None = None
+
+
+class WaitStep(_Step):
+    action: Literal["wait_for_selector"]
+    selector: Selector
+    state: Literal["attached", "detached", "visible", "hidden"] | None = None
+
+
+class ExpectTextStep(_Step):
+    action: Literal["expect_text"]
+    text: Annotated[str, StringConstraints(min_length=1, max_length=10000)]
+    selector: Selector | None = None
+
+
+class ExpectValueStep(_Step):
+    action: Literal["expect_url", "expect_title"]
+    value: Annotated[str, StringConstraints(min_length=1, max_length=2048)]
+
+
+class ScreenshotStep(_Step):
+    action: Literal["screenshot"]
+
+
+BrowserStep = Annotated[
+    GotoStep
+    | ClickStep
+    | FillStep
+    | PressStep
+    | WaitStep
+    | ExpectTextStep
+    | ExpectValueStep
+    | ScreenshotStep,
+    Field(discriminator="action"),
+]
+
+
+class Viewport(_Strict):
+    width: Annotated[int, Field(ge=320, le=3840)]
+    height: Annotated[int, Field(ge=240, le=2160)]
+
+
+class BrowserConfig(_Strict):
+    steps: Annotated[list[BrowserStep], Field(max_length=50)] | None = None
+    stepTimeout: StepTimeout | None = None
+    viewport: Viewport | None = None
+
+
+class PingConfig(_Strict):
+    count: Annotated[int, Field(ge=1, le=10)] | None = None
+    interval: Annotated[float, Field(ge=0.2, le=5)] | None = None
+    packetTimeout: Annotated[float, Field(ge=0.2, le=10)] | None = None
+    lossThresholdPercent: Annotated[float, Field(ge=1, le=100)] | None = None
+
+
+class DnsConfig(_Strict):
+    recordType: Literal["A", "AAAA", "CNAME", "MX", "NS", "TXT", "SOA", "CAA", "SRV"] | None = None
+    resolver: str | None = None
+    protocol: Literal["UDP", "TCP"] | None = None
+    expectedValues: (
+        Annotated[list[Annotated[str, StringConstraints(max_length=1000)]], Field(max_length=50)] | None
+    ) = None
+    matchMode: Literal["contains", "exact"] | None = None
+    expectedRcode: Literal["NOERROR", "NXDOMAIN", "SERVFAIL", "REFUSED"] | None = None
+
+    @field_validator("resolver")
+    @classmethod
+    def _resolver(cls, value: str | None) -> str | None:
+        if value is not None:
+            host_port(value, port_required=False)
+        return value
+
+
+class SslConfig(_Strict):
+    expiryThresholdDays: Annotated[int, Field(ge=1, le=365)] | None = None
+    caBundle: Annotated[str, StringConstraints(max_length=262144)] | None = None
+    serverName: str | None = None
+
+    @field_validator("caBundle")
+    @classmethod
+    def _pem(cls, value: str | None) -> str | None:
+        if value is not None:
+            if "-----BEGIN CERTIFICATE-----" not in value:
+                raise ValueError("must be PEM text with at least one CERTIFICATE block")
+            try:
+                ssl.create_default_context(cadata=value)
+            except (ssl.SSLError, ValueError) as exc:
+                raise ValueError(f"is not a readable PEM CA bundle ({exc})") from None
+        return value
+
+    @field_validator("serverName")
+    @classmethod
+    def _server_name(cls, value: str | None) -> str | None:
+        if value is not None:
+            host_name(value)
+        return value
+
+
+class EmptyConfig(_Strict):
+    pass
+
+
+CONFIG_MODELS: dict[str, type[_Strict]] = {
+    "HTTP": HttpConfig,
+    "BROWSER": BrowserConfig,
+    "TCP": EmptyConfig,
+    "PING": PingConfig,
+    "DNS": DnsConfig,
+    "SSL": SslConfig,
+    "HEARTBEAT": EmptyConfig,
+    "LLM": EmptyConfig,
+}
+
+
+def validate_config(monitor_type: str, config: dict[str, Any] | None) -> dict[str, Any]:
+    """The config as stored: only the keys given with a value, normalized (assertion values as text).
+
+    Explicit nulls are dropped: the agent reads a missing key as "use the default".
+    """
+    if config is None:
+        return {}
+    model = CONFIG_MODELS[monitor_type]
+    try:
+        parsed = model.model_validate(config)
+    except ValidationError as exc:
+        raise InvalidInput(_describe(monitor_type, exc.errors()[0])) from None
+    return parsed.model_dump(mode="json", exclude_unset=True, exclude_none=True)
+
+
+_TAGGED_LISTS = ("assertions", "steps")  # lists of discriminated unions
+
+
+def _describe(monitor_type: str, error: Any) -> str:
+    """'config.<path>: <rule>', the path as the client wrote it."""
+    loc: list[str] = ["config"]
+    parts = list(error["loc"])
+    for index, part in enumerate(parts):
+        # pydantic puts the union's tag after the list index ("assertions.0.status_code.value").
+        if index >= 2 and isinstance(parts[index - 1], int) and parts[index - 2] in _TAGGED_LISTS:
+            continue
+        loc.append(str(part))
+    message = str(error["msg"]).removeprefix("Value error, ")
+    kind = error["type"]
+    if kind in ("union_tag_invalid", "union_tag_not_found"):
+        discriminator = str(error["ctx"]["discriminator"]).strip("'")
+        loc.append(discriminator)
+        if kind == "union_tag_not_found":
+            message = "field required"
+        else:
+            expected = str(error["ctx"]["expected_tags"]).replace("'", "")
+            message = f"{error['ctx']['tag']!r} is not one of {expected}"
+    elif kind == "missing":
+        message = "field required"
+    elif kind == "extra_forbidden":
+        message = f"unknown field for a {monitor_type} monitor"
+    return f"{'.'.join(loc)}: {message}"
+
+
+# Target rules raise ValueError without the field's name: pydantic validators (config) and
+# validate_target (url) each add the path the client wrote.
+
+
+def host_name(host: str) -> str:
+    """A DNS name or an IP address (IPv6 optionally in brackets)."""
+    candidate = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    try:
+        ipaddress.ip_address(candidate)
+        return host
+    except ValueError:
+        pass
+    name = host[:-1] if host.endswith(".") else host
+    if not name or len(name) > 253 or not all(_LABEL.match(label) for label in name.split(".")):
+        raise ValueError(f"{host!r} is not a valid host name or IP address")
+    return host
+
+
+def host_port(value: str, *, port_required: bool) -> tuple[str, int | None]:
+    """`host`, `host:port`, `[v6addr]:port` or a bare IPv6 address, as the agent splits them."""
+    port_text: str | None
+    if value.startswith("["):
+        host, _, rest = value[1:].partition("]")
+        if rest and not rest.startswith(":"):
+            raise ValueError(f"{value!r} is not host:port")
+        port_text = rest[1:] if rest else None
+    elif value.count(":") == 1:
+        host, _, port_text = value.partition(":")
+    else:  # a bare name, or a bare IPv6 address
+        host, port_text = value, None
+    host_name(host)
+    if not port_text:
+        if port_required:
+            raise ValueError(f"a port is required ({value!r})")
+        return host, None
+    if not (port_text.isascii() and port_text.isdigit()) or not 1 <= int(port_text) <= 65535:
+        raise ValueError(f"port must be 1-65535 in {value!r}")
+    return host, int(port_text)
+
+
+def http_url(url: str) -> str:
+    if len(url) > 2048:
+        raise ValueError("must be at most 2048 characters")
+    if any(ch.isspace() for ch in url):
+        raise ValueError("must not contain spaces")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:  # a bad port or a broken [IPv6] literal
+        raise ValueError(f"{url!r} is not a valid URL ({exc})") from None
+    if parts.scheme not in ("http", "https"):
+        raise ValueError("must be an http:// or https:// URL")
+    if not parts.hostname:
+        raise ValueError("must name a host")
+    host_name(parts.hostname)
+    if port == 0:
+        raise ValueError("port must be 1-65535")
+    return url
+
+
+def validate_target(monitor_type: str, url: str | None) -> str | None:
+    """Check the monitor's `url` for its type (InvalidInput naming `url`); passive types need none."""
+    try:
+        return _target(monitor_type, url)
+    except ValueError as exc:
+        raise InvalidInput(f"url: {exc}") from None
+
+
+def _target(monitor_type: str, url: str | None) -> str | None:
+    if monitor_type in PASSIVE_TYPES:
+        return http_url(url) if url else None
+    if not url:
+        raise ValueError(f"required for a {monitor_type} monitor")
+    if len(url) > 2048:
+        raise ValueError("must be at most 2048 characters")
+    if any(ch.isspace() for ch in url):
+        raise ValueError("must not contain spaces")
+    if monitor_type in URL_TYPES:
+        return http_url(url)
+    if monitor_type == "TCP":
+        if not url.startswith("tcp://"):
+            raise ValueError("a TCP monitor's url is tcp://host:port")
+        host_port(url[len("tcp://") :], port_required=True)
+        return url
+    if monitor_type == "SSL":
+        target = url
+        if "://" in url:
+            if not url.startswith("https://"):
+                raise ValueError("an SSL monitor takes host[:port] or https://host[:port]")
+            http_url(url)
+            parts = urlsplit(url)
+            if parts.path not in ("", "/") or parts.query or parts.fragment or "@" in parts.netloc:
+                raise ValueError("an SSL monitor takes host[:port] or https://host[:port], no path")
+            target = parts.netloc
+        host_port(target, port_required=False)
+        return url
+    # PING and DNS: a bare host / name.
+    if "/" in url or (monitor_type == "DNS" and ":" in url):
+        raise ValueError(f"a {monitor_type} monitor's url is a host name, not a URL")
+    host_name(url)
+    return url[1:-1] if url.startswith("[") and url.endswith("]") else url  # the agent resolves bare IPs
