@@ -29,6 +29,13 @@ _KEEPALIVE_OPTIONS = [
     ("grpc.keepalive_timeout_ms", 10_000),
     ("grpc.keepalive_permit_without_calls", 1),
     ("grpc.http2.max_pings_without_data", 0),
+    # Each reconnect attempt makes a new channel; without a channel-local subchannel pool gRPC
+    # would share the old connection and its own reconnect backoff (up to 120 s), so an agent
+    # could keep failing for many seconds after the control plane is back.
+    ("grpc.use_local_subchannel_pool", 1),
+    ("grpc.initial_reconnect_backoff_ms", 500),
+    ("grpc.min_reconnect_backoff_ms", 500),
+    ("grpc.max_reconnect_backoff_ms", 5_000),
 ]
 _RPC_TIMEOUT_S = 10.0
 
@@ -72,7 +79,7 @@ class ControlPlaneConnection:
         backoff: Backoff | None = None,
     ) -> None:
         self._settings = settings
-        self._capabilities = list(capabilities)
+        self._capabilities = capabilities  # a live view: the registry fills it once it has probed the host
         self._version = version
         self._store = store
         self._pipeline = pipeline
@@ -129,7 +136,7 @@ class ControlPlaneConnection:
                     name=self._settings.name,
                     region=self._settings.region,
                     version=self._version,
-                    capabilities=self._capabilities,
+                    capabilities=list(self._capabilities),
                 ),
                 metadata=self._metadata,
                 timeout=_RPC_TIMEOUT_S,

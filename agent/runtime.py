@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from importlib.metadata import PackageNotFoundError, version
 
@@ -18,7 +19,6 @@ from agent.settings import AgentSettings
 from agent.spool import Spool
 
 log = logging.getLogger(__name__)
-
 
 
 def agent_version() -> str:
@@ -75,12 +75,22 @@ class Agent:
 
     async def run(self) -> None:
         """Runs until request_stop(); raises AuthenticationFailed if the token is refused."""
-        await self.spool.open()
-        self.store.load()
-        await self.pipeline.update_spool_metrics()
-        port = await self.observability.start(self.settings.metrics_host, self.settings.metrics_port)
-        log.info("metrics listening on %s:%d", self.settings.metrics_host, port)
-        log.info("capabilities: %s", ", ".join(self.registry.capabilities))
+        async with contextlib.AsyncExitStack() as resources:  # released in reverse, however run() ends
+            await self.spool.open()
+            resources.push_async_callback(self.spool.close)
+            self.store.load()
+            await self.pipeline.update_spool_metrics()
+            port = await self.observability.start(self.settings.metrics_host, self.settings.metrics_port)
+            resources.push_async_callback(self.observability.stop)
+            log.info("metrics listening on %s:%d", self.settings.metrics_host, port)
+            # Before the first check and the first registration: both depend on what this host can run.
+            _configure_browser(self.settings)
+            resources.push_async_callback(self.registry.aclose)
+            await self.registry.probe()
+            log.info("capabilities: %s", ", ".join(self.registry.capabilities))
+            await self._run_parts()
+
+    async def _run_parts(self) -> None:
         background = [
             asyncio.create_task(self.scheduler.run(), name="scheduler"),
             asyncio.create_task(self.pipeline.run_writer(), name="spool-writer"),
@@ -98,9 +108,6 @@ class Agent:
             for task in [*background, connection, stop]:
                 task.cancel()
             await asyncio.gather(*background, connection, stop, return_exceptions=True)
-            await self.registry.aclose()
-            await self.observability.stop()
-            await self.spool.close()
 
     async def _shutdown(self, connection: asyncio.Task[None]) -> None:
         log.info(
@@ -119,6 +126,14 @@ class Agent:
                 log.warning("results not acknowledged in time stay in the spool for the next start")
         stats = await self.spool.stats()
         log.info("stopped; %d unacknowledged results in the spool", stats.count)
+
+
+def _configure_browser(settings: AgentSettings) -> None:
+    try:
+        from agent.checks import browser_pool  # Playwright is optional: without it, no BROWSER checks
+    except ImportError:
+        return
+    browser_pool.configure_pool(settings.chromium_path, settings.max_browser_checks)
 
 
 __all__ = ["Agent", "AuthenticationFailed"]

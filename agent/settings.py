@@ -26,6 +26,8 @@ class AgentSettings:
     tls: bool = False
     ca_file: Path | None = None
     max_concurrency: int = 1000
+    chromium_path: str | None = None  # None: `chromium` on PATH
+    max_browser_checks: int = 2  # concurrent BROWSER checks: each is a Chromium page, hundreds of MB
     shutdown_deadline_s: float = 10.0
     reconnect_min_s: float = 1.0
     reconnect_max_s: float = 30.0
@@ -70,17 +72,30 @@ def parse_settings(argv: Sequence[str] | None = None, env: Mapping[str, str] | N
         "--max-concurrency", type=int, default=int(default("max-concurrency", "1000") or 1000)
     )
     parser.add_argument(
+        "--chromium", default=default("chromium"), help="Chromium executable for BROWSER checks"
+    )
+    parser.add_argument(
+        "--max-browser-checks",
+        type=int,
+        default=int(default("max-browser-checks", "2") or 2),
+        help="BROWSER checks running at once; more wait for a free place",
+    )
+    parser.add_argument(
         "--shutdown-deadline",
         type=float,
         default=float(default("shutdown-deadline", "10") or 10),
         help="seconds running checks get to finish on SIGTERM, and results to be acknowledged",
     )
     parser.add_argument(
-        "--reconnect-min", type=float, default=float(default("reconnect-min", "1") or 1),
+        "--reconnect-min",
+        type=float,
+        default=float(default("reconnect-min", "1") or 1),
         help="first reconnect backoff, seconds",
     )
     parser.add_argument(
-        "--reconnect-max", type=float, default=float(default("reconnect-max", "30") or 30),
+        "--reconnect-max",
+        type=float,
+        default=float(default("reconnect-max", "30") or 30),
         help="longest reconnect backoff, seconds",
     )
     parser.add_argument("--log-level", default=default("log-level", "INFO"))
@@ -103,6 +118,8 @@ def parse_settings(argv: Sequence[str] | None = None, env: Mapping[str, str] | N
         parser.error(f"--metrics-port must be 0-65535, got {args.metrics_port}")
     if args.max_concurrency < 1:
         parser.error(f"--max-concurrency must be at least 1, got {args.max_concurrency}")
+    if args.max_browser_checks < 1:
+        parser.error(f"--max-browser-checks must be at least 1, got {args.max_browser_checks}")
     if not 0 < args.reconnect_min <= args.reconnect_max:
         parser.error("--reconnect-min must be above 0 and at most --reconnect-max")
     if args.ca_file and not args.tls:
@@ -120,6 +137,8 @@ def parse_settings(argv: Sequence[str] | None = None, env: Mapping[str, str] | N
         tls=args.tls,
         ca_file=Path(args.ca_file) if args.ca_file else None,
         max_concurrency=args.max_concurrency,
+        chromium_path=args.chromium or None,
+        max_browser_checks=args.max_browser_checks,
         shutdown_deadline_s=args.shutdown_deadline,
         reconnect_min_s=args.reconnect_min,
         reconnect_max_s=args.reconnect_max,

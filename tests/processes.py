@@ -68,5 +68,10 @@ def stop(process: subprocess.Popen[str], timeout: float = 10) -> str:
         output, _ = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         process.kill()
-        output, _ = process.communicate()
+        # A grandchild may still hold the output pipe; don't wait for it forever.
+        try:
+            output, _ = process.communicate(timeout=5)
+        except subprocess.TimeoutExpired:
+            output = ""
+        raise AssertionError(f"{process.args} did not stop within {timeout} s of SIGTERM") from None
     return output or ""

@@ -1,14 +1,18 @@
 """The check registry: monitor type -> `run` function, looked up here and nowhere else.
 
-Check modules are imported on first use, not at import time: the optional ones (ping, dns, ssl,
-browser) may be missing or unable to run on this host. A module may define `available() -> bool`;
-when it returns False (no raw-socket privilege, no browser installed...) its type is left out of
-the agent's capabilities and the control plane does not assign it.
+Check modules are imported when the registry is loaded, not at import time of this package: the
+optional ones (ping, dns, ssl, browser) may be missing or unable to run on this host. A module may
+define `available() -> bool` (plain, run in a worker thread since probes such as an ICMP echo block,
+or async); `probe()` asks each once at agent start and leaves out the types that cannot run, so they
+are not among the capabilities and the control plane does not assign them. A module may also define
+`async aclose()` to release shared resources (sessions, a browser) at shutdown.
 """
 
 from __future__ import annotations
 
+import asyncio
 import importlib
+import inspect
 import logging
 from dataclasses import dataclass, field
 from types import ModuleType
@@ -29,47 +33,82 @@ CHECK_MODULES: dict[str, tuple[str, str]] = {
     "BROWSER": ("agent.checks.browser", "browser"),
 }
 
+# A probe that hangs (a browser that never comes up) costs its type, not the agent's start.
+PROBE_TIMEOUT_S = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Candidate:
+    monitor_type: str
+    capability: str
+    module: ModuleType
+    runner: CheckRunner
+
 
 @dataclass
 class CheckRegistry:
     runners: dict[str, CheckRunner] = field(default_factory=dict)
+    # Read by the control plane connection at each registration: filled in place by probe().
     capabilities: list[str] = field(default_factory=list)
-    modules: list[ModuleType] = field(default_factory=list)
+    modules: list[ModuleType] = field(default_factory=list)  # every imported check module, for aclose()
+    _pending: list[_Candidate] = field(default_factory=list)
 
     def runner(self, monitor_type: str) -> CheckRunner:
         return self.runners.get(monitor_type.upper(), _unsupported)
+
+    async def probe(self) -> None:
+        """Asks each loaded module whether it can run here, concurrently; later calls do nothing."""
+        pending, self._pending = self._pending, []
+        usable = await asyncio.gather(*(_is_available(candidate) for candidate in pending))
+        for candidate, ok in zip(pending, usable, strict=True):
+            if not ok:
+                log.info("%s checks are not available on this host", candidate.monitor_type)
+                continue
+            self.runners[candidate.monitor_type] = candidate.runner
+            self.capabilities.append(candidate.capability)
 
     async def aclose(self) -> None:
         """Lets modules release shared resources (sessions, browsers) at shutdown."""
         for module in self.modules:
             close = getattr(module, "aclose", None)
-            if close is not None:
+            if close is None:
+                continue
+            try:
                 await close()
+            except Exception:  # one module failing to close must not keep the others open
+                log.exception("closing %s failed", module.__name__)
 
 
 def load_registry(types: dict[str, tuple[str, str]] | None = None) -> CheckRegistry:
+    """Imports the check modules; their types become runnable once `await registry.probe()` says so."""
     registry = CheckRegistry()
     for monitor_type, (module_name, capability) in (CHECK_MODULES if types is None else types).items():
         module = _import_check(module_name)
         if module is None:
             continue
+        registry.modules.append(module)
         runner = getattr(module, "run", None)
         if runner is None:
             log.warning("check module %s has no run(); %s checks are unsupported", module_name, monitor_type)
             continue
-        available = getattr(module, "available", None)
-        try:
-            usable = available() if available is not None else True
-        except Exception:  # a broken probe of the host must not stop the agent
-            log.exception("%s.available() failed; %s checks are unsupported", module_name, monitor_type)
-            usable = False
-        if not usable:
-            log.info("%s checks are not available on this host", monitor_type)
-            continue
-        registry.runners[monitor_type] = runner
-        registry.capabilities.append(capability)
-        registry.modules.append(module)
+        registry._pending.append(_Candidate(monitor_type, capability, module, runner))
     return registry
+
+
+async def _is_available(candidate: _Candidate) -> bool:
+    available = getattr(candidate.module, "available", None)
+    if available is None:
+        return True
+    try:
+        async with asyncio.timeout(PROBE_TIMEOUT_S):
+            if inspect.iscoroutinefunction(available):
+                return bool(await available())
+            return bool(await asyncio.to_thread(available))
+    except TimeoutError:
+        log.warning("%s.available() took over %gs", candidate.module.__name__, PROBE_TIMEOUT_S)
+    except Exception:  # a broken probe of the host must not stop the agent
+        log.exception("%s.available() failed", candidate.module.__name__)
+    return False
 
 
 def _import_check(module_name: str) -> ModuleType | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
@@ -17,7 +18,15 @@ from agent.checks.base import CheckError, CheckResult, CheckSpec, ErrorKind, Sta
 from agent.checks.browser_pool import BrowserPool, get_pool
 from agent.checks.browser_steps import describe_step, run_step
 
-__all__ = ["BrowserSettings", "browser_available", "navigation_timings", "run", "run_in"]
+__all__ = [
+    "BrowserSettings",
+    "aclose",
+    "available",
+    "browser_available",
+    "navigation_timings",
+    "run",
+    "run_in",
+]
 
 # Measurement only: records what the page's own PerformanceObservers report, before any page script runs.
 VITALS_SCRIPT = """
@@ -56,6 +65,8 @@ _TEXT_LIMIT = 500
 _AFTERMATH_TIMEOUT_S = 5.0  # reading metrics and the failure screenshot, after the monitor timeout if need be
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -126,6 +137,28 @@ async def browser_available() -> bool:
     except CheckError:
         return False
     return True
+
+
+async def available() -> bool:
+    """The registry's capability hook: starts the pool's browser once, and says why when it cannot.
+
+    The probe's browser is closed again: an agent that never gets a BROWSER monitor should not
+    carry Chromium's few hundred MB; the first browser check launches it.
+    """
+    pool = get_pool()
+    try:
+        await pool.start()
+    except CheckError as exc:
+        log.warning("BROWSER checks disabled: %s", exc.message)
+        return False
+    finally:
+        await pool.close()  # the Playwright driver may be up even without a browser
+    return True
+
+
+async def aclose() -> None:
+    """The registry's shutdown hook: stops Chromium and the Playwright driver."""
+    await get_pool().close()
 
 
 async def run_in(pool: BrowserPool, check: CheckSpec) -> CheckResult:

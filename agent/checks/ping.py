@@ -13,7 +13,7 @@ import icmplib
 from agent.checks._net import resolve
 from agent.checks.base import CheckError, CheckResult, CheckSpec, ErrorKind, Status, Timings
 
-__all__ = ["PingSettings", "can_ping", "evaluate_loss", "ping_with", "run"]
+__all__ = ["PingSettings", "available", "can_ping", "evaluate_loss", "ping_with", "run"]
 
 
 # No slots: from_config reads the field defaults off the class.
@@ -55,6 +55,11 @@ def _icmp_mode() -> bool | None:
 def can_ping() -> bool:
     """Whether this agent can send ICMP echo at all: it then advertises the `icmp` capability."""
     return _icmp_mode() is not None
+
+
+def available() -> bool:
+    """The registry's capability hook (it runs this in a worker thread: the probe blocks)."""
+    return can_ping()
 
 
 async def run(check: CheckSpec) -> CheckResult:

@@ -14,7 +14,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, text, update
+from sqlalchemy import func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from control_plane import changes
@@ -43,19 +43,27 @@ class Member:
 
 @dataclass(frozen=True, slots=True)
 class Liveness:
-    """When a registration counts as alive. During `grace_until` (a control plane that just
-    started and cannot yet know who renewed while it was away) nobody is judged lapsed."""
+    """When a registration counts as alive: renewed within `missed_periods` leases.
+
+    A control plane that started at `started_at` saw no renewals before then, so until
+    `grace_until` it judges no registration last renewed before its start (its own outage must move
+    nothing while agents find their way back); registrations renewed since are judged as usual.
+    """
 
     now: datetime
     lease: timedelta
     missed_periods: int
+    started_at: datetime
     grace_until: datetime
 
     @property
-    def cutoff(self) -> datetime | None:
-        if self.now < self.grace_until:
-            return None
+    def cutoff(self) -> datetime:
         return self.now - self.lease * self.missed_periods
+
+    @property
+    def spared_before(self) -> datetime | None:
+        """Registrations last renewed before this are spared (None once the grace period is over)."""
+        return self.started_at if self.now < self.grace_until else None
 
 
 def rendezvous_weight(monitor_id: str, member_key: str) -> int:
@@ -79,9 +87,11 @@ async def live_members(session: AsyncSession, region: str, liveness: Liveness) -
     query = select(Agent.member_key, Agent.capabilities).where(
         Agent.region == region, Agent.superseded_at.is_(None)
     )
-    cutoff = liveness.cutoff
-    if cutoff is not None:
-        query = query.where(Agent.renewed_at >= cutoff)
+    alive = Agent.renewed_at >= liveness.cutoff
+    spared_before = liveness.spared_before
+    if spared_before is not None:
+        alive = or_(alive, Agent.renewed_at < spared_before)
+    query = query.where(alive)
     return [Member(key, frozenset(caps)) for key, caps in (await session.execute(query)).all()]
 
 

@@ -29,6 +29,9 @@ from control_plane.timefmt import Clock, utcnow
 log = logging.getLogger(__name__)
 
 ALL = "*"  # an event for every monitor of a stream
+# The longest reconnect backoff of traxo-agent (its --reconnect-max default): how long after this
+# process starts an agent that was connected before may still be on its way back.
+RECONNECT_ALLOWANCE = timedelta(seconds=30)
 
 
 class StreamMailbox:
@@ -77,6 +80,12 @@ class AgentCoordinator:
         self._changed_monitors: set[str] = set()
         self._monitor_wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        # Token ids revoked while this process was listening: open results streams check it per batch.
+        self.revoked_tokens: set[str] = set()
+        # One reassignment per region at a time in this process: a registration and the liveness
+        # pass computing the same grants concurrently would both try to open the same epoch. (Across
+        # replicas, PostgreSQL's advisory lock in `reassign` does the same.)
+        self._region_locks: dict[str, asyncio.Lock] = {}
         db.changes.subscribe(MONITORS_TOPIC, self._on_monitor_changed)
         db.changes.subscribe(ASSIGNMENTS_TOPIC, self._on_assignments_changed)
         db.changes.subscribe(TOKENS_TOPIC, self._on_token_revoked)
@@ -96,9 +105,15 @@ class AgentCoordinator:
         self._tasks.clear()
 
     def liveness(self) -> Liveness:
-        grace = self.lease * self.settings.agent_lease_missed_periods
+        # Agents that were connected when this process started need their reconnect backoff to
+        # find it again, on top of the missed periods anyone gets.
+        grace = self.lease * self.settings.agent_lease_missed_periods + RECONNECT_ALLOWANCE
         return Liveness(
-            self.clock(), self.lease, self.settings.agent_lease_missed_periods, self.started_at + grace
+            self.clock(),
+            self.lease,
+            self.settings.agent_lease_missed_periods,
+            self.started_at,
+            self.started_at + grace,
         )
 
     # -- streams -----------------------------------------------------------------------------
@@ -173,7 +188,8 @@ class AgentCoordinator:
             return sorted(set(self.settings.regions) | set(token_regions))
 
     async def reassign_region(self, region: str, monitor_ids: Iterable[str] | None = None) -> list[str]:
-        async with self.db.session() as session:
+        lock = self._region_locks.setdefault(region, asyncio.Lock())
+        async with lock, self.db.session() as session:
             return await reassign(
                 session,
                 region,
@@ -185,11 +201,16 @@ class AgentCoordinator:
         """Judge leases (outside the grace period) and rebalance every region."""
         liveness = self.liveness()
         for region in await self.regions():
-            if liveness.cutoff is not None:
-                async with self.db.session() as session:
-                    lapsed = await expire_lapsed(session, region, cutoff=liveness.cutoff, now=liveness.now)
-                if lapsed:
-                    log.warning("region %s: %d agents stopped renewing their lease", region, lapsed)
+            async with self.db.session() as session:
+                lapsed = await expire_lapsed(
+                    session,
+                    region,
+                    cutoff=liveness.cutoff,
+                    now=liveness.now,
+                    spared_before=liveness.spared_before,
+                )
+            if lapsed:
+                log.warning("region %s: %d agents stopped renewing their lease", region, lapsed)
             await self.reassign_region(region)
 
     async def _liveness_loop(self) -> None:
@@ -247,6 +268,7 @@ class AgentCoordinator:
             mailbox.post(monitor_id)
 
     def _on_token_revoked(self, token_id: str) -> None:
+        self.revoked_tokens.add(token_id)
         for mailbox in list(self._mailboxes):
             if mailbox.token_id == token_id:
                 mailbox.revoked = True

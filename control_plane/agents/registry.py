@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from control_plane.ids import new_id
@@ -79,13 +79,25 @@ async def current_registration(
     return Registration(agent.id, agent.member_key, agent.region, token.id, token.org_id)
 
 
-async def expire_lapsed(session: AsyncSession, region: str, *, cutoff: datetime, now: datetime) -> int:
-    """Mark registrations that stopped renewing as over, so a late renewal is told to register again."""
-    result = await session.execute(
-        update(Agent)
-        .where(Agent.region == region, Agent.superseded_at.is_(None), Agent.renewed_at < cutoff)
-        .values(superseded_at=now)
-    )
+async def expire_lapsed(
+    session: AsyncSession,
+    region: str,
+    *,
+    cutoff: datetime,
+    now: datetime,
+    spared_before: datetime | None = None,
+) -> int:
+    """Mark registrations that stopped renewing as over, so a late renewal is told to register again.
+
+    Those last renewed before `spared_before` are left alone (a restarted control plane's grace)."""
+    lapsed: list[ColumnElement[bool]] = [
+        Agent.region == region,
+        Agent.superseded_at.is_(None),
+        Agent.renewed_at < cutoff,
+    ]
+    if spared_before is not None:
+        lapsed.append(Agent.renewed_at >= spared_before)
+    result = await session.execute(update(Agent).where(*lapsed).values(superseded_at=now))
     await session.commit()
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 

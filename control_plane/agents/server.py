@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import grpc
 from google.protobuf.duration_pb2 import Duration
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from sqlalchemy import select
 
 from agent.protocol.traxo.agent.v1 import agent_pb2 as pb
 from agent.protocol.traxo.agent.v1 import agent_pb2_grpc as pb_grpc
@@ -23,6 +27,7 @@ log = logging.getLogger(__name__)
 
 SERVICE_NAME = "traxo.agent.v1.AgentService"
 _MAX_NAME = 128
+_TOKEN_RECHECK_S = 5.0
 
 
 class AgentService(pb_grpc.AgentServiceServicer):
@@ -42,6 +47,11 @@ class AgentService(pb_grpc.AgentServiceServicer):
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, "unknown or revoked agent token")
         assert token is not None
         return token
+
+    async def _still_valid(self, token: AgentToken) -> bool:
+        async with self.db.session() as session:
+            revoked_at = await session.scalar(select(AgentToken.revoked_at).where(AgentToken.id == token.id))
+        return revoked_at is None
 
     def _lease(self) -> Duration:
         lease = Duration()
@@ -110,8 +120,10 @@ class AgentService(pb_grpc.AgentServiceServicer):
                 )
             else:
                 yield pb.AssignmentUpdate(resumed=pb.Resumed(version=version))
-                for update in _diff(sent, current, None, coordinator):
-                    version = update.change.version
+                for update, monitor_id, assignment in _diff(sent, current, None, coordinator):
+                    # (version, sent) always describe the same state, whichever yield is interrupted:
+                    # an agent resuming from `version` must get exactly the changes after it.
+                    version = _apply(sent, update, monitor_id, assignment)
                     yield update
             while True:
                 await mailbox.wake.wait()
@@ -122,8 +134,8 @@ class AgentService(pb_grpc.AgentServiceServicer):
                 current = await coordinator.load_assignments(
                     registration.member_key, registration.region, scope
                 )
-                for update in _diff(sent, current, scope, coordinator):
-                    version = update.change.version
+                for update, monitor_id, assignment in _diff(sent, current, scope, coordinator):
+                    version = _apply(sent, update, monitor_id, assignment)
                     yield update
         finally:
             coordinator.close_mailbox(mailbox, version, sent or {})
@@ -133,7 +145,16 @@ class AgentService(pb_grpc.AgentServiceServicer):
     ) -> AsyncIterator[pb.ResultAck]:
         token = await self._token(context)
         senders: dict[str, registry.Registration] = {}
+        checked = time.monotonic()
         async for batch in request_iterator:
+            # A token revoked while the stream is open stops it: at once when this process heard of
+            # the revocation, else (revoked by another process, no LISTEN on SQLite) within seconds.
+            if time.monotonic() - checked > _TOKEN_RECHECK_S:
+                checked = time.monotonic()
+                if not await self._still_valid(token):
+                    self.coordinator.revoked_tokens.add(token.id)
+            if token.id in self.coordinator.revoked_tokens:
+                await context.abort(grpc.StatusCode.UNAUTHENTICATED, "agent token revoked")
             sender = senders.get(batch.agent_id)
             if sender is None:
                 async with self.db.session() as session:
@@ -153,28 +174,39 @@ def _diff(
     current: dict[str, MonitorAssignment],
     scope: set[str] | None,
     coordinator: AgentCoordinator,
-) -> list[pb.AssignmentUpdate]:
-    """Changes that turn `sent` into `current` (within `scope`, or everything); updates `sent`."""
-    updates = []
+) -> list[tuple[pb.AssignmentUpdate, str, MonitorAssignment | None]]:
+    """Changes that turn `sent` into `current` (within `scope`, or everything), each with the
+    monitor id and what `sent` holds for it once the change is out (`_apply`)."""
+    updates: list[tuple[pb.AssignmentUpdate, str, MonitorAssignment | None]] = []
     considered = set(sent) | set(current) if scope is None else scope
     for monitor_id in sorted(considered):
         old, new = sent.get(monitor_id), current.get(monitor_id)
         if new is None and old is not None:
-            del sent[monitor_id]
             kind = pb.Change.REMOVE
             assignment = pb.Assignment(monitor_id=monitor_id)
         elif new is not None and new != old:
-            sent[monitor_id] = new
             kind = pb.Change.ADD if old is None else pb.Change.UPDATE
             assignment = new.to_proto()
         else:
             continue
-        updates.append(
-            pb.AssignmentUpdate(
-                change=pb.Change(version=coordinator.versions.next(), kind=kind, assignment=assignment)
-            )
+        update = pb.AssignmentUpdate(
+            change=pb.Change(version=coordinator.versions.next(), kind=kind, assignment=assignment)
         )
+        updates.append((update, monitor_id, new))
     return updates
+
+
+def _apply(
+    sent: dict[str, MonitorAssignment],
+    update: pb.AssignmentUpdate,
+    monitor_id: str,
+    assignment: MonitorAssignment | None,
+) -> int:
+    if assignment is None:
+        sent.pop(monitor_id, None)
+    else:
+        sent[monitor_id] = assignment
+    return int(update.change.version)
 
 
 SERVER_OPTIONS = [
@@ -188,18 +220,22 @@ SERVER_OPTIONS = [
 ]
 
 
+def _read_pair(key_path: str, cert_path: str) -> tuple[bytes, bytes]:
+    return Path(key_path).read_bytes(), Path(cert_path).read_bytes()
+
+
 async def start_grpc_server(
     coordinator: AgentCoordinator, settings: Settings, host: str, port: int
-) -> grpc.aio.Server:
-    """Serves AgentService and the standard health service; returns the started server."""
+) -> tuple[grpc.aio.Server, int]:
+    """Serves AgentService and the standard health service; returns the started server and its port."""
     server = grpc.aio.server(options=SERVER_OPTIONS)
     pb_grpc.add_AgentServiceServicer_to_server(AgentService(coordinator), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     address = f"{host}:{port}"
     if settings.grpc_tls_cert and settings.grpc_tls_key:
-        with open(settings.grpc_tls_key, "rb") as key, open(settings.grpc_tls_cert, "rb") as cert:
-            credentials = grpc.ssl_server_credentials([(key.read(), cert.read())])
+        key, cert = await asyncio.to_thread(_read_pair, settings.grpc_tls_key, settings.grpc_tls_cert)
+        credentials = grpc.ssl_server_credentials([(key, cert)])
         bound = server.add_secure_port(address, credentials)
     else:
         bound = server.add_insecure_port(address)

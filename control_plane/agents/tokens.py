@@ -21,7 +21,8 @@ TOKEN_PREFIX = "traxo_agent_"
 async def create_token(
     session: AsyncSession, *, region: str, org: str | None = None, configured_regions: Collection[str] = ()
 ) -> tuple[AgentToken, str]:
-    """A new token for `region`; with `org` (slug or id) the region is that organization's private location."""
+    """A new token for `region`; with `org` (slug or id) the region is that organization's private
+    location."""
     from control_plane.monitor_config import REGION_PATTERN
 
     if not REGION_PATTERN.match(region):

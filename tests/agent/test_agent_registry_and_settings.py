@@ -13,13 +13,14 @@ from agent.checks.base import CheckSpec, ErrorKind, Status
 from agent.settings import parse_settings
 
 
-def test_builtin_types_are_capabilities() -> None:
+async def test_builtin_types_are_capabilities() -> None:
     registry = load_registry()
+    await registry.probe()
     assert {"http", "tcp"} <= set(registry.capabilities)
     assert registry.runner("http") is registry.runners["HTTP"]
 
 
-def test_modules_that_cannot_run_here_are_left_out(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_modules_that_cannot_run_here_are_left_out(monkeypatch: pytest.MonkeyPatch) -> None:
     async def run(check: CheckSpec) -> None:
         raise AssertionError("never called")
 
@@ -34,6 +35,7 @@ def test_modules_that_cannot_run_here_are_left_out(monkeypatch: pytest.MonkeyPat
             "TCP": ("agent.checks.tcp", "tcp"),
         }
     )
+    await registry.probe()
     assert registry.capabilities == ["tcp"]
 
 
