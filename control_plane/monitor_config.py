@@ -1,29 +1,36 @@
 """What a monitor of each type may check and how: target (`url`) and `config` rules per type.
 
-docs/monitor-config.md is the user-facing version of this module. Everything here raises
-InvalidInput naming the field, so the API answers 400 and the agent can trust what it receives.
+docs/monitor-config.md is the user-facing version of this module and of monitor_targets.py.
+Everything here raises InvalidInput naming the field, so the API answers 400 and the agent can
+trust what it receives.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import re
 import ssl
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
 
 from jsonpath_ng.ext import parse as parse_jsonpath  # the agent's parser: filters like [?(@.x)]
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+)
 
+from control_plane.monitor_targets import PASSIVE_TYPES as PASSIVE_TYPES  # re-exported for older importers
+from control_plane.monitor_targets import URL_TYPES as URL_TYPES
+from control_plane.monitor_targets import host_name, host_port, http_url
 from control_plane.services.errors import InvalidInput
 
 MONITOR_TYPES = ("HTTP", "TCP", "PING", "DNS", "SSL", "HEARTBEAT", "BROWSER", "LLM")
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
-PASSIVE_TYPES = ("HEARTBEAT", "LLM")  # nothing to reach: the control plane receives their traffic
-URL_TYPES = ("HTTP", "BROWSER")
 
 REGION_PATTERN = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
-_LABEL = re.compile(r"^(?!-)[A-Za-z0-9_-]{1,63}(?<!-)$")
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 
 
@@ -31,35 +38,36 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
-AssertionValue = str | int | float | bool
-
-
-def _as_text(value: AssertionValue) -> str:
+def _as_text(value: object) -> object:
+    """Assertion values are stored as text; JSON numbers and booleans are taken in their JSON form."""
     if isinstance(value, bool):
         return "true" if value else "false"
-    return str(value)
+    if isinstance(value, int | float):
+        return str(value)
+    return value  # a string stays; anything else fails the str check, naming the field
 
 
-class _NumericAssertion(_Strict):
-    value: AssertionValue
-
-    @field_validator("value")
-    @classmethod
-    def _numeric(cls, value: AssertionValue) -> str:
-        text = _as_text(value)
-        if isinstance(value, bool) or not re.match(r"^-?\d+(\.\d+)?$", text):
-            raise ValueError("must be a number")
-        return text
+def _as_number_text(value: object) -> str:
+    text = _as_text(value)
+    if isinstance(value, bool) or not isinstance(text, str) or not re.match(r"^-?\d+(\.\d+)?$", text):
+        raise ValueError("must be a number")
+    return text
 
 
-class StatusCodeAssertion(_NumericAssertion):
+AssertionValue = Annotated[str, BeforeValidator(_as_text), StringConstraints(max_length=2048)]
+NumericValue = Annotated[str, BeforeValidator(_as_number_text)]
+
+
+class StatusCodeAssertion(_Strict):
     type: Literal["status_code"]
     operator: Literal["equals", "not_equals", "greater_than", "less_than"]
+    value: NumericValue
 
 
-class ResponseTimeAssertion(_NumericAssertion):
+class ResponseTimeAssertion(_Strict):
     type: Literal["response_time"]
     operator: Literal["less_than", "greater_than"]
+    value: NumericValue
 
 
 class JsonPathAssertion(_Strict):
@@ -77,22 +85,12 @@ class JsonPathAssertion(_Strict):
             raise ValueError(f"is not a valid JSONPath ({exc})") from None
         return path
 
-    @field_validator("value")
-    @classmethod
-    def _text(cls, value: AssertionValue) -> str:
-        return _as_text(value)
-
 
 class HeaderAssertion(_Strict):
     type: Literal["header"]
     name: Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=_HEADER_NAME.pattern)]
     operator: Literal["equals", "not_equals", "contains"]
     value: AssertionValue
-
-    @field_validator("value")
-    @classmethod
-    def _text(cls, value: AssertionValue) -> str:
-        return _as_text(value)
 
 
 Assertion = Annotated[
@@ -118,8 +116,9 @@ class HttpConfig(_Strict):
             for name, value in headers.items():
                 if not _HEADER_NAME.match(name):
                     raise ValueError(f"{name!r} is not a valid header name")
-                if "\n" in value or "\r" in value:
-                    raise ValueError(f"value of {name!r} must not contain line breaks")
+                # RFC 9110 field values: no control characters but tab (CR/LF would inject headers).
+                if any((ord(ch) < 32 and ch != "\t") or ord(ch) == 127 for ch in value):
+                    raise ValueError(f"value of {name!r} must not contain line breaks or control characters")
         return headers
 
 
@@ -311,106 +310,3 @@ def _describe(monitor_type: str, error: Any) -> str:
     elif kind == "extra_forbidden":
         message = f"unknown field for a {monitor_type} monitor"
     return f"{'.'.join(loc)}: {message}"
-
-
-# Target rules raise ValueError without the field's name: pydantic validators (config) and
-# validate_target (url) each add the path the client wrote.
-
-
-def host_name(host: str) -> str:
-    """A DNS name or an IP address (IPv6 optionally in brackets)."""
-    candidate = host[1:-1] if host.startswith("[") and host.endswith("]") else host
-    try:
-        ipaddress.ip_address(candidate)
-        return host
-    except ValueError:
-        pass
-    name = host[:-1] if host.endswith(".") else host
-    if not name or len(name) > 253 or not all(_LABEL.match(label) for label in name.split(".")):
-        raise ValueError(f"{host!r} is not a valid host name or IP address")
-    return host
-
-
-def host_port(value: str, *, port_required: bool) -> tuple[str, int | None]:
-    """`host`, `host:port`, `[v6addr]:port` or a bare IPv6 address, as the agent splits them."""
-    port_text: str | None
-    if value.startswith("["):
-        host, _, rest = value[1:].partition("]")
-        if rest and not rest.startswith(":"):
-            raise ValueError(f"{value!r} is not host:port")
-        port_text = rest[1:] if rest else None
-    elif value.count(":") == 1:
-        host, _, port_text = value.partition(":")
-    else:  # a bare name, or a bare IPv6 address
-        host, port_text = value, None
-    host_name(host)
-    if not port_text:
-        if port_required:
-            raise ValueError(f"a port is required ({value!r})")
-        return host, None
-    if not (port_text.isascii() and port_text.isdigit()) or not 1 <= int(port_text) <= 65535:
-        raise ValueError(f"port must be 1-65535 in {value!r}")
-    return host, int(port_text)
-
-
-def http_url(url: str) -> str:
-    if len(url) > 2048:
-        raise ValueError("must be at most 2048 characters")
-    if any(ch.isspace() for ch in url):
-        raise ValueError("must not contain spaces")
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError as exc:  # a bad port or a broken [IPv6] literal
-        raise ValueError(f"{url!r} is not a valid URL ({exc})") from None
-    if parts.scheme not in ("http", "https"):
-        raise ValueError("must be an http:// or https:// URL")
-    if not parts.hostname:
-        raise ValueError("must name a host")
-    host_name(parts.hostname)
-    if port == 0:
-        raise ValueError("port must be 1-65535")
-    return url
-
-
-def validate_target(monitor_type: str, url: str | None) -> str | None:
-    """Check the monitor's `url` for its type (InvalidInput naming `url`); passive types need none."""
-    try:
-        return _target(monitor_type, url)
-    except ValueError as exc:
-        raise InvalidInput(f"url: {exc}") from None
-
-
-def _target(monitor_type: str, url: str | None) -> str | None:
-    if monitor_type in PASSIVE_TYPES:
-        return http_url(url) if url else None
-    if not url:
-        raise ValueError(f"required for a {monitor_type} monitor")
-    if len(url) > 2048:
-        raise ValueError("must be at most 2048 characters")
-    if any(ch.isspace() for ch in url):
-        raise ValueError("must not contain spaces")
-    if monitor_type in URL_TYPES:
-        return http_url(url)
-    if monitor_type == "TCP":
-        if not url.startswith("tcp://"):
-            raise ValueError("a TCP monitor's url is tcp://host:port")
-        host_port(url[len("tcp://") :], port_required=True)
-        return url
-    if monitor_type == "SSL":
-        target = url
-        if "://" in url:
-            if not url.startswith("https://"):
-                raise ValueError("an SSL monitor takes host[:port] or https://host[:port]")
-            http_url(url)
-            parts = urlsplit(url)
-            if parts.path not in ("", "/") or parts.query or parts.fragment or "@" in parts.netloc:
-                raise ValueError("an SSL monitor takes host[:port] or https://host[:port], no path")
-            target = parts.netloc
-        host_port(target, port_required=False)
-        return url
-    # PING and DNS: a bare host / name.
-    if "/" in url or (monitor_type == "DNS" and ":" in url):
-        raise ValueError(f"a {monitor_type} monitor's url is a host name, not a URL")
-    host_name(url)
-    return url[1:-1] if url.startswith("[") and url.endswith("]") else url  # the agent resolves bare IPs

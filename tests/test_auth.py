@@ -133,7 +133,9 @@ async def test_a_revocation_reaches_other_replicas(settings, database, world):
             await asyncio.sleep(0.005)
         # Membership changes reach B's cached principal the same way.
         assert (await b.get("/api/team", headers=world.vera.headers)).status_code == 200
-        assert (await a.delete(f"/api/team/{world.vera.member_id}", headers=world.alice.headers)).status_code == 200
+        assert (
+            await a.delete(f"/api/team/{world.vera.member_id}", headers=world.alice.headers)
+        ).status_code == 200
         deadline = time.monotonic() + 2
         while (await b.get("/api/team", headers=world.vera.headers)).status_code == 200:
             assert time.monotonic() < deadline, "replica B still sees a removed member after 2 s"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import httpx
 
 from tests.processes import command_env, free_port, run_traxo, start_traxo, stop, wait_healthy
@@ -71,14 +73,23 @@ def test_api_no_migrate_leaves_the_schema_alone(fresh_database_url):
     assert "database schema is up to date" in run_traxo("migrate", env=env)
 
 
-def test_dev_prints_a_usable_key_on_first_start(tmp_path):
+def test_dev_prints_a_usable_key_and_runs_checks(tmp_path):
+    """The newcomer's path: `traxo dev`, the printed key, a monitor, and checks arriving from its agent."""
     env = command_env(None)  # the embedded default: a SQLite file in the working directory
-    port = free_port()
-    dev = start_traxo("dev", "--port", str(port), env=env, cwd=tmp_path)
+    port, grpc_port, metrics_port = free_port(), free_port(), free_port()
+    args = (
+        "dev",
+        "--port",
+        str(port),
+        "--grpc-port",
+        str(grpc_port),
+        "--agent-metrics-port",
+        str(metrics_port),
+    )
+    dev = start_traxo(*args, env=env, cwd=tmp_path)
     base = f"http://127.0.0.1:{port}"
     try:
         wait_healthy(base, dev)
-        org = None
         assert dev.stdout is not None
         key = None
         for line in dev.stdout:
@@ -86,15 +97,30 @@ def test_dev_prints_a_usable_key_on_first_start(tmp_path):
                 key = line.strip()
                 break
         assert key, "traxo dev printed no key"
-        org = httpx.get(f"{base}/api/organization", headers={"Authorization": f"Bearer {key}"}).json()["data"]
+        headers = {"Authorization": f"Bearer {key}"}
+        org = httpx.get(f"{base}/api/organization", headers=headers).json()["data"]
         assert org["plan"] == "ENTERPRISE"
+        created = httpx.post(
+            f"{base}/api/monitors",
+            json={"name": "self", "url": f"{base}/healthz", "type": "HTTP", "interval": 15, "timeout": 5},
+            headers=headers,
+        )
+        assert created.status_code == 201, created.text
+        monitor_id = created.json()["data"]["id"]
+        deadline = time.monotonic() + 30
+        checks: list[dict[str, object]] = []
+        while not checks and time.monotonic() < deadline:
+            time.sleep(0.2)
+            checks = httpx.get(f"{base}/api/monitors/{monitor_id}/checks", headers=headers).json()["data"]
+        assert checks, "no check arrived from the dev agent within 30 s"
+        assert checks[0]["status"] == "UP" and checks[0]["region"] == "us-east-1"
     finally:
-        stop(dev)
+        stop(dev, timeout=30)
     assert (tmp_path / "traxo.db").exists()
 
-    again = start_traxo("dev", "--port", str(port), env=env, cwd=tmp_path)
+    again = start_traxo(*args, env=env, cwd=tmp_path)
     try:
         wait_healthy(base, again)
     finally:
-        output = stop(again)
-    assert "traxo_" not in output and "Developer account exists" in output
+        output = stop(again, timeout=30)
+    assert "traxo_" not in output.replace("traxo_agent", "") and "Developer account exists" in output

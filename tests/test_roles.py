@@ -8,7 +8,7 @@ from control_plane.api.app import create_app
 
 WRITE_METHODS = {"post", "put", "patch", "delete"}
 # Endpoints that take no API key (public by the reference, or authenticated otherwise).
-PUBLIC_PATHS: set[str] = set()
+PUBLIC_PATHS: set[str] = {"/api/billing/webhook"}
 
 
 def api_operations(settings, runtime) -> list[tuple[str, str]]:

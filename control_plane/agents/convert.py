@@ -111,7 +111,19 @@ def result_from_proto(message: pb.CheckResult, *, region: str, agent_id: str, no
         details=details,
         scheduled_at=_time(message.scheduled_at),
         agent_id=agent_id,
+        screenshot_png=_png(message),
     )
+
+
+_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _png(message: pb.CheckResult) -> bytes | None:
+    if not message.HasField("screenshot_png") or not message.screenshot_png:
+        return None
+    if not message.screenshot_png.startswith(_PNG_MAGIC):
+        raise InvalidResult("screenshot_png is not a PNG image")
+    return message.screenshot_png
 
 
 def timestamp(moment: datetime) -> Timestamp:

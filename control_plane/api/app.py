@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
 from sqlalchemy import text
 
+from control_plane.agents.endpoint import AgentsEndpoint
 from control_plane.api.deps import Runtime, RuntimeDep
 from control_plane.api.errors import install_error_handlers
 from control_plane.api.middleware import ApiMiddleware
 from control_plane.api.responses import JsonResponse
 from control_plane.api.routes import api_keys, billing, dashboard, monitors, organization, team
 from control_plane.settings import Settings
-from control_plane.agents.endpoint import AgentsEndpoint
 from control_plane.workers.jobs import build_runner
 
 
@@ -25,6 +25,7 @@ def create_app(
     *,
     workers: bool = False,
     grpc_address: tuple[str, int] | None = None,
+    before_shutdown: Callable[[], Awaitable[None]] | None = None,
 ) -> FastAPI:
     """The API app. A runtime handed in is shared and left open; one built here is closed at shutdown.
 
@@ -43,6 +44,8 @@ def create_app(
             await runner.start()
         agents = await AgentsEndpoint.start(runtime.db, settings, grpc_address) if grpc_address else None
         yield
+        if before_shutdown is not None:
+            await before_shutdown()  # e.g. `traxo dev` stops its agent while gRPC still takes its results
         if agents is not None:
             await agents.stop()
         if runner is not None:

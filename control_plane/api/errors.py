@@ -11,7 +11,15 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from control_plane.api.responses import JsonResponse
-from control_plane.services.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
+from control_plane.services.errors import (
+    Conflict,
+    DomainError,
+    Forbidden,
+    InvalidInput,
+    NotConfigured,
+    NotFound,
+    UpstreamError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -20,6 +28,8 @@ _STATUS_BY_ERROR: dict[type[DomainError], int] = {
     Forbidden: 403,
     NotFound: 404,
     Conflict: 409,
+    NotConfigured: 501,
+    UpstreamError: 502,
 }
 
 _DEFAULT_MESSAGES = {
@@ -55,7 +65,7 @@ def describe_validation_error(error: dict[str, Any]) -> str:
     message = str(error.get("msg", "is invalid"))
     message = message.removeprefix("Value error, ").removeprefix("Assertion failed, ")
     if not loc:
-        return message if ":" in message else f"Request body: {message}"
+        return message if ":" in message or message.startswith("Request body") else f"Request body: {message}"
     field = ".".join(loc)
     if kind == "missing":
         return f"{field}: field required"

@@ -28,6 +28,10 @@ class ApiMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if "\x00" in scope["path"]:
+            # No id contains NUL, and PostgreSQL cannot even compare with one.
+            await _send_error(send, 404, "Not found")
+            return
         limit = self.max_body_bytes
         for name, value in scope["headers"]:
             if name == b"content-length":

@@ -36,9 +36,31 @@ class RequestModel(BaseModel):
             for key, value in data.items():
                 if value is None and key in cls.model_fields and key not in cls.nullable:
                     raise ValueError(f"{key}: must not be null")
+                where = _nul_character_in(value)
+                if where is not None:
+                    raise ValueError(f"{key}{where}: must not contain NUL characters")
         elif data is not None:
             raise ValueError("Request body must be a JSON object")
         return data
+
+
+def _nul_character_in(value: Any, where: str = "") -> str | None:
+    """The path to a string holding U+0000 (PostgreSQL cannot store one), or None."""
+    if isinstance(value, str):
+        return where if "\x00" in value else None
+    if isinstance(value, dict):
+        items: Any = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    else:
+        return None
+    for key, item in items:
+        if isinstance(key, str) and "\x00" in key:
+            return f"{where}.{key!r}"
+        found = _nul_character_in(item, f"{where}.{key}")
+        if found is not None:
+            return found
+    return None
 
 
 class OrganizationCreate(RequestModel):

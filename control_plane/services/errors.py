@@ -23,3 +23,11 @@ class Forbidden(DomainError):
 
 class Conflict(DomainError):
     """409: it already exists."""
+
+
+class NotConfigured(DomainError):
+    """501: this server was deployed without what the feature needs (e.g. billing without RevenueCat)."""
+
+
+class UpstreamError(DomainError):
+    """502: a service we depend on (RevenueCat) failed; the message names it and how."""

@@ -10,11 +10,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import RowMapping, and_, func, select
+from sqlalchemy import RowMapping, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from control_plane import histogram
-from control_plane.models import CheckResult, CheckRollup, Incident, Monitor
+from control_plane.models import CheckResult, CheckRollup, CheckScreenshot, Incident, Monitor
 from control_plane.services.results import PHASES, bucket_start
 
 PERFORMANCE_MEASURES = (*PHASES, "size")
@@ -43,6 +43,14 @@ async def check_page(
         .limit(limit)
     )
     return rows.all(), total
+
+
+async def screenshot(session: AsyncSession, monitor_id: str, check_id: str) -> bytes | None:
+    return await session.scalar(
+        select(CheckScreenshot.png)
+        .join(CheckResult, CheckResult.id == CheckScreenshot.check_id)
+        .where(CheckResult.id == check_id, CheckResult.monitor_id == monitor_id)
+    )
 
 
 async def recent_incidents(
@@ -88,15 +96,9 @@ class _Accumulator:
 async def performance(session: AsyncSession, monitor_id: str, *, hours: int, now: datetime) -> dict[str, Any]:
     """Averages, p95 and an hourly series of the phase timings over the last `hours` hours."""
     since = bucket_start(now - timedelta(hours=hours), "hour")
-    rollups = (
+    hourly = (
         await session.execute(
-            select(
-                CheckRollup.bucket_start,
-                CheckRollup.count,
-                CheckRollup.sums,
-                CheckRollup.counts,
-                CheckRollup.histograms,
-            )
+            select(CheckRollup.bucket_start, CheckRollup.count, CheckRollup.sums, CheckRollup.counts)
             .where(
                 CheckRollup.monitor_id == monitor_id,
                 CheckRollup.granularity == "hour",
@@ -107,12 +109,13 @@ async def performance(session: AsyncSession, monitor_id: str, *, hours: int, now
     ).all()
     overall = _Accumulator()
     per_hour: dict[datetime, _Accumulator] = {}
-    histograms: dict[str, histogram.Histogram] = {}
-    for row in rollups:
+    for row in hourly:
         rollup = row._mapping
         overall.add(rollup)
         per_hour.setdefault(rollup["bucket_start"], _Accumulator()).add(rollup)
-        for name, h in rollup["histograms"].items():
+    histograms: dict[str, histogram.Histogram] = {}
+    for (measures,) in await session.execute(_p95_histograms(monitor_id, since)):
+        for name, h in measures.items():
             histogram.merge_into(histograms.setdefault(name, {}), h)
     return {
         "averages": overall.averages(),
@@ -120,6 +123,28 @@ async def performance(session: AsyncSession, monitor_id: str, *, hours: int, now
         "timeSeries": [{"timestamp": start, **acc.averages()} for start, acc in per_hour.items()],
         "sampleCount": overall.count,
     }
+
+
+def _p95_histograms(monitor_id: str, since: datetime) -> Any:
+    """The histograms of every result since `since`: hours up to the first whole day, then days.
+
+    A day rollup holds exactly the bucket counts of its hours (record_results writes both in one
+    transaction), so a week costs about 14 day rows and a day's worth of hours instead of ~340 hours.
+    """
+    first_day = bucket_start(since, "day")
+    if first_day < since:
+        first_day += timedelta(days=1)
+    return select(CheckRollup.histograms).where(
+        CheckRollup.monitor_id == monitor_id,
+        or_(
+            and_(
+                CheckRollup.granularity == "hour",
+                CheckRollup.bucket_start >= since,
+                CheckRollup.bucket_start < first_day,
+            ),
+            and_(CheckRollup.granularity == "day", CheckRollup.bucket_start >= first_day),
+        ),
+    )
 
 
 @dataclass(frozen=True, slots=True)

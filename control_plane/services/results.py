@@ -11,12 +11,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, bindparam, delete, or_, select, tuple_
+from sqlalchemy import Table, bindparam, delete, insert, or_, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from control_plane import histogram
-from control_plane.models import CheckResult, CheckRollup, Monitor
+from control_plane.models import CheckResult, CheckRollup, CheckScreenshot, Monitor
 
 PHASES = ("dns", "tcp", "tls", "ttfb", "download", "total")
 GRANULARITIES = ("hour", "day")
@@ -45,6 +45,7 @@ class ResultIn:
     details: dict[str, Any] | None = None
     scheduled_at: datetime | None = None
     agent_id: str | None = None
+    screenshot_png: bytes | None = None
 
     def measures(self) -> dict[str, float]:
         """The timed measures present in this result; `total` falls back to the response time."""
@@ -93,6 +94,13 @@ async def record_results(session: AsyncSession, results: Sequence[ResultIn]) -> 
         outcome.inserted = [r.id for r in fresh]
         outcome.duplicates = [r.id for r in live if r.id not in inserted_ids]
         if fresh:
+            screenshots = [
+                {"check_id": r.id, "png": r.screenshot_png, "created_at": r.checked_at}
+                for r in fresh
+                if r.screenshot_png
+            ]
+            if screenshots:
+                await session.execute(insert(CheckScreenshot), screenshots)
             await _update_rollups(session, fresh)
             await _update_last_checks(session, fresh)
     await session.commit()

@@ -14,7 +14,9 @@ from control_plane.timefmt import Clock, utcnow
 log = logging.getLogger(__name__)
 
 
-async def apply_retention(db: Database, settings: Settings, *, clock: Clock = utcnow, batch_size: int = 5000) -> int:
+async def apply_retention(
+    db: Database, settings: Settings, *, clock: Clock = utcnow, batch_size: int = 5000
+) -> int:
     """Delete everything past retention, one short transaction per batch; returns rows deleted."""
     total = 0
     while True:

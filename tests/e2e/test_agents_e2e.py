@@ -234,9 +234,9 @@ class Cluster:
     # -- database views ------------------------------------------------------------------------
     async def monitor(self, name: str, path: str, regions: list[str], **fields: Any) -> str:
         fields.setdefault("url", f"{self.http.url}{path}")
-        monitor = await insert_monitor(
-            self.db, self.owner.org_id or "", name=name, interval=2, timeout=1, regions=regions, **fields
-        )
+        fields.setdefault("interval", 2)
+        fields.setdefault("timeout", 1)
+        monitor = await insert_monitor(self.db, self.owner.org_id or "", name=name, regions=regions, **fields)
         return monitor.id
 
     async def results(self, monitor_id: str) -> list[CheckResult]:
@@ -606,3 +606,71 @@ async def _spool_at_least(agent: AgentProcess, count: float) -> bool:
 
 async def _spool_drained(agent: AgentProcess) -> bool:
     return await agent.metric("traxo_agent_spool_results") == 0.0
+
+
+async def test_every_active_check_type_runs_through_a_real_agent(cluster: Cluster, on_failure: None) -> None:
+    """PING, DNS, SSL and BROWSER through the real agent and control plane, screenshot included."""
+    from tests.checks.dns_server import LoopbackDnsServer, build_zone
+    from tests.tools import require_program
+
+    dns_server = LoopbackDnsServer(build_zone())
+    await dns_server.start()
+    https_host_port = cluster.https.url.removeprefix("https://")
+    try:
+        monitors = {
+            "ping": await cluster.monitor(
+                "ping", "", [EAST], type="PING", url="127.0.0.1", config={"count": 2}
+            ),
+            "dns": await cluster.monitor(
+                "dns",
+                "",
+                [EAST],
+                type="DNS",
+                url="example.test",
+                config={"resolver": dns_server.address, "expectedValues": ["192.0.2.10"]},
+            ),
+            "ssl": await cluster.monitor(
+                "ssl",
+                "",
+                [EAST],
+                type="SSL",
+                url=https_host_port,
+                config={"caBundle": cluster.ca_file.read_text()},
+            ),
+        }
+        expected_details = {"ping": "packet_loss_percent", "dns": "answers", "ssl": "days_until_expiry"}
+        if require_program("chromium"):  # skips (or fails in CI) without Chromium
+            for name, step_text in (
+                ("browser-ok", "all systems operational"),
+                ("browser-fail", "no such text"),
+            ):
+                monitors[name] = await cluster.monitor(
+                    name,
+                    f"/ok/{name}",
+                    [EAST],
+                    type="BROWSER",
+                    timeout=15,
+                    interval=30,
+                    config={"steps": [{"action": "expect_text", "text": step_text, "timeout": 2}]},
+                )
+
+        async def all_reported() -> dict[str, list[CheckResult]]:
+            found = {name: await cluster.results(monitor_id) for name, monitor_id in monitors.items()}
+            return found if all(found.values()) else {}
+
+        found = await eventually(all_reported, 45, "every check type reports a result", 0.2)
+        for name, key in expected_details.items():
+            result = found[name][0]
+            assert result.status == "UP", (name, result.error_kind, result.error_message)
+            assert result.details and key in result.details, (name, result.details)
+        if "browser-ok" in found:
+            assert found["browser-ok"][0].status == "UP", found["browser-ok"][0].error_message
+            failed = found["browser-fail"][0]
+            assert failed.status == "DOWN" and failed.error_kind == "browser_step"
+            shot = await cluster.request(
+                "GET", f"/api/monitors/{monitors['browser-fail']}/checks/{failed.id}/screenshot"
+            )
+            assert shot.status_code == 200 and shot.content.startswith(b"\x89PNG")
+    finally:
+        await cluster.pause(list(monitors.values()))
+        await dns_server.stop()

@@ -1,0 +1,212 @@
+"""Issue 5 benchmark, part 3: results per second the control plane commits from agents (PostgreSQL).
+
+Starts `traxo api` on a fresh PostgreSQL database, creates monitors and a token, registers
+`--streams` agents over real gRPC (one region each, so every agent holds every monitor), and has
+each stream send batches of results as fast as the server acknowledges them (up to 8 in flight,
+as the agent does). Counts results acknowledged (= committed) per second, then checks the row
+count in the database. Usage:
+
+    .venv/bin/python bench/results_pipeline.py [--monitors 1000] [--seconds 30] [--streams 4] [--batch 500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import socket
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import grpc
+import psycopg
+from google.protobuf.timestamp_pb2 import Timestamp
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from agent.ids import new_result_id  # noqa: E402
+from agent.protocol.traxo.agent.v1 import agent_pb2 as pb  # noqa: E402
+from agent.protocol.traxo.agent.v1.agent_pb2_grpc import AgentServiceStub  # noqa: E402
+
+BIN = ROOT / ".venv" / "bin"
+ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/test"
+DB = "traxo_bench_pipeline"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def stamp(moment: datetime) -> Timestamp:
+    value = Timestamp()
+    value.FromDatetime(moment)
+    return value
+
+
+def traxo(*args: str, env: dict[str, str]) -> str:
+    return subprocess.run(
+        [str(BIN / "traxo"), *args], env=env, check=True, capture_output=True, text=True
+    ).stdout
+
+
+def setup_database(monitors: int, regions: list[str]) -> None:
+    with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
+        conn.execute(f"CREATE DATABASE {DB}")
+
+
+def insert_monitors(dsn: str, org_id: str, count: int, regions: list[str]) -> None:
+    import json
+
+    now = datetime.now(UTC)
+    with psycopg.connect(dsn) as conn, conn.cursor() as cur:
+        with cur.copy(
+            "COPY monitors (id, org_id, name, type, url, interval, timeout, method, regions, config, is_active,"
+            " created_at, updated_at) FROM STDIN"
+        ) as copy:
+            for i in range(count):
+                copy.write_row(
+                    (f"mon_bench{i:06d}", org_id, f"m{i}", "HTTP", "http://127.0.0.1:1/", 60, 10, "GET",
+                     json.dumps(regions), "{}", True, now, now)
+                )  # fmt: skip
+        conn.commit()
+
+
+async def agent_stream(
+    target: str, token: str, region: str, seconds: float, batch_size: int, counters: dict[str, int]
+) -> None:
+    metadata = (("authorization", f"Bearer {token}"),)
+    async with grpc.aio.insecure_channel(target) as channel:
+        stub = AgentServiceStub(channel)
+        registered = await stub.Register(
+            pb.RegisterRequest(name=f"bench-{region}", region=region, version="bench", capabilities=["http"]),
+            metadata=metadata,
+        )
+        # Wait for the snapshot to hold every monitor (the coordinator assigns after registration).
+        assignments: list[pb.Assignment] = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            stream = stub.WatchAssignments(
+                pb.WatchAssignmentsRequest(agent_id=registered.agent_id), metadata=metadata
+            )
+            first = await stream.read()
+            stream.cancel()
+            assignments = list(first.snapshot.assignments)
+            if assignments and len(assignments) >= counters["monitors"]:
+                break
+            await asyncio.sleep(0.5)
+        epochs = [(a.monitor_id, a.epoch) for a in assignments]
+        in_flight = asyncio.Semaphore(8)
+        stop_at = time.monotonic() + seconds
+
+        async def batches():
+            sequence = 0
+            while time.monotonic() < stop_at:
+                await in_flight.acquire()
+                sequence += 1
+                now = datetime.now(UTC)
+                results = []
+                for _ in range(batch_size):
+                    monitor_id, epoch = random.choice(epochs)
+                    finished = now - timedelta(milliseconds=random.randint(0, 500))
+                    results.append(
+                        pb.CheckResult(
+                            result_id=new_result_id(), monitor_id=monitor_id, epoch=epoch, region=region,
+                            scheduled_at=stamp(finished - timedelta(milliseconds=120)),
+                            started_at=stamp(finished - timedelta(milliseconds=100)), finished_at=stamp(finished),
+                            status=pb.UP, response_time_ms=random.uniform(20, 200), status_code=200,
+                            dns_ms=1.0, tcp_ms=2.0, ttfb_ms=30.0, download_ms=2.0, total_ms=40.0, size_bytes=512,
+                            type="HTTP",
+                        )
+                    )  # fmt: skip
+                counters["sent"] += batch_size
+                yield pb.ResultBatch(agent_id=registered.agent_id, sequence=sequence, results=results)
+
+        call = stub.StreamResults(batches(), metadata=metadata)
+        async for ack in call:
+            counters["acked"] += batch_size - len(ack.rejected)
+            counters["rejected"] += len(ack.rejected)
+            in_flight.release()
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--monitors", type=int, default=1000)
+    parser.add_argument("--seconds", type=float, default=30)
+    parser.add_argument("--streams", type=int, default=4)
+    parser.add_argument("--batch", type=int, default=500)
+    args = parser.parse_args()
+
+    regions = [f"bench-{i}" for i in range(args.streams)]
+    setup_database(args.monitors, regions)
+    dsn = f"postgresql://postgres@127.0.0.1:5432/{DB}"
+    env = {
+        **os.environ,
+        "TRAXO_DATABASE_URL": dsn,
+        "TRAXO_LOG_LEVEL": "warning",
+        "TRAXO_REGIONS": ",".join(regions),
+    }
+    traxo("migrate", env=env)
+    key = (
+        traxo("users", "create", "--email", "bench@example.com", "--name", "Bench", env=env)
+        .strip()
+        .splitlines()[-1]
+    )
+    tokens = {
+        r: traxo("agents", "create-token", "--region", r, env=env).strip().splitlines()[-1] for r in regions
+    }
+    port, grpc_port = free_port(), free_port()
+    api = subprocess.Popen(
+        [str(BIN / "traxo"), "api", "--host", "127.0.0.1", "--port", str(port), "--grpc-port", str(grpc_port),
+         "--no-workers", "--no-migrate"], env=env,
+    )  # fmt: skip
+    try:
+        import httpx
+
+        for _ in range(100):
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                await asyncio.sleep(0.2)
+        org = httpx.post(
+            f"http://127.0.0.1:{port}/api/organization",
+            json={"name": "Bench", "slug": "bench"},
+            headers={"Authorization": f"Bearer {key}"},
+        ).json()["data"]["id"]
+        insert_monitors(dsn, org, args.monitors, regions)
+        with psycopg.connect(dsn, autocommit=True) as conn:  # tell the coordinator, as the API would
+            conn.execute("SELECT pg_notify('traxo_changes', 'monitors:mon_bench000000')")
+        counters = {"sent": 0, "acked": 0, "rejected": 0, "monitors": args.monitors}
+        started = time.monotonic()
+        await asyncio.gather(
+            *(
+                agent_stream(f"127.0.0.1:{grpc_port}", tokens[r], r, args.seconds, args.batch, counters)
+                for r in regions
+            )
+        )
+        elapsed = time.monotonic() - started
+        with psycopg.connect(dsn) as conn:
+            stored = conn.execute("SELECT count(*) FROM check_results").fetchone()[0]
+        print(
+            f"streams={args.streams} batch={args.batch} monitors={args.monitors}: "
+            f"acked {counters['acked']} results in {elapsed:.1f} s (incl. setup of streams) -> "
+            f"{counters['acked'] / args.seconds:,.0f} results/s over the send window; "
+            f"rejected {counters['rejected']}; rows in check_results: {stored}"
+        )
+    finally:
+        api.terminate()
+        api.wait(timeout=20)
+        with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

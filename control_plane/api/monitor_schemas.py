@@ -1,0 +1,201 @@
+"""Monitor request bodies and response shapes (the reference's, field for field, plus `config`
+and, for passive types, the URL their traffic goes to)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import Field, StringConstraints, field_validator
+
+from control_plane.api.schemas import Name, RequestModel
+from control_plane.models import CheckResult, Incident, Monitor
+from control_plane.monitor_config import HTTP_METHODS, MONITOR_TYPES
+from control_plane.services.monitors import MAX_INTERVAL
+from control_plane.timefmt import iso
+
+MonitorType = Literal[MONITOR_TYPES]  # type: ignore[valid-type]
+HttpMethod = Literal[HTTP_METHODS]  # type: ignore[valid-type]
+Region = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
+class _MonitorFields(RequestModel):
+    nullable: ClassVar[frozenset[str]] = frozenset({"url", "expectedStatus", "expectedKeyword", "config"})
+
+    url: Annotated[str, StringConstraints(strip_whitespace=True, max_length=2048)] | None = None
+    interval: Annotated[int, Field(ge=1, le=MAX_INTERVAL)] | None = None
+    method: HttpMethod | None = None
+    expectedStatus: Annotated[int, Field(ge=100, le=599)] | None = None
+    expectedKeyword: Annotated[str, StringConstraints(min_length=1, max_length=500)] | None = None
+    timeout: Annotated[int, Field(ge=1, le=60)] | None = None
+    regions: Annotated[list[Region], Field(min_length=1, max_length=20)] | None = None
+    config: dict[str, Any] | None = None
+
+    # PostgreSQL text cannot hold NUL (psycopg would fail the insert: a 500); a name or URL has
+    # no use for control characters at all.
+    @field_validator("name", "url", check_fields=False)
+    @classmethod
+    def _no_control_characters(cls, value: str | None) -> str | None:
+        if value is not None and any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+            raise ValueError("must not contain control characters")
+        return value
+
+    @field_validator("expectedKeyword")
+    @classmethod
+    def _no_nul(cls, value: str | None) -> str | None:
+        if value is not None and "\x00" in value:
+            raise ValueError("must not contain NUL characters")
+        return value
+
+    @field_validator("regions")
+    @classmethod
+    def _unique(cls, regions: list[str] | None) -> list[str] | None:
+        if regions is not None and len(set(regions)) != len(regions):
+            raise ValueError("must not repeat a region")
+        return regions
+
+
+class MonitorCreate(_MonitorFields):
+    name: Name
+    type: MonitorType
+
+
+class MonitorUpdate(_MonitorFields):
+    name: Name | None = None
+    type: MonitorType | None = None
+
+
+def _passive_urls(monitor: Monitor, public_url: str) -> dict[str, Any]:
+    if monitor.type == "HEARTBEAT" and monitor.heartbeat_token:
+        return {"heartbeatUrl": f"{public_url}/api/heartbeat/{monitor.heartbeat_token}"}
+    if monitor.type == "LLM":
+        return {"ingestUrl": f"{public_url}/api/ai/ingest/{monitor.id}"}
+    return {}
+
+
+def _base(monitor: Monitor) -> dict[str, Any]:
+    return {
+        "id": monitor.id,
+        "name": monitor.name,
+        "url": monitor.url,
+        "type": monitor.type,
+        "interval": monitor.interval,
+        "isActive": monitor.is_active,
+        "method": monitor.method,
+    }
+
+
+def _response_time(value: float | None) -> int | None:
+    return None if value is None else round(value)
+
+
+def monitor_list_item(monitor: Monitor, public_url: str) -> dict[str, Any]:
+    last_check = None
+    if monitor.last_checked_at is not None:
+        last_check = {
+            "status": monitor.last_check_status,
+            "responseTime": _response_time(monitor.last_check_response_time),
+            "checkedAt": iso(monitor.last_checked_at),
+        }
+    return {
+        **_base(monitor),
+        "timeout": monitor.timeout,
+        "regions": monitor.regions,
+        "createdAt": iso(monitor.created_at),
+        "lastCheck": last_check,
+        **_passive_urls(monitor, public_url),
+    }
+
+
+def monitor_out(monitor: Monitor, public_url: str) -> dict[str, Any]:
+    """The full monitor, as create, pause and resume answer it."""
+    return {
+        **_base(monitor),
+        "expectedStatus": monitor.expected_status,
+        "expectedKeyword": monitor.expected_keyword,
+        "timeout": monitor.timeout,
+        "regions": monitor.regions,
+        "config": monitor.config,
+        "orgId": monitor.org_id,
+        "createdAt": iso(monitor.created_at),
+        "updatedAt": iso(monitor.updated_at),
+        **_passive_urls(monitor, public_url),
+    }
+
+
+def monitor_updated_out(monitor: Monitor, public_url: str) -> dict[str, Any]:
+    return {
+        **_base(monitor),
+        "timeout": monitor.timeout,
+        "regions": monitor.regions,
+        "config": monitor.config,
+        "createdAt": iso(monitor.created_at),
+        "updatedAt": iso(monitor.updated_at),
+        **_passive_urls(monitor, public_url),
+    }
+
+
+def monitor_detail_out(
+    monitor: Monitor, checks: list[CheckResult], incidents: list[Incident], public_url: str
+) -> dict[str, Any]:
+    return {
+        **_base(monitor),
+        "expectedStatus": monitor.expected_status,
+        "expectedKeyword": monitor.expected_keyword,
+        "timeout": monitor.timeout,
+        "regions": monitor.regions,
+        "config": monitor.config,
+        "createdAt": iso(monitor.created_at),
+        "checks": [
+            {
+                "id": check.id,
+                "status": check.status,
+                "responseTime": _response_time(check.response_time),
+                "statusCode": check.status_code,
+                "region": check.region,
+                "checkedAt": iso(check.checked_at),
+            }
+            for check in checks
+        ],
+        "incidents": [
+            {
+                "id": incident.id,
+                "startedAt": iso(incident.started_at),
+                "resolvedAt": iso(incident.resolved_at),
+                "duration": incident_duration(incident),
+                "cause": incident.cause,
+            }
+            for incident in incidents
+        ],
+        **_passive_urls(monitor, public_url),
+    }
+
+
+def check_out(check: CheckResult) -> dict[str, Any]:
+    return {
+        "id": check.id,
+        "monitorId": check.monitor_id,
+        "status": check.status,
+        "responseTime": _response_time(check.response_time),
+        "statusCode": check.status_code,
+        "region": check.region,
+        "checkedAt": iso(check.checked_at),
+    }
+
+
+def incident_duration(incident: Incident) -> int | None:
+    if incident.resolved_at is None:
+        return None
+    return round((incident.resolved_at - incident.started_at).total_seconds())
+
+
+def monitor_incident_out(incident: Incident, monitor: Monitor) -> dict[str, Any]:
+    return {
+        "id": incident.id,
+        "monitorId": incident.monitor_id,
+        "monitorName": monitor.name,
+        "startedAt": iso(incident.started_at),
+        "resolvedAt": iso(incident.resolved_at),
+        "duration": incident_duration(incident),
+        "cause": incident.cause,
+        "isActive": incident.resolved_at is None,
+    }

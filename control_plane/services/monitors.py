@@ -1,0 +1,211 @@
+"""Monitors: creation and changes under the plan's rules, pause/resume, deletion, lookups."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from control_plane import changes
+from control_plane.ids import new_id
+from control_plane.models import Monitor, Organization
+from control_plane.monitor_config import validate_config
+from control_plane.monitor_targets import PASSIVE_TYPES, validate_target
+from control_plane.plans import limits_for
+from control_plane.services.errors import Forbidden, InvalidInput, NotFound
+from control_plane.services.regions import known_regions
+from control_plane.settings import Settings
+from control_plane.timefmt import utcnow
+
+MONITORS_TOPIC = "monitors"  # payload: the monitor id; agents' assignment streams listen
+MAX_INTERVAL = 3600
+DEFAULT_INTERVAL = 60
+DEFAULT_TIMEOUT = 30
+
+
+@dataclass(frozen=True, slots=True)
+class OrgContext:
+    org_id: str
+    plan: str
+
+
+def new_heartbeat_token() -> str:
+    return "hb_" + secrets.token_urlsafe(24)
+
+
+async def get_monitor(session: AsyncSession, org_id: str, monitor_id: str) -> Monitor:
+    if "\x00" in monitor_id:  # never reached through the API (middleware); kept for other callers
+        raise NotFound("Monitor not found")
+    monitor = await session.scalar(select(Monitor).where(Monitor.id == monitor_id, Monitor.org_id == org_id))
+    if monitor is None:
+        raise NotFound("Monitor not found")
+    return monitor
+
+
+async def list_monitors(session: AsyncSession, org_id: str) -> Sequence[Monitor]:
+    rows = await session.scalars(
+        select(Monitor).where(Monitor.org_id == org_id).order_by(Monitor.created_at.desc(), Monitor.id)
+    )
+    return rows.all()
+
+
+async def count_monitors(session: AsyncSession, org_id: str, *, active_only: bool = False) -> int:
+    query = select(func.count()).select_from(Monitor).where(Monitor.org_id == org_id)
+    if active_only:
+        query = query.where(Monitor.is_active.is_(True))
+    return int(await session.scalar(query) or 0)
+
+
+async def _lock_org(session: AsyncSession, org: OrgContext) -> OrgContext:
+    """Serialize the organization's monitor-count decisions and read its plan as committed.
+
+    A no-op UPDATE rather than SELECT … FOR UPDATE: on SQLite it takes the write lock before the
+    count is read, so two concurrent creations cannot both see room for one more monitor.
+    """
+    plan = await session.scalar(
+        update(Organization)
+        .where(Organization.id == org.org_id)
+        .values(plan=Organization.plan, updated_at=Organization.updated_at)  # keeps onupdate= away
+        .returning(Organization.plan)
+    )
+    if plan is None:
+        raise NotFound("Organization not found")
+    return OrgContext(org_id=org.org_id, plan=plan)
+
+
+async def create_monitor(
+    session: AsyncSession, settings: Settings, org: OrgContext, fields: dict[str, Any]
+) -> Monitor:
+    org = await _lock_org(session, org)
+    limits = limits_for(org.plan)
+    if limits.monitors is not None and await count_monitors(session, org.org_id) >= limits.monitors:
+        raise Forbidden(f"Your {org.plan} plan allows {limits.monitors} monitors; upgrade to add more")
+    interval = fields.get("interval", max(DEFAULT_INTERVAL, limits.min_interval_seconds))
+    fields = {
+        "interval": interval,
+        "timeout": min(DEFAULT_TIMEOUT, interval) if isinstance(interval, int) else DEFAULT_TIMEOUT,
+        "method": "GET",
+        "regions": list(settings.default_regions),
+        "config": None,
+        "expectedStatus": None,
+        "expectedKeyword": None,
+        "url": None,
+        **fields,
+    }
+    now = utcnow()
+    monitor = Monitor(id=new_id("mon"), org_id=org.org_id, is_active=True, created_at=now, updated_at=now)
+    await _apply(session, settings, org, monitor, fields)
+    session.add(monitor)
+    await session.flush()
+    await changes.publish(session, MONITORS_TOPIC, monitor.id)
+    await session.commit()
+    return monitor
+
+
+async def update_monitor(
+    session: AsyncSession, settings: Settings, org: OrgContext, monitor_id: str, fields: dict[str, Any]
+) -> Monitor:
+    monitor = await get_monitor(session, org.org_id, monitor_id)
+    current = {
+        "name": monitor.name,
+        "type": monitor.type,
+        "url": monitor.url,
+        "interval": monitor.interval,
+        "timeout": monitor.timeout,
+        "method": monitor.method,
+        "expectedStatus": monitor.expected_status,
+        "expectedKeyword": monitor.expected_keyword,
+        "regions": monitor.regions,
+        "config": monitor.config,
+    }
+    if fields.get("type", monitor.type) != monitor.type:
+        if "config" not in fields:
+            current["config"] = None  # another type's config would not validate
+        if fields["type"] in PASSIVE_TYPES and "url" not in fields:
+            current["url"] = None  # the old type's target (tcp://…, a host) means nothing here
+    # Resending a value unchanged (a client PUTting back what it read) is not asking for it anew.
+    changed = {name for name, value in fields.items() if current.get(name) != value}
+    await _apply(session, settings, org, monitor, {**current, **fields}, changed=changed)
+    monitor.updated_at = utcnow()
+    await changes.publish(session, MONITORS_TOPIC, monitor.id)
+    await session.commit()
+    return monitor
+
+
+async def _apply(
+    session: AsyncSession,
+    settings: Settings,
+    org: OrgContext,
+    monitor: Monitor,
+    fields: dict[str, Any],
+    changed: set[str] | None = None,
+) -> None:
+    """Validate the whole resulting monitor (types check their own target and config), then set it."""
+    limits = limits_for(org.plan)
+    monitor_type = fields["type"]
+    if monitor_type == "BROWSER" and not limits.premium_features and (changed is None or "type" in changed):
+        raise Forbidden(f"BROWSER monitors need the BUSINESS or ENTERPRISE plan; yours is {org.plan}")
+    interval = fields["interval"]
+    if interval < limits.min_interval_seconds and (changed is None or "interval" in changed):
+        raise Forbidden(
+            f"interval: your {org.plan} plan's minimum interval is "
+            f"{limits.min_interval_seconds} s (asked {interval} s)"
+        )
+    if fields["timeout"] > interval:
+        raise InvalidInput(f"timeout: must not exceed the interval ({interval} s)")
+    url = validate_target(monitor_type, fields["url"])
+    config = validate_config(monitor_type, fields["config"])
+    regions = fields["regions"]
+    known = await known_regions(session, settings, org.org_id)
+    unknown = [region for region in regions if region not in known]
+    if unknown:
+        raise InvalidInput(f"regions: unknown region {unknown[0]!r}; known regions: {', '.join(known)}")
+    monitor.name = fields["name"]
+    monitor.type = monitor_type
+    monitor.url = url
+    monitor.interval = interval
+    monitor.timeout = fields["timeout"]
+    monitor.method = fields["method"]
+    monitor.expected_status = fields["expectedStatus"]
+    monitor.expected_keyword = fields["expectedKeyword"]
+    monitor.regions = list(regions)
+    monitor.config = config
+    if monitor_type == "HEARTBEAT":
+        monitor.heartbeat_token = monitor.heartbeat_token or new_heartbeat_token()
+    else:
+        monitor.heartbeat_token = None
+
+
+async def set_active(session: AsyncSession, org: OrgContext, monitor_id: str, active: bool) -> Monitor:
+    if active:
+        org = await _lock_org(session, org)
+    monitor = await get_monitor(session, org.org_id, monitor_id)
+    if active and not monitor.is_active:
+        limits = limits_for(org.plan)
+        if monitor.type == "BROWSER" and not limits.premium_features:
+            raise Forbidden(f"BROWSER monitors need the BUSINESS or ENTERPRISE plan; yours is {org.plan}")
+        active_count = await count_monitors(session, org.org_id, active_only=True)
+        if limits.monitors is not None and active_count >= limits.monitors:
+            raise Forbidden(
+                f"Your {org.plan} plan allows {limits.monitors} active monitors; pause another first"
+            )
+        if monitor.interval < limits.min_interval_seconds:
+            monitor.interval = limits.min_interval_seconds  # a downgrade's minimum applies from now on
+    if monitor.is_active != active:
+        monitor.is_active = active
+        monitor.updated_at = utcnow()
+        await changes.publish(session, MONITORS_TOPIC, monitor.id)
+    await session.commit()
+    return monitor
+
+
+async def delete_monitor(session: AsyncSession, org_id: str, monitor_id: str) -> None:
+    """Deletes the monitor with its results, rollups and incidents (foreign keys cascade)."""
+    monitor = await get_monitor(session, org_id, monitor_id)
+    await session.execute(delete(Monitor).where(Monitor.id == monitor.id))
+    await changes.publish(session, MONITORS_TOPIC, monitor.id)
+    await session.commit()
