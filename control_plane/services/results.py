@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from control_plane import histogram
 from control_plane.models import CheckResult, CheckRollup, CheckScreenshot, Monitor
+from control_plane.services import results_pg
 
 PHASES = ("dns", "tcp", "tls", "ttfb", "download", "total")
 GRANULARITIES = ("hour", "day")
@@ -80,16 +81,15 @@ async def record_results(session: AsyncSession, results: Sequence[ResultIn]) -> 
     if not unique:
         return outcome
     monitor_ids = sorted({r.monitor_id for r in unique})
-    # KEY SHARE: a monitor deleted meanwhile waits for this batch instead of breaking its foreign keys.
-    existing = set(
-        await session.scalars(
-            select(Monitor.id).where(Monitor.id.in_(monitor_ids)).with_for_update(key_share=True, read=True)
-        )
-    )
+    fast = session.get_bind().dialect.name == "postgresql"
+    if fast:
+        existing = await results_pg.lock_monitors(session, monitor_ids)
+    else:  # SQLite: one writer at a time anyway
+        existing = set(await session.scalars(select(Monitor.id).where(Monitor.id.in_(monitor_ids))))
     live = [r for r in unique if r.monitor_id in existing]
     outcome.orphaned = [r.id for r in unique if r.monitor_id not in existing]
     if live:
-        inserted_ids = await _insert_new(session, live)
+        inserted_ids = await (results_pg.insert_new(session, live) if fast else _insert_new(session, live))
         fresh = [r for r in live if r.id in inserted_ids]
         outcome.inserted = [r.id for r in fresh]
         outcome.duplicates = [r.id for r in live if r.id not in inserted_ids]
@@ -101,8 +101,14 @@ async def record_results(session: AsyncSession, results: Sequence[ResultIn]) -> 
             ]
             if screenshots:
                 await session.execute(insert(CheckScreenshot), screenshots)
-            await _update_rollups(session, fresh)
-            await _update_last_checks(session, fresh)
+            deltas = _rollup_deltas(fresh)
+            newest = _newest_per_monitor(fresh)
+            if fast:
+                await results_pg.add_rollups(session, deltas)
+                await results_pg.update_last_checks(session, newest)
+            else:
+                await _update_rollups(session, deltas)
+                await _update_last_checks(session, newest)
     await session.commit()
     return outcome
 
@@ -151,32 +157,54 @@ class _RollupDelta:
     counts: dict[str, int] = field(default_factory=dict)
     histograms: dict[str, histogram.Histogram] = field(default_factory=dict)
 
-    def add(self, result: ResultIn) -> None:
+    def add(self, up: bool, measured: list[tuple[str, float, str]], size: int | None) -> None:
+        """One result: its timed measures as (name, value, histogram bucket), and its size."""
         self.count += 1
-        self.up_count += result.status == "UP"
-        for name, value in result.measures().items():
-            self.sums[name] = self.sums.get(name, 0.0) + value
-            self.counts[name] = self.counts.get(name, 0) + 1
-            histogram.add(self.histograms.setdefault(name, {}), value)
-        if result.size is not None:
-            self.sums["size"] = self.sums.get("size", 0.0) + result.size
-            self.counts["size"] = self.counts.get("size", 0) + 1
+        self.up_count += up
+        sums, counts, histograms = self.sums, self.counts, self.histograms
+        for name, value, bucket in measured:
+            sums[name] = sums.get(name, 0.0) + value
+            counts[name] = counts.get(name, 0) + 1
+            buckets = histograms.get(name)
+            if buckets is None:
+                buckets = histograms[name] = {}
+            buckets[bucket] = buckets.get(bucket, 0) + 1
+        if size is not None:
+            sums["size"] = sums.get("size", 0.0) + size
+            counts["size"] = counts.get("size", 0) + 1
 
 
 RollupKey = tuple[str, str, str, datetime]
 
 
-async def _update_rollups(session: AsyncSession, results: list[ResultIn]) -> None:
+def _rollup_deltas(results: list[ResultIn]) -> dict[RollupKey, _RollupDelta]:
     deltas: dict[RollupKey, _RollupDelta] = {}
     for result in results:
-        for granularity in GRANULARITIES:
-            key = (
-                result.monitor_id,
-                result.region,
-                granularity,
-                bucket_start(result.checked_at, granularity),
-            )
-            deltas.setdefault(key, _RollupDelta()).add(result)
+        # Measured once, added to the hour's and the day's rollup.
+        measured = [
+            (name, value, str(histogram.bucket_of(value))) for name, value in result.measures().items()
+        ]
+        up = result.status == "UP"
+        hour = bucket_start(result.checked_at, "hour")
+        for granularity, start in (("hour", hour), ("day", hour.replace(hour=0))):
+            key = (result.monitor_id, result.region, granularity, start)
+            delta = deltas.get(key)
+            if delta is None:
+                delta = deltas[key] = _RollupDelta()
+            delta.add(up, measured, result.size)
+    return deltas
+
+
+def _newest_per_monitor(results: list[ResultIn]) -> list[ResultIn]:
+    newest: dict[str, ResultIn] = {}
+    for result in results:
+        current = newest.get(result.monitor_id)
+        if current is None or result.checked_at > current.checked_at:
+            newest[result.monitor_id] = result
+    return sorted(newest.values(), key=lambda r: r.monitor_id)
+
+
+async def _update_rollups(session: AsyncSession, deltas: dict[RollupKey, _RollupDelta]) -> None:
     keys = sorted(deltas)
     dialect = session.get_bind().dialect.name
     module = postgresql if dialect == "postgresql" else sqlite
@@ -261,12 +289,7 @@ async def _update_rollups(session: AsyncSession, results: list[ResultIn]) -> Non
     await connection.execute(statement, updates)
 
 
-async def _update_last_checks(session: AsyncSession, results: list[ResultIn]) -> None:
-    newest: dict[str, ResultIn] = {}
-    for result in results:
-        current = newest.get(result.monitor_id)
-        if current is None or result.checked_at > current.checked_at:
-            newest[result.monitor_id] = result
+async def _update_last_checks(session: AsyncSession, newest: list[ResultIn]) -> None:
     table = _table(Monitor)
     statement = (
         table.update()
@@ -290,7 +313,7 @@ async def _update_last_checks(session: AsyncSession, results: list[ResultIn]) ->
                 "status": r.status,
                 "response_time": r.response_time,
             }
-            for r in sorted(newest.values(), key=lambda r: r.monitor_id)
+            for r in newest
         ],
     )
 

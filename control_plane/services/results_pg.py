@@ -1,0 +1,124 @@
+"""PostgreSQL's fast path for results: COPY into temp tables, then set-based statements.
+
+The generic path (results.py) sends multi-row INSERTs and reads rollups back to merge them in
+Python; at tens of thousands of results a second that is most of the cost. Here a batch is
+COPY'd into session temp tables, inserted with ON CONFLICT DO NOTHING in one statement, and its
+rollup deltas are merged by the database (traxo_json_add / traxo_histograms_add, migration 0006).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from sqlalchemy.ext.asyncio import AsyncSession
+
+if TYPE_CHECKING:
+    from control_plane.services.results import ResultIn, _RollupDelta
+
+_TEMP_TABLES = "traxo.results_temp_tables"
+_CREATE_TEMP_TABLES = """
+CREATE TEMP TABLE IF NOT EXISTS traxo_in_results
+    (LIKE check_results INCLUDING DEFAULTS) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS traxo_in_rollups
+    (LIKE check_rollups INCLUDING DEFAULTS) ON COMMIT DELETE ROWS;
+"""
+_RESULT_COLUMNS = (
+    "id, monitor_id, region, status, response_time, status_code, error_kind, error_message, dns_ms, tcp_ms,"
+    " tls_ms, ttfb_ms, download_ms, total_ms, size_bytes, details, checked_at, scheduled_at, agent_id"
+)
+
+
+async def _driver_connection(session: AsyncSession) -> Any:
+    """The session's psycopg connection (in the session's transaction), with our temp tables."""
+    connection = await session.connection()
+    driver: Any = (await connection.get_raw_connection()).driver_connection
+    if not connection.info.get(_TEMP_TABLES):
+        await driver.execute(_CREATE_TEMP_TABLES)
+        connection.info[_TEMP_TABLES] = True
+    return driver
+
+
+async def lock_monitors(session: AsyncSession, monitor_ids: Sequence[str]) -> set[str]:
+    """The existing monitors among these, locked in id order: concurrent batches never deadlock on
+    them (they update lastCheck), and a monitor being deleted waits for the batch."""
+    pg = await _driver_connection(session)
+    cursor = await pg.execute(
+        "SELECT id FROM monitors WHERE id = ANY(%s) ORDER BY id FOR NO KEY UPDATE", (list(monitor_ids),)
+    )
+    return {row[0] for row in await cursor.fetchall()}
+
+
+async def insert_new(session: AsyncSession, results: Sequence[ResultIn]) -> set[str]:
+    pg = await _driver_connection(session)
+    async with pg.cursor() as cursor:
+        async with cursor.copy(f"COPY traxo_in_results ({_RESULT_COLUMNS}) FROM STDIN") as copy:
+            for r in results:
+                await copy.write_row(
+                    (
+                        r.id, r.monitor_id, r.region, r.status, r.response_time, r.status_code, r.error_kind,
+                        r.error_message, r.dns, r.tcp, r.tls, r.ttfb, r.download, r.total, r.size,
+                        None if r.details is None else orjson.dumps(r.details).decode(),
+                        r.checked_at, r.scheduled_at, r.agent_id,
+                    )
+                )  # fmt: skip
+        await cursor.execute(
+            f"INSERT INTO check_results ({_RESULT_COLUMNS}) SELECT {_RESULT_COLUMNS} FROM traxo_in_results"
+            " ON CONFLICT (id) DO NOTHING RETURNING id"
+        )
+        # The temp table empties at commit (ON COMMIT DELETE ROWS); one batch per transaction.
+        return {row[0] for row in await cursor.fetchall()}
+
+
+async def add_rollups(session: AsyncSession, deltas: dict[tuple[str, str, str, Any], _RollupDelta]) -> None:
+    pg = await _driver_connection(session)
+    async with pg.cursor() as cursor:
+        async with cursor.copy(
+            "COPY traxo_in_rollups (monitor_id, region, granularity, bucket_start, count, up_count, sums,"
+            " counts, histograms) FROM STDIN"
+        ) as copy:
+            for (monitor_id, region, granularity, start), delta in deltas.items():
+                await copy.write_row(
+                    (
+                        monitor_id, region, granularity, start, delta.count, delta.up_count,
+                        orjson.dumps(delta.sums).decode(), orjson.dumps(delta.counts).decode(),
+                        orjson.dumps(delta.histograms).decode(),
+                    )
+                )  # fmt: skip
+        # Ordered, so two batches touching the same rollups lock them in the same order.
+        await cursor.execute(
+            """
+            INSERT INTO check_rollups AS r
+                (monitor_id, region, granularity, bucket_start, count, up_count, sums, counts, histograms)
+            SELECT monitor_id, region, granularity, bucket_start, count, up_count, sums, counts, histograms
+            FROM traxo_in_rollups ORDER BY monitor_id, region, granularity, bucket_start
+            ON CONFLICT (monitor_id, region, granularity, bucket_start) DO UPDATE SET
+                count = r.count + excluded.count,
+                up_count = r.up_count + excluded.up_count,
+                sums = traxo_json_add(r.sums, excluded.sums),
+                counts = traxo_json_add(r.counts, excluded.counts),
+                histograms = traxo_histograms_add(r.histograms, excluded.histograms)
+            """
+        )
+
+
+async def update_last_checks(session: AsyncSession, newest: Sequence[ResultIn]) -> None:
+    pg = await _driver_connection(session)
+    await pg.execute(
+        """
+        UPDATE monitors AS m SET
+            last_check_status = n.status,
+            last_check_response_time = n.response_time,
+            last_checked_at = n.checked_at
+        FROM unnest(%s::text[], %s::text[], %s::float8[], %s::timestamptz[])
+            AS n(monitor_id, status, response_time, checked_at)
+        WHERE m.id = n.monitor_id AND (m.last_checked_at IS NULL OR m.last_checked_at <= n.checked_at)
+        """,
+        (
+            [r.monitor_id for r in newest],
+            [r.status for r in newest],
+            [r.response_time for r in newest],
+            [r.checked_at for r in newest],
+        ),
+    )
