@@ -9,16 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-import secrets
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-import psycopg
 import pytest
 from sqlalchemy import delete
-from sqlalchemy.engine import make_url
 
 import control_plane.models  # noqa: F401  (all tables registered)
 from control_plane import migrate
@@ -27,7 +24,8 @@ from control_plane.api.deps import Runtime
 from control_plane.db import Base, Database
 from control_plane.models import Membership, Role
 from control_plane.services import accounts, organizations
-from control_plane.settings import Plan, Settings, sync_database_url
+from control_plane.settings import Plan, Settings
+from tests.databases import scratch_database
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -41,21 +39,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    base = os.environ.get("TRAXO_TEST_DATABASE_URL")
-    if not base:
-        path = tmp_path_factory.mktemp("db") / "traxo-test.db"
-        yield f"sqlite+aiosqlite:///{path}"
-        return
-    url = make_url(sync_database_url(base))
-    name = f"traxo_test_{secrets.token_hex(6)}"
-    admin_dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(admin_dsn, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with psycopg.connect(admin_dsn, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with scratch_database(
+        os.environ.get("TRAXO_TEST_DATABASE_URL"), tmp_path_factory.mktemp("db"), "traxo_test"
+    ) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -191,16 +178,5 @@ def repo_root() -> Path:
 @pytest.fixture
 def fresh_database_url(database_url: str, tmp_path: Path) -> Iterator[str]:
     """An empty database of the same kind as the suite's."""
-    if database_url.startswith("sqlite"):
-        yield f"sqlite+aiosqlite:///{tmp_path / 'fresh.db'}"
-        return
-    url = make_url(sync_database_url(database_url))
-    name = f"traxo_fresh_{secrets.token_hex(5)}"
-    admin = url.set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with scratch_database(database_url, tmp_path, "traxo_fresh") as url:
+        yield url

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import secrets
 import signal
 import ssl
 import time
@@ -20,18 +19,17 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
-import psycopg
 import pytest
 import trustme
 from aiohttp import web
 from sqlalchemy import func, select, update
-from sqlalchemy.engine import make_url
 
 from control_plane import migrate
 from control_plane.db import Database
 from control_plane.models import Agent, AssignmentGrant, CheckResult, Monitor
-from control_plane.settings import Plan, sync_database_url
+from control_plane.settings import Plan
 from tests.conftest import Account, make_account, make_org
+from tests.databases import scratch_database
 from tests.factories import insert_monitor
 from tests.processes import BIN, command_env, free_port
 
@@ -281,19 +279,8 @@ class Cluster:
 @pytest.fixture(scope="module")
 def e2e_database_url(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A database of the suite's kind for these processes alone."""
-    if database_url.startswith("sqlite"):
-        yield f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('e2e') / 'traxo.db'}"
-        return
-    url = make_url(sync_database_url(database_url))
-    name = f"traxo_e2e_{secrets.token_hex(5)}"
-    admin = url.set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with scratch_database(database_url, tmp_path_factory.mktemp("e2e"), "traxo_e2e") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
