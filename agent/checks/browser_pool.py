@@ -27,6 +27,14 @@ LAUNCH_ARGS = (
     "--disable-sync",
     "--disable-quic",
     "--no-first-run",
+    # Memory: containers often have a 64 MB /dev/shm; and closed pages' renderers (and the spare
+    # renderer Chromium keeps warm) would otherwise pile up beyond the concurrent-check cap.
+    "--disable-dev-shm-usage",
+    "--disable-extensions",
+    "--renderer-process-limit=2",
+    "--no-zygote",  # with --no-sandbox, zygotes only add processes
+    "--in-process-gpu",
+    "--disable-features=SpareRendererForSitePerProcess,Translate,MediaRouter",
 )
 DEFAULT_MAX_CONCURRENT = 2
 _LAUNCH_TIMEOUT_MS = 30_000
