@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     # `agent_lease_missed_periods` whole periods loses its monitors to its region's other agents.
     agent_lease_seconds: float = Field(default=10, gt=0)
     agent_lease_missed_periods: int = Field(default=3, ge=1)
+    # Monitor changes are assigned as they happen; this full pass over every monitor of a region is
+    # the safety net for changes nobody announced (another process on a SQLite file, say).
+    agent_full_pass_seconds: float = Field(default=60, gt=0)
     grpc_port: int = Field(default=50051, ge=0, le=65535)
     # TLS for the agent protocol (PEM files); plaintext gRPC when unset.
     grpc_tls_cert: str | None = None

@@ -16,7 +16,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from control_plane.agents.assigner import ASSIGNMENTS_TOPIC, Liveness, reassign
+from control_plane.agents.assigner import ASSIGNMENTS_TOPIC, Liveness, live_members, reassign
 from control_plane.agents.convert import MonitorAssignment
 from control_plane.agents.registry import expire_lapsed
 from control_plane.agents.tokens import TOKENS_TOPIC
@@ -78,6 +78,8 @@ class AgentCoordinator:
         # member key -> (version, assignments) the member's last stream here ended with.
         self._resume: OrderedDict[str, tuple[int, dict[str, MonitorAssignment]]] = OrderedDict()
         self._changed_monitors: set[str] = set()
+        # region -> (live member keys, monotonic time) of its last full reassignment
+        self._full_passes: dict[str, tuple[frozenset[str], float]] = {}
         self._monitor_wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         # Token ids revoked while this process was listening: open results streams check it per batch.
@@ -211,7 +213,15 @@ class AgentCoordinator:
                 )
             if lapsed:
                 log.warning("region %s: %d agents stopped renewing their lease", region, lapsed)
-            await self.reassign_region(region)
+            async with self.db.session() as session:
+                members = frozenset(m.key for m in await live_members(session, region, liveness))
+            # A full pass reads every monitor: do it when membership changed, else now and then
+            # as a safety net (monitor changes are assigned as they happen).
+            last = self._full_passes.get(region)
+            now = time.monotonic()
+            if last is None or last[0] != members or now - last[1] >= self.settings.agent_full_pass_seconds:
+                await self.reassign_region(region)
+                self._full_passes[region] = (members, now)
 
     async def _liveness_loop(self) -> None:
         while True:

@@ -105,11 +105,13 @@ async def record_results(session: AsyncSession, results: Sequence[ResultIn]) -> 
             newest = _newest_per_monitor(fresh)
             if fast:
                 await results_pg.add_rollups(session, deltas)
-                await results_pg.update_last_checks(session, newest)
             else:
                 await _update_rollups(session, deltas)
                 await _update_last_checks(session, newest)
     await session.commit()
+    if fast and outcome.inserted:
+        await results_pg.update_last_checks(session, newest)
+        await session.commit()
     return outcome
 
 

@@ -41,11 +41,11 @@ async def _driver_connection(session: AsyncSession) -> Any:
 
 
 async def lock_monitors(session: AsyncSession, monitor_ids: Sequence[str]) -> set[str]:
-    """The existing monitors among these, locked in id order: concurrent batches never deadlock on
-    them (they update lastCheck), and a monitor being deleted waits for the batch."""
+    """The existing monitors among these. KEY SHARE: a monitor being deleted waits for the batch,
+    while concurrent batches (other regions, other agents) do not wait for each other."""
     pg = await _driver_connection(session)
     cursor = await pg.execute(
-        "SELECT id FROM monitors WHERE id = ANY(%s) ORDER BY id FOR NO KEY UPDATE", (list(monitor_ids),)
+        "SELECT id FROM monitors WHERE id = ANY(%s) ORDER BY id FOR KEY SHARE", (list(monitor_ids),)
     )
     return {row[0] for row in await cursor.fetchall()}
 
@@ -104,16 +104,29 @@ async def add_rollups(session: AsyncSession, deltas: dict[tuple[str, str, str, A
 
 
 async def update_last_checks(session: AsyncSession, newest: Sequence[ResultIn]) -> None:
+    """Each monitor's newest result, in a short transaction of its own after the batch commits.
+
+    lastCheck is a copy kept for cheap lists, not a record: a monitor row another batch is updating
+    right now is skipped (SKIP LOCKED) instead of waited for, since that batch or the next one
+    brings it up to date, and "newest wins" keeps an older result from overwriting it.
+    """
     pg = await _driver_connection(session)
     await pg.execute(
         """
+        WITH n AS (
+            SELECT * FROM unnest(%s::text[], %s::text[], %s::float8[], %s::timestamptz[])
+                AS n(monitor_id, status, response_time, checked_at)
+        ), locked AS (
+            SELECT m.id FROM monitors m JOIN n ON n.monitor_id = m.id
+            WHERE m.last_checked_at IS NULL OR m.last_checked_at <= n.checked_at
+            ORDER BY m.id FOR NO KEY UPDATE OF m SKIP LOCKED
+        )
         UPDATE monitors AS m SET
             last_check_status = n.status,
             last_check_response_time = n.response_time,
             last_checked_at = n.checked_at
-        FROM unnest(%s::text[], %s::text[], %s::float8[], %s::timestamptz[])
-            AS n(monitor_id, status, response_time, checked_at)
-        WHERE m.id = n.monitor_id AND (m.last_checked_at IS NULL OR m.last_checked_at <= n.checked_at)
+        FROM n JOIN locked ON locked.id = n.monitor_id
+        WHERE m.id = n.monitor_id
         """,
         (
             [r.monitor_id for r in newest],

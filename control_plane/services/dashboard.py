@@ -1,0 +1,160 @@
+"""The dashboard's headline figures, and the cache that keeps their 30-day uptime cheap.
+
+The 30-day uptime sums ~60 daily rollups per monitor (31 days, each region). All but today's belong to
+closed days, which change only when late results arrive (an agent replaying its spool), so their
+per-monitor sums are kept per organization for a minute; today's rollups are always read live.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from control_plane.changes import ChangeFeed
+from control_plane.models import CheckRollup, Incident, Monitor
+from control_plane.services.monitors import MONITORS_TOPIC
+from control_plane.services.results import bucket_start
+
+UPTIME_DAYS = 30
+# How late a late result for a closed day may show in the uptime (today's results show at once).
+CLOSED_DAYS_TTL = timedelta(minutes=1)
+
+UpCounts = dict[str, tuple[int, int]]  # monitor id -> (up count, count)
+
+
+@dataclass(frozen=True, slots=True)
+class _ClosedDays:
+    since: datetime
+    until: datetime
+    per_monitor: UpCounts
+    fetched_at: datetime
+
+
+class UptimeCache:
+    """Per organization, each monitor's up and total counts over the closed days of the window.
+
+    A monitor created or deleted (MONITORS_TOPIC, from any replica) empties it, so the set of
+    monitors is always the current one; while the change feed may be missing changes it is bypassed.
+    """
+
+    def __init__(self, feed: ChangeFeed, ttl: timedelta = CLOSED_DAYS_TTL, max_entries: int = 10_000) -> None:
+        self._feed = feed
+        self._ttl = ttl
+        self._max_entries = max_entries
+        self._entries: dict[str, _ClosedDays] = {}
+        self.generation = 0  # a put begun before the latest clear() would store what it may not see
+        feed.subscribe(MONITORS_TOPIC, lambda _payload: self.clear())
+        feed.on_reset(self.clear)
+
+    def get(self, org_id: str, since: datetime, until: datetime, now: datetime) -> UpCounts | None:
+        entry = self._entries.get(org_id)
+        if (
+            entry is None
+            or not self._feed.complete
+            or (entry.since, entry.until) != (since, until)
+            or not timedelta(0) <= now - entry.fetched_at <= self._ttl
+        ):
+            return None
+        return entry.per_monitor
+
+    def put(
+        self,
+        org_id: str,
+        since: datetime,
+        until: datetime,
+        per_monitor: UpCounts,
+        *,
+        now: datetime,
+        generation: int,
+    ) -> None:
+        """Keep what was read since `generation` was current, unless a change came in meanwhile."""
+        if generation != self.generation:
+            return
+        if len(self._entries) >= self._max_entries:
+            self._entries.clear()
+        self._entries[org_id] = _ClosedDays(since, until, per_monitor, now)
+
+    def clear(self) -> None:
+        self.generation += 1
+        self._entries.clear()
+
+
+@dataclass(frozen=True, slots=True)
+class DashboardStats:
+    total_monitors: int
+    currently_down: int
+    avg_uptime: float | None
+    incidents_today: int
+
+
+async def _up_counts(session: AsyncSession, org_id: str, since: datetime, until: datetime | None) -> UpCounts:
+    """Per monitor of the organization: up and total counts of its daily rollups in [since, until)."""
+    conditions = [
+        Monitor.org_id == org_id,
+        CheckRollup.granularity == "day",
+        CheckRollup.bucket_start >= since,
+    ]
+    if until is not None:
+        conditions.append(CheckRollup.bucket_start < until)
+    rows = await session.execute(
+        select(CheckRollup.monitor_id, func.sum(CheckRollup.up_count), func.sum(CheckRollup.count))
+        .join(Monitor, Monitor.id == CheckRollup.monitor_id)
+        .where(*conditions)
+        .group_by(CheckRollup.monitor_id)
+    )
+    return {monitor_id: (int(up), int(count)) for monitor_id, up, count in rows}
+
+
+async def average_uptime(
+    session: AsyncSession, org_id: str, *, now: datetime, cache: UptimeCache | None = None
+) -> float | None:
+    """Mean over the organization's monitors of each one's uptime (%) over the last 30 days."""
+    since = bucket_start(now - timedelta(days=UPTIME_DAYS), "day")
+    midnight = bucket_start(now, "day")
+    closed = cache.get(org_id, since, midnight, now) if cache is not None else None
+    if closed is None:
+        generation = cache.generation if cache is not None else 0
+        closed = await _up_counts(session, org_id, since, midnight)
+        if cache is not None:
+            cache.put(org_id, since, midnight, closed, now=now, generation=generation)
+    today = await _up_counts(session, org_id, midnight, None)
+    uptimes = []
+    for monitor_id in closed.keys() | today.keys():
+        up, count = closed.get(monitor_id, (0, 0))
+        up_today, count_today = today.get(monitor_id, (0, 0))
+        if count + count_today:
+            uptimes.append(100.0 * (up + up_today) / (count + count_today))
+    # fsum: the same figure whatever order the monitors come in.
+    return round(math.fsum(uptimes) / len(uptimes), 2) if uptimes else None
+
+
+async def dashboard_stats(
+    session: AsyncSession, org_id: str, *, now: datetime, cache: UptimeCache | None = None
+) -> DashboardStats:
+    total, down = (
+        await session.execute(
+            select(
+                func.count(),
+                func.count().filter(and_(Monitor.is_active.is_(True), Monitor.last_check_status == "DOWN")),
+            ).where(Monitor.org_id == org_id)
+        )
+    ).one()
+    midnight = bucket_start(now, "day")
+    incidents_today = int(
+        await session.scalar(
+            select(func.count())
+            .select_from(Incident)
+            .where(Incident.org_id == org_id, Incident.started_at >= midnight)
+        )
+        or 0
+    )
+    return DashboardStats(
+        total_monitors=int(total),
+        currently_down=int(down),
+        avg_uptime=await average_uptime(session, org_id, now=now, cache=cache),
+        incidents_today=incidents_today,
+    )
