@@ -3,7 +3,7 @@
 The generic path (results.py) sends multi-row INSERTs and reads rollups back to merge them in
 Python; at tens of thousands of results a second that is most of the cost. Here a batch is
 COPY'd into session temp tables, inserted with ON CONFLICT DO NOTHING in one statement, and its
-rollup deltas are merged by the database (traxo_json_add / traxo_histograms_add, migration 0006).
+rollup deltas are merged with the stored rows read back in one locked, ordered query.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import orjson
+from psycopg.types.json import set_json_loads
 from sqlalchemy.ext.asyncio import AsyncSession
 
 if TYPE_CHECKING:
@@ -24,6 +25,8 @@ CREATE TEMP TABLE IF NOT EXISTS traxo_in_results
 CREATE TEMP TABLE IF NOT EXISTS traxo_in_rollups
     (LIKE check_rollups INCLUDING DEFAULTS) ON COMMIT DELETE ROWS;
 """
+_ROLLUP_KEY = "monitor_id, region, granularity, bucket_start"
+_ROLLUP_COLUMNS = f"{_ROLLUP_KEY}, count, up_count, sums, counts, histograms"
 _RESULT_COLUMNS = (
     "id, monitor_id, region, status, response_time, status_code, error_kind, error_message, dns_ms, tcp_ms,"
     " tls_ms, ttfb_ms, download_ms, total_ms, size_bytes, details, checked_at, scheduled_at, agent_id"
@@ -36,6 +39,7 @@ async def _driver_connection(session: AsyncSession) -> Any:
     driver: Any = (await connection.get_raw_connection()).driver_connection
     if not connection.info.get(_TEMP_TABLES):
         await driver.execute(_CREATE_TEMP_TABLES)
+        set_json_loads(orjson.loads, driver)  # rollups come back as JSON; orjson reads them fastest
         connection.info[_TEMP_TABLES] = True
     return driver
 
@@ -72,33 +76,61 @@ async def insert_new(session: AsyncSession, results: Sequence[ResultIn]) -> set[
 
 
 async def add_rollups(session: AsyncSession, deltas: dict[tuple[str, str, str, Any], _RollupDelta]) -> None:
+    """New rollup rows go in as they are; existing ones are locked in key order, merged here and
+    written back in one statement (merging JSON in SQL functions cost far more database time)."""
+    from control_plane import histogram
+
     pg = await _driver_connection(session)
+    keys = sorted(deltas)
     async with pg.cursor() as cursor:
-        async with cursor.copy(
-            "COPY traxo_in_rollups (monitor_id, region, granularity, bucket_start, count, up_count, sums,"
-            " counts, histograms) FROM STDIN"
-        ) as copy:
-            for (monitor_id, region, granularity, start), delta in deltas.items():
+        async with cursor.copy(f"COPY traxo_in_rollups ({_ROLLUP_COLUMNS}) FROM STDIN") as copy:
+            for key in keys:
+                delta = deltas[key]
                 await copy.write_row(
-                    (
-                        monitor_id, region, granularity, start, delta.count, delta.up_count,
-                        orjson.dumps(delta.sums).decode(), orjson.dumps(delta.counts).decode(),
-                        orjson.dumps(delta.histograms).decode(),
-                    )
+                    (*key, delta.count, delta.up_count, orjson.dumps(delta.sums).decode(),
+                     orjson.dumps(delta.counts).decode(), orjson.dumps(delta.histograms).decode())
                 )  # fmt: skip
-        # Ordered, so two batches touching the same rollups lock them in the same order.
+        await cursor.execute(
+            f"INSERT INTO check_rollups ({_ROLLUP_COLUMNS}) SELECT {_ROLLUP_COLUMNS} FROM traxo_in_rollups"
+            f" ORDER BY {_ROLLUP_KEY} ON CONFLICT ({_ROLLUP_KEY}) DO NOTHING RETURNING {_ROLLUP_KEY}"
+        )
+        created = {tuple(row) for row in await cursor.fetchall()}
+        existing = [key for key in keys if key not in created]
+        if not existing:
+            return
+        await cursor.execute(
+            f"SELECT {_ROLLUP_COLUMNS} FROM check_rollups r"
+            f" WHERE ({_ROLLUP_KEY}) IN (SELECT {_ROLLUP_KEY} FROM traxo_in_rollups)"
+            f" ORDER BY {_ROLLUP_KEY} FOR UPDATE",
+        )
+        merged = []
+        for row in await cursor.fetchall():
+            key = tuple(row[:4])
+            if key in created:
+                continue
+            delta = deltas[key]  # type: ignore[index]
+            sums, counts, histograms = row[6], row[7], row[8]
+            for name, value in delta.sums.items():
+                sums[name] = sums.get(name, 0.0) + value
+            for name, value in delta.counts.items():
+                counts[name] = counts.get(name, 0) + value
+            for name, buckets in delta.histograms.items():
+                histogram.merge_into(histograms.setdefault(name, {}), buckets)
+            merged.append(
+                (*key, row[4] + delta.count, row[5] + delta.up_count, orjson.dumps(sums).decode(),
+                 orjson.dumps(counts).decode(), orjson.dumps(histograms).decode())
+            )  # fmt: skip
+        await cursor.execute("TRUNCATE traxo_in_rollups")
+        async with cursor.copy(f"COPY traxo_in_rollups ({_ROLLUP_COLUMNS}) FROM STDIN") as copy:
+            for values in merged:
+                await copy.write_row(values)
         await cursor.execute(
             """
-            INSERT INTO check_rollups AS r
-                (monitor_id, region, granularity, bucket_start, count, up_count, sums, counts, histograms)
-            SELECT monitor_id, region, granularity, bucket_start, count, up_count, sums, counts, histograms
-            FROM traxo_in_rollups ORDER BY monitor_id, region, granularity, bucket_start
-            ON CONFLICT (monitor_id, region, granularity, bucket_start) DO UPDATE SET
-                count = r.count + excluded.count,
-                up_count = r.up_count + excluded.up_count,
-                sums = traxo_json_add(r.sums, excluded.sums),
-                counts = traxo_json_add(r.counts, excluded.counts),
-                histograms = traxo_histograms_add(r.histograms, excluded.histograms)
+            UPDATE check_rollups r SET count = m.count, up_count = m.up_count, sums = m.sums,
+                counts = m.counts, histograms = m.histograms
+            FROM traxo_in_rollups m
+            WHERE r.monitor_id = m.monitor_id AND r.region = m.region AND r.granularity = m.granularity
+                AND r.bucket_start = m.bucket_start
             """
         )
 
