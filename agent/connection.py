@@ -36,6 +36,8 @@ _KEEPALIVE_OPTIONS = [
     ("grpc.initial_reconnect_backoff_ms", 500),
     ("grpc.min_reconnect_backoff_ms", 500),
     ("grpc.max_reconnect_backoff_ms", 5_000),
+    # A snapshot of 50,000 monitors is ~5 MB, past gRPC's default 4 MiB limit.
+    ("grpc.max_receive_message_length", 256 * 1024 * 1024),
 ]
 _RPC_TIMEOUT_S = 10.0
 

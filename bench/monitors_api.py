@@ -553,15 +553,20 @@ def explain(dsn: str, org_id: str, monitor_id: str, now: datetime) -> None:
     if first_day < since_hour:
         first_day += timedelta(days=1)
     queries = {
-        "list_monitors": ("SELECT * FROM monitors WHERE org_id = %(org)s ORDER BY created_at DESC, id", {}),
+        "list_monitors": (
+            "SELECT id, name, url, type, interval, is_active, method, timeout, CAST(regions AS TEXT), "
+            "created_at, last_check_status, last_check_response_time, last_checked_at, heartbeat_token "
+            "FROM monitors WHERE org_id = %(org)s ORDER BY created_at DESC, id",
+            {},
+        ),
         "performance (168 h): hourly series": (
-            "SELECT bucket_start, count, sums, counts FROM check_rollups "
+            "SELECT bucket_start, count, CAST(sums AS TEXT), CAST(counts AS TEXT) FROM check_rollups "
             "WHERE monitor_id = %(monitor)s AND granularity = 'hour' AND bucket_start >= %(since_hour)s "
-            "ORDER BY bucket_start",
+            "ORDER BY bucket_start, region",
             {},
         ),
         "performance (168 h): p95 histograms": (
-            "SELECT histograms FROM check_rollups WHERE monitor_id = %(monitor)s AND ("
+            "SELECT CAST(histograms AS TEXT) FROM check_rollups WHERE monitor_id = %(monitor)s AND ("
             "(granularity = 'hour' AND bucket_start >= %(since_hour)s AND bucket_start < %(first_day)s) "
             "OR (granularity = 'day' AND bucket_start >= %(first_day)s))",
             {},
@@ -571,10 +576,17 @@ def explain(dsn: str, org_id: str, monitor_id: str, now: datetime) -> None:
             "FROM monitors WHERE org_id = %(org)s",
             {},
         ),
-        "dashboard: 30-day uptime": (
-            "SELECT sum(r.up_count), sum(r.count) FROM check_rollups r "
+        "dashboard: uptime of the closed days (cached for a minute)": (
+            "SELECT r.monitor_id, sum(r.up_count), sum(r.count) FROM check_rollups r "
             "JOIN monitors m ON m.id = r.monitor_id "
             "WHERE m.org_id = %(org)s AND r.granularity = 'day' AND r.bucket_start >= %(since_day)s "
+            "AND r.bucket_start < %(midnight)s GROUP BY r.monitor_id",
+            {},
+        ),
+        "dashboard: uptime today (every request)": (
+            "SELECT r.monitor_id, sum(r.up_count), sum(r.count) FROM check_rollups r "
+            "JOIN monitors m ON m.id = r.monitor_id "
+            "WHERE m.org_id = %(org)s AND r.granularity = 'day' AND r.bucket_start >= %(midnight)s "
             "GROUP BY r.monitor_id",
             {},
         ),

@@ -48,7 +48,7 @@ class UTCDateTime(TypeDecorator[datetime]):
             return None
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
+        return value if value.tzinfo is UTC else value.astimezone(UTC)
 
 
 def create_engine(database_url: str, **kwargs: Any) -> AsyncEngine:
@@ -68,7 +68,21 @@ def create_engine(database_url: str, **kwargs: Any) -> AsyncEngine:
     kwargs.setdefault("pool_size", 20)
     kwargs.setdefault("max_overflow", 20)
     kwargs.setdefault("pool_pre_ping", False)
-    return create_async_engine(database_url, **kwargs)
+    engine = create_async_engine(database_url, **kwargs)
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _utc_session(dbapi_connection: Any, _record: Any) -> None:
+        # Sessions in UTC whatever the server's default: SQL date arithmetic agrees with Python's,
+        # and psycopg returns timestamps with datetime.timezone.utc, which UTCDateTime then passes
+        # through as they are (converting from a ZoneInfo cost ~1 µs a value: 2 ms per 1,000 monitors).
+        autocommit = dbapi_connection.autocommit
+        dbapi_connection.autocommit = True  # a SET in a transaction would go with its rollback
+        cursor = dbapi_connection.cursor()
+        cursor.execute("SET TIME ZONE 'UTC'")
+        cursor.close()
+        dbapi_connection.autocommit = autocommit
+
+    return engine
 
 
 class Database:

@@ -10,6 +10,8 @@ from sqlalchemy import func, select
 from control_plane.db import Database
 from control_plane.ids import new_id
 from control_plane.models import CheckResult, CheckRollup, Incident
+from control_plane.services import monitors
+from control_plane.services.dashboard import CLOSED_DAYS_TTL, UptimeCache, average_uptime
 from control_plane.timefmt import utcnow
 from control_plane.workers.retention import apply_retention
 from control_plane.workers.runner import PeriodicJob, WorkerRunner
@@ -92,6 +94,30 @@ async def test_dashboard_stats(api, world, database):
     empty = (await api.get("/api/dashboard/stats", headers=world.alice.headers)).status_code
     assert empty == 200
     assert (await api.get("/api/dashboard/stats", headers=world.nora.headers)).status_code == 404
+
+
+async def test_dashboard_uptime_counts_today_at_once_and_closed_days_from_a_cache(database, world):
+    monitor = await insert_monitor(database, world.org_a)
+    now = datetime(2026, 11, 27, 12, tzinfo=UTC)
+    two_days_ago = now - timedelta(days=2)
+    await record(database, [result(monitor.id, two_days_ago, status=status) for status in ("UP", "DOWN")])
+    cache = UptimeCache(database.changes)
+
+    async def uptime(at: datetime) -> float | None:
+        async with database.session() as session:
+            return await average_uptime(session, world.org_a, now=at, cache=cache)
+
+    assert await uptime(now) == 50.0
+    await record(database, [result(monitor.id, now - timedelta(minutes=i)) for i in range(2)])
+    assert await uptime(now) == 75.0  # today's rollups are always read
+    await record(database, [result(monitor.id, now - timedelta(days=3), status="DOWN")])
+    assert await uptime(now) == 75.0  # a late result for a closed day waits for the cache to expire
+    assert await uptime(now + CLOSED_DAYS_TTL + timedelta(seconds=1)) == 60.0
+    assert await uptime(now + timedelta(days=1)) == 60.0  # a new day reads the closed days anew
+
+    async with database.session() as session:
+        await monitors.delete_monitor(session, world.org_a, monitor.id)  # empties the cache at commit
+    assert await uptime(now + timedelta(days=1)) is None
 
 
 async def test_retention_deletes_expired_rows_in_batches(database, world, settings):

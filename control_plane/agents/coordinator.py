@@ -82,6 +82,7 @@ class AgentCoordinator:
         self._full_passes: dict[str, tuple[frozenset[str], float]] = {}
         self._monitor_wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self._background: set[asyncio.Task[None]] = set()
         # Token ids revoked while this process was listening: open results streams check it per batch.
         self.revoked_tokens: set[str] = set()
         # One reassignment per region at a time in this process: a registration and the liveness
@@ -101,9 +102,9 @@ class AgentCoordinator:
         ]
 
     async def stop(self) -> None:
-        for task in self._tasks:
+        for task in [*self._tasks, *self._background]:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*self._tasks, *self._background, return_exceptions=True)
         self._tasks.clear()
 
     def liveness(self) -> Liveness:
@@ -198,6 +199,24 @@ class AgentCoordinator:
                 self.liveness(),
                 monitor_ids=None if monitor_ids is None else list(monitor_ids),
             )
+
+    def reassign_soon(self, region: str) -> None:
+        """Rebalance a region in the background (a registration must not wait for it)."""
+
+        async def run() -> None:
+            try:
+                await self.reassign_region(region)
+            except Exception:
+                log.exception("rebalancing %s failed; the liveness pass will retry", region)
+
+        task = asyncio.create_task(run(), name=f"traxo-reassign-{region}")
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def settle(self) -> None:
+        """Wait for background rebalancing to finish (tests, shutdown)."""
+        while self._background:
+            await asyncio.gather(*list(self._background), return_exceptions=True)
 
     async def check_liveness(self) -> None:
         """Judge leases (outside the grace period) and rebalance every region."""

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import select
 
 from agent.protocol.traxo.agent.v1 import agent_pb2 as pb
 from control_plane.agents.convert import InvalidResult, result_from_proto
@@ -57,10 +57,11 @@ async def ingest_batch(
                         AssignmentGrant.epoch,
                         AssignmentGrant.member_key,
                         AssignmentGrant.revoked_at,
+                        # By monitor and region (the primary key's prefix): a row-value IN over 500
+                        # (monitor, region, epoch) triples made PostgreSQL scan the whole region.
                     ).where(
-                        tuple_(AssignmentGrant.monitor_id, AssignmentGrant.region, AssignmentGrant.epoch).in_(
-                            keys
-                        )
+                        AssignmentGrant.region == sender.region,
+                        AssignmentGrant.monitor_id.in_(sorted({key[0] for key in keys})),
                     )
                 )
             ).all()

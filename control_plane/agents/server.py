@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 import grpc
 from google.protobuf.duration_pb2 import Duration
@@ -26,6 +27,7 @@ from control_plane.settings import Settings
 log = logging.getLogger(__name__)
 
 SERVICE_NAME = "traxo.agent.v1.AgentService"
+_BATCHES_AT_ONCE = 4
 _MAX_NAME = 128
 _TOKEN_RECHECK_S = 5.0
 
@@ -81,7 +83,8 @@ class AgentService(pb_grpc.AgentServiceServicer):
                 now=now,
             )
         log.info("agent %s (%s) registered in %s", registration.agent_id, name, registration.region)
-        await self.coordinator.reassign_region(registration.region)
+        # Assigning a large region takes a while; the agent's stream hears of it when it is done.
+        self.coordinator.reassign_soon(registration.region)
         return pb.RegisterResponse(
             agent_id=registration.agent_id, lease_duration=self._lease(), server_time=timestamp(now)
         )
@@ -144,6 +147,56 @@ class AgentService(pb_grpc.AgentServiceServicer):
         self, request_iterator: AsyncIterator[pb.ResultBatch], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.ResultAck]:
         token = await self._token(context)
+        # Up to _BATCHES_AT_ONCE batches of one stream are stored concurrently (the agent keeps
+        # several in flight, and a batch spends most of its time waiting on the database); each is
+        # acknowledged once committed, in whatever order they finish (acks name their sequence).
+        finished: asyncio.Queue[pb.ResultAck | BaseException | None] = asyncio.Queue()
+        slots = asyncio.Semaphore(_BATCHES_AT_ONCE)
+        running: set[asyncio.Task[None]] = set()
+
+        async def store(batch: pb.ResultBatch, sender: registry.Registration) -> None:
+            try:
+                outcome = await ingest_batch(self.db, sender, batch.results, now=self.coordinator.clock())
+                await finished.put(pb.ResultAck(sequence=batch.sequence, rejected=outcome.rejected))
+            except Exception as exc:  # no ack: the agent replays the batch after reconnecting
+                log.exception("storing a batch of %d results failed", len(batch.results))
+                await finished.put(exc)
+            finally:
+                slots.release()
+
+        async def read() -> None:
+            try:
+                await self._read_batches(request_iterator, context, token, slots, store, running)
+                await asyncio.gather(*running)
+                await finished.put(None)
+            except BaseException as exc:
+                await finished.put(exc if isinstance(exc, Exception) else None)
+                raise
+
+        reader = asyncio.create_task(read())
+        try:
+            while (item := await finished.get()) is not None:
+                if isinstance(item, BaseException):
+                    if isinstance(item, grpc.aio.AbortError):
+                        raise item
+                    await context.abort(grpc.StatusCode.UNAVAILABLE, "storing results failed; replay them")
+                assert isinstance(item, pb.ResultAck)
+                yield item
+        finally:
+            reader.cancel()
+            for task in running:
+                task.cancel()
+            await asyncio.gather(reader, *running, return_exceptions=True)
+
+    async def _read_batches(
+        self,
+        request_iterator: AsyncIterator[pb.ResultBatch],
+        context: grpc.aio.ServicerContext,
+        token: AgentToken,
+        slots: asyncio.Semaphore,
+        store: Callable[[pb.ResultBatch, registry.Registration], Coroutine[Any, Any, None]],
+        running: set[asyncio.Task[None]],
+    ) -> None:
         senders: dict[str, registry.Registration] = {}
         checked = time.monotonic()
         async for batch in request_iterator:
@@ -165,8 +218,10 @@ class AgentService(pb_grpc.AgentServiceServicer):
                     )
                 assert sender is not None
                 senders[batch.agent_id] = sender
-            outcome = await ingest_batch(self.db, sender, batch.results, now=self.coordinator.clock())
-            yield pb.ResultAck(sequence=batch.sequence, rejected=outcome.rejected)
+            await slots.acquire()
+            task = asyncio.create_task(store(batch, sender))
+            running.add(task)
+            task.add_done_callback(running.discard)
 
 
 def _diff(

@@ -17,6 +17,7 @@ from control_plane.db import Database
 from control_plane.models import Role
 from control_plane.plans import limits_for
 from control_plane.services.accounts import OrgSnapshot, Principal, PrincipalCache, authenticate
+from control_plane.services.dashboard import UptimeCache
 from control_plane.settings import Settings
 
 # Budget for requests whose key is missing or wrong, per client address: slows key guessing.
@@ -31,6 +32,7 @@ class Runtime:
     db: Database
     rate_limiter: RateLimiter
     principals: PrincipalCache
+    uptime: UptimeCache
 
     @classmethod
     def build(cls, settings: Settings, db: Database | None = None) -> Runtime:
@@ -40,6 +42,7 @@ class Runtime:
             db=db,
             rate_limiter=RateLimiter(settings.redis_url),
             principals=PrincipalCache(db.changes, timedelta(seconds=settings.auth_cache_seconds)),
+            uptime=UptimeCache(db.changes),
         )
 
 

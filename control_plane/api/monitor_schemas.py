@@ -3,8 +3,10 @@ and, for passive types, the URL their traffic goes to)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Any, ClassVar, Literal
 
+import orjson
 from pydantic import Field, StringConstraints, field_validator
 
 from control_plane.api.schemas import Name, RequestModel
@@ -65,10 +67,16 @@ class MonitorUpdate(_MonitorFields):
 
 
 def _passive_urls(monitor: Monitor, public_url: str) -> dict[str, Any]:
-    if monitor.type == "HEARTBEAT" and monitor.heartbeat_token:
-        return {"heartbeatUrl": f"{public_url}/api/heartbeat/{monitor.heartbeat_token}"}
-    if monitor.type == "LLM":
-        return {"ingestUrl": f"{public_url}/api/ai/ingest/{monitor.id}"}
+    return _passive_urls_of(monitor.type, monitor.id, monitor.heartbeat_token, public_url)
+
+
+def _passive_urls_of(
+    monitor_type: str, monitor_id: str, heartbeat_token: str | None, public_url: str
+) -> dict[str, Any]:
+    if monitor_type == "HEARTBEAT" and heartbeat_token:
+        return {"heartbeatUrl": f"{public_url}/api/heartbeat/{heartbeat_token}"}
+    if monitor_type == "LLM":
+        return {"ingestUrl": f"{public_url}/api/ai/ingest/{monitor_id}"}
     return {}
 
 
@@ -88,22 +96,55 @@ def _response_time(value: float | None) -> int | None:
     return None if value is None else round(value)
 
 
-def monitor_list_item(monitor: Monitor, public_url: str) -> dict[str, Any]:
-    last_check = None
-    if monitor.last_checked_at is not None:
-        last_check = {
-            "status": monitor.last_check_status,
-            "responseTime": _response_time(monitor.last_check_response_time),
-            "checkedAt": iso(monitor.last_checked_at),
+def monitor_list_items(rows: Sequence[Sequence[Any]], public_url: str) -> list[dict[str, Any]]:
+    """The list's items from `monitors.list_monitors` rows (the same shape as the other monitor views).
+
+    Written for 1,000+ rows per request: one pass, no ORM objects, each distinct `regions` text
+    decoded once.
+    """
+    regions_by_text: dict[str, list[str]] = {}
+    items = []
+    for (
+        monitor_id,
+        name,
+        url,
+        monitor_type,
+        interval,
+        is_active,
+        method,
+        timeout,
+        regions_text,
+        created_at,
+        last_status,
+        last_response_time,
+        last_checked_at,
+        heartbeat_token,
+    ) in rows:
+        regions = regions_by_text.get(regions_text)
+        if regions is None:
+            regions = regions_by_text[regions_text] = orjson.loads(regions_text)
+        item = {
+            "id": monitor_id,
+            "name": name,
+            "url": url,
+            "type": monitor_type,
+            "interval": interval,
+            "isActive": is_active,
+            "method": method,
+            "timeout": timeout,
+            "regions": regions,
+            "createdAt": iso(created_at),
+            "lastCheck": None
+            if last_checked_at is None
+            else {
+                "status": last_status,
+                "responseTime": _response_time(last_response_time),
+                "checkedAt": iso(last_checked_at),
+            },
         }
-    return {
-        **_base(monitor),
-        "timeout": monitor.timeout,
-        "regions": monitor.regions,
-        "createdAt": iso(monitor.created_at),
-        "lastCheck": last_check,
-        **_passive_urls(monitor, public_url),
-    }
+        item.update(_passive_urls_of(monitor_type, monitor_id, heartbeat_token, public_url))
+        items.append(item)
+    return items
 
 
 def monitor_out(monitor: Monitor, public_url: str) -> dict[str, Any]:

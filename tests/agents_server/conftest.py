@@ -35,5 +35,5 @@ def stub(channel: grpc.aio.Channel) -> AgentServiceStub:
 
 
 @pytest.fixture
-def client(stub: AgentServiceStub) -> AgentClient:
-    return AgentClient(stub)
+def client(stub: AgentServiceStub, endpoint: AgentsEndpoint) -> AgentClient:
+    return AgentClient(stub, endpoint.coordinator)

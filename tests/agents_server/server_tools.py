@@ -16,6 +16,7 @@ from agent.protocol.traxo.agent.v1 import agent_pb2 as pb
 from agent.protocol.traxo.agent.v1.agent_pb2_grpc import AgentServiceStub
 from control_plane.agents import tokens
 from control_plane.agents.assigner import rendezvous_weight
+from control_plane.agents.coordinator import AgentCoordinator
 from control_plane.agents.registry import member_key
 from control_plane.db import Database
 from control_plane.models import AssignmentGrant
@@ -115,8 +116,9 @@ def check_result(
 class AgentClient:
     """The generated stub with a token in its metadata, plus the waits the tests need."""
 
-    def __init__(self, stub: AgentServiceStub) -> None:
+    def __init__(self, stub: AgentServiceStub, coordinator: AgentCoordinator | None = None) -> None:
         self.stub = stub
+        self.coordinator = coordinator
 
     @staticmethod
     def metadata(raw_token: str | None) -> tuple[tuple[str, str], ...]:
@@ -134,6 +136,8 @@ class AgentClient:
             metadata=self.metadata(raw_token),
             timeout=10,
         )
+        if self.coordinator is not None:  # registration rebalances in the background
+            await self.coordinator.settle()
         return str(response.agent_id)
 
     def watch(self, raw_token: str, agent_id: str, known_version: int = 0) -> Any:
