@@ -101,6 +101,7 @@ async def test_last_used_is_kept_without_a_write_per_request(api, world, databas
     assert listed[0]["lastUsed"] is not None
 
 
+@pytest.mark.postgres_only
 async def test_a_revocation_reaches_other_replicas(settings, database, world):
     """Replica B has the key cached; a revocation through replica A must reach it (LISTEN/NOTIFY)."""
     import asyncio
@@ -112,8 +113,6 @@ async def test_a_revocation_reaches_other_replicas(settings, database, world):
     from control_plane.api.deps import Runtime
     from control_plane.db import Database
 
-    if database.is_sqlite:
-        pytest.skip("one process owns a SQLite file: there are no other replicas to tell")
     other_db = Database(database.url)
     await other_db.start()
     await asyncio.wait_for(other_db.changes.wait_connected(), 10)
