@@ -68,6 +68,7 @@ def create_engine(database_url: str, **kwargs: Any) -> AsyncEngine:
     kwargs.setdefault("pool_size", 20)
     kwargs.setdefault("max_overflow", 20)
     kwargs.setdefault("pool_pre_ping", False)
+    kwargs.setdefault("pool_use_lifo", True)  # reuse warm connections; idle extras can time out
     engine = create_async_engine(database_url, **kwargs)
 
     @event.listens_for(engine.sync_engine, "connect")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import func, select
 
 from control_plane import histogram
@@ -130,3 +131,18 @@ def test_histogram_percentiles_are_within_five_percent():
     assert histogram.quantile({}, 0.95) is None
     merged = histogram.merged([h, h])
     assert sum(merged.values()) == 2000 and histogram.quantile(merged, 0.95) == histogram.quantile(h, 0.95)
+
+
+@pytest.mark.postgres_only
+async def test_a_rolled_back_batch_leaves_the_fast_path_working(database, world):
+    """PostgreSQL's path creates its temp tables inside the batch's transaction; a rollback drops
+    them, and the next batch on the same pooled connection must create them again."""
+    from control_plane.services import results_pg
+
+    monitor = await insert_monitor(database, world.org_a)
+    async with database.session() as session:
+        await results_pg.insert_new(session, [result(monitor.id, T0)])
+        await session.rollback()
+    async with database.session() as session:
+        outcome = await record_results(session, [result(monitor.id, T0 + timedelta(minutes=1))])
+    assert len(outcome.inserted) == 1

@@ -18,7 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 if TYPE_CHECKING:
     from control_plane.services.results import ResultIn, _RollupDelta
 
-_TEMP_TABLES = "traxo.results_temp_tables"
+_TEMP_TABLES = "traxo.results_temp_tables"  # in session.info: created in this session's transaction
+_JSON_LOADS = "traxo.orjson_loads"  # in connection.info: set once per connection
 _CREATE_TEMP_TABLES = """
 CREATE TEMP TABLE IF NOT EXISTS traxo_in_results
     (LIKE check_results INCLUDING DEFAULTS) ON COMMIT DELETE ROWS;
@@ -34,13 +35,19 @@ _RESULT_COLUMNS = (
 
 
 async def _driver_connection(session: AsyncSession) -> Any:
-    """The session's psycopg connection (in the session's transaction), with our temp tables."""
+    """The session's psycopg connection (in the session's transaction), with our temp tables.
+
+    The tables are created (IF NOT EXISTS) once per session, i.e. in every batch's transaction:
+    creating them once per connection would not survive that first transaction rolling back.
+    """
     connection = await session.connection()
     driver: Any = (await connection.get_raw_connection()).driver_connection
-    if not connection.info.get(_TEMP_TABLES):
-        await driver.execute(_CREATE_TEMP_TABLES)
+    if not connection.info.get(_JSON_LOADS):
         set_json_loads(orjson.loads, driver)  # rollups come back as JSON; orjson reads them fastest
-        connection.info[_TEMP_TABLES] = True
+        connection.info[_JSON_LOADS] = True
+    if not session.info.get(_TEMP_TABLES):
+        await driver.execute(_CREATE_TEMP_TABLES)
+        session.info[_TEMP_TABLES] = True
     return driver
 
 
