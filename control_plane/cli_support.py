@@ -1,0 +1,56 @@
+"""What the `traxo` subcommands share: settings, a database for one command, serving the API."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import click
+
+from control_plane.db import Database
+from control_plane.services.errors import DomainError
+from control_plane.settings import Settings
+
+
+def load_settings() -> Settings:
+    try:
+        return Settings()
+    except Exception as exc:  # pydantic's ValidationError names the variable
+        raise click.ClickException(f"invalid TRAXO_* setting: {exc}") from exc
+
+
+def run_db(settings: Settings, work: Callable[[Database], Awaitable[Any]]) -> Any:
+    """Run `work` with a database of its own; a domain error becomes the command's error message."""
+
+    async def runner() -> Any:
+        db = Database(settings.database_url)
+        try:
+            return await work(db)
+        except DomainError as exc:
+            raise click.ClickException(exc.message) from exc
+        finally:
+            await db.dispose()
+
+    return asyncio.run(runner())
+
+
+def serve(
+    settings: Settings,
+    host: str,
+    port: int,
+    *,
+    workers: bool = True,
+    grpc_address: tuple[str, int] | None = None,
+    before_shutdown: Callable[[], Awaitable[None]] | None = None,
+) -> None:
+    import uvicorn
+
+    from control_plane.api.app import create_app
+
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    app = create_app(settings, workers=workers, grpc_address=grpc_address, before_shutdown=before_shutdown)
+    uvicorn.run(app, host=host, port=port, log_level=settings.log_level, access_log=False)
