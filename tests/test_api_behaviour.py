@@ -11,6 +11,7 @@ from sqlalchemy import update
 from control_plane.api.app import create_app
 from control_plane.api.deps import Runtime
 from control_plane.models import Organization
+from tests import tools
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -125,7 +126,7 @@ async def test_replicas_share_a_budget_through_redis(settings, database, world):
         await client.ping()
         await client.aclose()
     except Exception:
-        pytest.skip("Redis is not running on 127.0.0.1:6379 (apt-get install redis-server)")
+        tools.missing("Redis is not running on 127.0.0.1:6379 (apt-get install redis-server)")
     replicas = []
     for _ in range(2):
         rt = Runtime.build(settings.model_copy(update={"redis_url": REDIS_URL}), database)

@@ -13,6 +13,7 @@ from agent.protocol.traxo.agent.v1 import agent_pb2 as pb
 from control_plane.services.results import ResultIn
 
 RESULT_ID = re.compile(r"^chk_[a-z2-7]{20,40}$")
+MONITOR_ID = re.compile(r"^mon_[a-z0-9]{1,60}$")
 _STATUS = {pb.UP: "UP", pb.DOWN: "DOWN"}
 _MAX_MESSAGE = 2000
 _MAX_DETAILS = 64 * 1024
@@ -63,6 +64,10 @@ def result_from_proto(message: pb.CheckResult, *, region: str, agent_id: str, no
     """Validate one result from an agent of `region`; raises InvalidResult naming what is wrong."""
     if not RESULT_ID.match(message.result_id):
         raise InvalidResult(f"result_id {message.result_id[:60]!r} is not chk_ + base32")
+    if not MONITOR_ID.match(message.monitor_id):
+        # Checked here, not where it is looked up: PostgreSQL refuses some strings (NUL) outright,
+        # and one such id would fail its whole batch over and over.
+        raise InvalidResult(f"monitor_id {message.monitor_id[:60]!r} is not a monitor id")
     if message.region and message.region != region:
         raise InvalidResult(f"region {message.region!r} is not the agent's region {region!r}")
     status = _STATUS.get(message.status)

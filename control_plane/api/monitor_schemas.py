@@ -41,13 +41,6 @@ class _MonitorFields(RequestModel):
             raise ValueError("must not contain control characters")
         return value
 
-    @field_validator("expectedKeyword")
-    @classmethod
-    def _no_nul(cls, value: str | None) -> str | None:
-        if value is not None and "\x00" in value:
-            raise ValueError("must not contain NUL characters")
-        return value
-
     @field_validator("regions")
     @classmethod
     def _unique(cls, regions: list[str] | None) -> list[str] | None:

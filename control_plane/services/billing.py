@@ -21,7 +21,8 @@ from control_plane.models import AuditEvent, BillingEvent, Organization
 from control_plane.plans import limits_for
 from control_plane.revenuecat import RevenueCatClient, Subscriber
 from control_plane.services.errors import InvalidInput, NotConfigured, NotFound
-from control_plane.services.plans import change_plan, count_monitors
+from control_plane.services.monitors import count_monitors
+from control_plane.services.plans import change_plan
 from control_plane.settings import Plan, Settings
 from control_plane.timefmt import utcnow
 

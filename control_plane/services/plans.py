@@ -183,12 +183,6 @@ async def set_plan(session: AsyncSession, slug_or_id: str, new_plan: Plan, *, ac
     return change
 
 
-async def count_monitors(session: AsyncSession, org_id: str) -> int:
-    """Every monitor of the organization, paused ones included: what billing reports as usage."""
-    count = await session.scalar(select(func.count()).select_from(Monitor).where(Monitor.org_id == org_id))
-    return int(count or 0)
-
-
 @dataclass(frozen=True, slots=True)
 class OrganizationUsage:
     org_id: str

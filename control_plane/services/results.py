@@ -20,7 +20,6 @@ from control_plane.models import CheckResult, CheckRollup, CheckScreenshot, Moni
 from control_plane.services import results_pg
 
 PHASES = ("dns", "tcp", "tls", "ttfb", "download", "total")
-GRANULARITIES = ("hour", "day")
 
 
 @dataclass(frozen=True, slots=True)

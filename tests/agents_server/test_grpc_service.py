@@ -400,6 +400,9 @@ async def test_malformed_results_are_rejected_invalid_and_the_rest_stored(
         "no times": no_times,
         "details": check_result(monitor.id, epoch, details_json="[1, 2]"),
         "future": check_result(monitor.id, epoch, scheduled_at=datetime.now(UTC) + timedelta(days=1)),
+        "NUL in monitor id": check_result("mon_a\x00b", epoch),
+        "not a monitor id": check_result("../etc", epoch),
+        "screenshot not a PNG": check_result(monitor.id, epoch, screenshot_png=b"GIF89a"),
     }
 
     (ack,) = await client.send(

@@ -10,10 +10,10 @@ import sys
 from pathlib import Path
 
 import icmplib
-import pytest
 
 from agent.checks import ping
 from agent.checks.base import CheckSpec, ErrorKind, Status
+from tests.tools import missing
 
 
 def ping_check(target: str, timeout_s: float = 5.0, **config: object) -> CheckSpec:
@@ -53,7 +53,7 @@ async def test_it_pings_ipv4_loopback() -> None:
 
 async def test_it_pings_ipv6_loopback() -> None:
     if not has_ipv6_loopback():
-        pytest.skip("this host has no IPv6 loopback (::1)")
+        missing("this host has no IPv6 loopback (::1)")
     result = await ping.run(ping_check("::1"))
 
     assert result.status is Status.UP, result.error_message
@@ -92,6 +92,7 @@ async def test_it_stops_at_the_monitor_timeout() -> None:
 _UNPRIVILEGED_PING = """
 import asyncio, dataclasses, json
 from agent.checks import ping
+from tests.tools import missing
 from agent.checks.base import CheckSpec
 check = CheckSpec("m-ping", "PING", "127.0.0.1", 60, 5.0, config={"count": 2, "interval": 0.2})
 result = asyncio.run(ping.run(check))
@@ -101,9 +102,7 @@ print(json.dumps({"mode": ping._icmp_mode(), **dataclasses.asdict(result)}, defa
 
 async def test_it_pings_unprivileged_where_ping_group_range_allows() -> None:
     if not (shutil.which("unshare") and shutil.which("setpriv")):
-        pytest.skip(
-            "needs unshare and setpriv (util-linux) to drop privileges in a private network namespace"
-        )
+        missing("needs unshare and setpriv (apt-get install util-linux) to drop privileges in a namespace")
     setup = 'ip link set lo up && echo "0 2147483647" > /proc/sys/net/ipv4/ping_group_range && exec "$@"'
     process = await asyncio.create_subprocess_exec(
         "unshare",
@@ -125,7 +124,7 @@ async def test_it_pings_unprivileged_where_ping_group_range_allows() -> None:
     )
     stdout, stderr = await process.communicate()
     if process.returncode != 0:
-        pytest.skip(f"cannot run as nobody in a private network namespace here: {stderr.decode()[-300:]}")
+        missing(f"cannot run as nobody in a private network namespace here: {stderr.decode()[-300:]}")
     result = json.loads(stdout)
 
     assert result["mode"] is False  # the datagram (unprivileged) socket, not a raw one
