@@ -31,26 +31,43 @@ __all__ = [
 # Measurement only: records what the page's own PerformanceObservers report, before any page script runs.
 VITALS_SCRIPT = """
 (() => {
-  const vitals = { lcp: null, cls: 0 };
+  const vitals = { lcp: null, cls: 0, observers: [] };
   Object.defineProperty(window, "__traxoVitals", { value: vitals, enumerable: false });
+  const onLcp = (entries) => {
+    const last = entries[entries.length - 1];
+    if (last) vitals.lcp = last.renderTime || last.startTime;
+  };
+  const onShift = (entries) => {
+    for (const entry of entries) if (!entry.hadRecentInput) vitals.cls += entry.value;
+  };
   try {
-    new PerformanceObserver((list) => {
-      const entries = list.getEntries();
-      const last = entries[entries.length - 1];
-      if (last) vitals.lcp = last.renderTime || last.startTime;
-    }).observe({ type: "largest-contentful-paint", buffered: true });
-    new PerformanceObserver((list) => {
-      for (const entry of list.getEntries()) if (!entry.hadRecentInput) vitals.cls += entry.value;
-    }).observe({ type: "layout-shift", buffered: true });
+    const lcp = new PerformanceObserver((list) => onLcp(list.getEntries()));
+    lcp.observe({ type: "largest-contentful-paint", buffered: true });
+    const shift = new PerformanceObserver((list) => onShift(list.getEntries()));
+    shift.observe({ type: "layout-shift", buffered: true });
+    vitals.flush = () => { onLcp(lcp.takeRecords()); onShift(shift.takeRecords()); };
   } catch (error) {}
 })();
 """
-# Two animation frames: the page has painted, so LCP and FCP entries exist when we read them.
+# The browser reports an LCP entry only once the frame holding it has been presented, which under
+# load comes a while after the page painted: so when the page has painted content (FCP) but no LCP is
+# in yet, wait for it, a bounded time, taking queued entries directly rather than awaiting callbacks.
 _READ_VITALS = """
 async () => {
-  await new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done)));
+  const frame = () => new Promise((done) => requestAnimationFrame(() => done()));
   const vitals = window.__traxoVitals || {};
-  const fcp = performance.getEntriesByName("first-contentful-paint")[0];
+  const flush = () => { if (vitals.flush) vitals.flush(); };
+  const fcpNow = () => performance.getEntriesByName("first-contentful-paint")[0] || null;
+  await frame();
+  await frame();
+  flush();
+  const deadline = performance.now() + 2000;
+  while (vitals.flush && vitals.lcp == null && performance.now() < deadline) {
+    await new Promise((done) => setTimeout(done, 25));
+    flush();
+    if (fcpNow() == null && performance.now() > deadline - 1500) break;
+  }
+  const fcp = fcpNow();
   return { lcp: vitals.lcp ?? null, cls: vitals.cls ?? null, fcp: fcp ? fcp.startTime : null };
 }
 """
