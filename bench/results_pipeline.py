@@ -4,7 +4,8 @@ Starts `traxo api` on a fresh PostgreSQL database, creates monitors and a token,
 `--streams` agents over real gRPC (one region each, so every agent holds every monitor), and has
 each stream send batches of results as fast as the server acknowledges them (up to 8 in flight,
 as the agent does). Counts results acknowledged (= committed) per second, then checks the row
-count in the database. Usage:
+count in the database, and that the rollup fold (a `traxo worker` beside the API, as in
+production) has every result in the hourly rollups once its backlog drains. Usage:
 
     .venv/bin/python bench/results_pipeline.py [--monitors 1000] [--seconds 30] [--streams 4] [--batch 500]
 """
@@ -179,6 +180,8 @@ async def main() -> None:
         [str(BIN / "traxo"), "api", "--host", "127.0.0.1", "--port", str(port), "--grpc-port", str(grpc_port),
          "--no-workers", "--no-migrate"], env=env,
     )  # fmt: skip
+    # The rollup fold runs beside it, as in production (`traxo worker`); its cost is in the figure.
+    worker = subprocess.Popen([str(BIN / "traxo"), "worker"], env=env)
     try:
         import httpx
 
@@ -208,17 +211,29 @@ async def main() -> None:
             )
         )
         elapsed = time.monotonic() - started
-        with psycopg.connect(dsn) as conn:
+        with psycopg.connect(dsn, autocommit=True) as conn:
             stored = conn.execute("SELECT count(*) FROM check_results").fetchone()[0]
+            queued_at_end = conn.execute("SELECT count(*) FROM rollup_backlog").fetchone()[0]
+            drained = time.monotonic()
+            while conn.execute("SELECT count(*) FROM rollup_backlog").fetchone()[0] and time.monotonic() - drained < 60:
+                time.sleep(0.2)
+            drain_s = time.monotonic() - drained
+            rolled_up = conn.execute(
+                "SELECT coalesce(sum(count), 0) FROM check_rollups WHERE granularity = 'hour'"
+            ).fetchone()[0]
         print(
             f"streams={args.streams} batch={args.batch} monitors={args.monitors}: "
             f"acked {counters['acked']} results in the {args.seconds:.0f} s send window "
             f"({elapsed:.1f} s with setup) -> {counters['acked'] / args.seconds:,.0f} results/s committed; "
-            f"rejected {counters['rejected']}; rows in check_results: {stored}"
+            f"rejected {counters['rejected']}; rows in check_results: {stored}; "
+            f"queued for rollups at the end: {queued_at_end}, folded {drain_s:.1f} s later; "
+            f"results in hourly rollups: {rolled_up}"
         )
     finally:
         api.terminate()
+        worker.terminate()
         api.wait(timeout=20)
+        worker.wait(timeout=20)
         with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
             conn.execute(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
 

@@ -161,6 +161,34 @@ class CheckRollup(Base):
     )
 
 
+class RollupBacklog(Base):
+    """A stored result whose measures are not yet added to its hour's and day's rollups.
+
+    Rewriting two rollup rows per result as results arrive was most of what ingestion cost, so a
+    batch queues its results' measures here, in its own transaction, and a periodic job
+    (workers/rollups.py) folds them into check_rollups in bulk, deleting what it folded in the
+    same transaction. Readers of rollups add what is still queued here in the same statement, so
+    whichever side of a fold they read, no result is missed or counted twice. No foreign key:
+    a deleted monitor's queued rows are dropped by the fold instead of checked on every insert.
+    """
+
+    __tablename__ = "rollup_backlog"
+
+    monitor_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    checked_at: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    result_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    region: Mapped[str] = mapped_column(String(64))
+    up: Mapped[bool] = mapped_column(Boolean)
+    response_time: Mapped[float | None] = mapped_column(Float, default=None)
+    dns_ms: Mapped[float | None] = mapped_column(Float, default=None)
+    tcp_ms: Mapped[float | None] = mapped_column(Float, default=None)
+    tls_ms: Mapped[float | None] = mapped_column(Float, default=None)
+    ttfb_ms: Mapped[float | None] = mapped_column(Float, default=None)
+    download_ms: Mapped[float | None] = mapped_column(Float, default=None)
+    total_ms: Mapped[float | None] = mapped_column(Float, default=None)
+    size_bytes: Mapped[int | None] = mapped_column(BigInteger, default=None)
+
+
 class Incident(Base):
     """A monitor's downtime: opened and resolved by the incident engine."""
 

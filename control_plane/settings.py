@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     retention_days: int = Field(default=30, ge=1)
     rollup_retention_days: int = Field(default=400, ge=1)
     retention_interval_seconds: float = Field(default=3600, gt=0)
+    # How often queued results are folded into their rollups. Reads count the queue, so this only
+    # trades database work (a rollup row is rewritten once per fold) against the queue's size.
+    rollup_fold_seconds: float = Field(default=5, gt=0)
     # Agents renew their lease about three times per period; one that misses
     # `agent_lease_missed_periods` whole periods loses its monitors to its region's other agents.
     agent_lease_seconds: float = Field(default=10, gt=0)

@@ -14,6 +14,7 @@ from control_plane.services import monitors
 from control_plane.services.dashboard import CLOSED_DAYS_TTL, UptimeCache, average_uptime
 from control_plane.timefmt import utcnow
 from control_plane.workers.retention import apply_retention
+from control_plane.workers.rollups import fold_rollups
 from control_plane.workers.runner import PeriodicJob, WorkerRunner
 from tests.factories import insert_monitor, record, result
 from tests.spec import assert_shape, example
@@ -127,6 +128,7 @@ async def test_retention_deletes_expired_rows_in_batches(database, world, settin
     kept = [result(monitor.id, now - timedelta(days=29, minutes=i)) for i in range(3)]
     ancient = [result(monitor.id, now - timedelta(days=401))]
     await record(database, expired + kept + ancient)
+    await fold_rollups(database)
 
     deleted = await apply_retention(database, settings, clock=lambda: now, batch_size=2)
     async with database.session() as session:

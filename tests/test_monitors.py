@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from control_plane.models import CheckResult, CheckRollup, Incident, Monitor, Organization
+from control_plane.models import CheckResult, CheckRollup, Incident, Monitor, Organization, RollupBacklog
+from control_plane.workers.rollups import fold_rollups
 from tests.monitor_tools import (
     BASE_TIME,
     HTTP_MONITOR,
@@ -301,13 +302,16 @@ async def test_delete_removes_the_monitor_with_its_checks_and_incidents(api, wor
     for target in (monitor, keep):
         await record(database, target["id"], {"checked_at": BASE_TIME, "dns": 1.0, "total": 90.0})
         await insert_incident(database, world.org_a, target["id"], BASE_TIME)
+    await fold_rollups(database)
+    for target in (monitor, keep):  # and one still queued for its rollups
+        await record(database, target["id"], {"checked_at": BASE_TIME, "dns": 2.0, "total": 80.0})
     assert await count_rows(database, CheckRollup, monitor_id=monitor["id"]) > 0
 
     response = await api.delete(f"/api/monitors/{monitor['id']}", headers=world.adam.headers)
     assert response.status_code == 200
     assert response.json() == {"message": "Monitor deleted successfully"}
     assert_shape(response.json(), example("DELETE", "/api/monitors/:id"))
-    for model in (CheckResult, CheckRollup, Incident):
+    for model in (CheckResult, CheckRollup, RollupBacklog, Incident):
         assert await count_rows(database, model, monitor_id=monitor["id"]) == 0, model.__name__
         assert await count_rows(database, model, monitor_id=keep["id"]) > 0, model.__name__
     assert await count_rows(database, Monitor, id=monitor["id"]) == 0

@@ -9,15 +9,19 @@ import pytest
 from sqlalchemy import func, select
 
 from control_plane import histogram
-from control_plane.models import CheckResult, CheckRollup, Monitor
+from control_plane.models import CheckResult, CheckRollup, Monitor, RollupBacklog
 from control_plane.services.results import record_results
+from control_plane.workers.rollups import fold_rollups
 from tests.factories import insert_monitor, result
 
 T0 = datetime(2026, 11, 20, 10, 15, tzinfo=UTC)
 
 
 async def rollups(database, monitor_id: str, granularity: str) -> list[CheckRollup]:
+    """The monitor's rollups once everything queued is folded in."""
+    await fold_rollups(database)
     async with database.session() as session:
+        assert await session.scalar(select(func.count()).select_from(RollupBacklog)) == 0
         rows = await session.scalars(
             select(CheckRollup)
             .where(CheckRollup.monitor_id == monitor_id, CheckRollup.granularity == granularity)

@@ -16,6 +16,7 @@ RESULT_ID = re.compile(r"^chk_[a-z2-7]{20,40}$")
 MONITOR_ID = re.compile(r"^mon_[a-z0-9]{1,60}$")
 _STATUS = {pb.UP: "UP", pb.DOWN: "DOWN"}
 _MAX_MESSAGE = 2000
+_MAX_MS = 86_400_000  # a day: no timing of one check is longer
 _MAX_DETAILS = 64 * 1024
 _MAX_SCREENSHOT = 5 * 1024 * 1024
 # A result claiming to come from further in the future than this is malformed (clock skew aside).
@@ -78,7 +79,7 @@ def result_from_proto(message: pb.CheckResult, *, region: str, agent_id: str, no
     checked_at = _time(message.finished_at)
     if checked_at > now + _FUTURE_TOLERANCE:
         raise InvalidResult(f"finished_at {checked_at.isoformat()} is in the future")
-    if not 0 <= message.response_time_ms < 86_400_000:
+    if not 0 <= message.response_time_ms < _MAX_MS:
         raise InvalidResult("response_time_ms out of range")
     details = None
     if message.details_json:
@@ -90,11 +91,18 @@ def result_from_proto(message: pb.CheckResult, *, region: str, agent_id: str, no
             raise InvalidResult(f"details_json is not JSON ({exc})") from None
         if not isinstance(details, dict):
             raise InvalidResult("details_json must be a JSON object")
+    if message.HasField("size_bytes") and message.size_bytes >= 2**63:  # a bigint column holds it
+        raise InvalidResult("size_bytes out of range")
     if message.HasField("screenshot_png") and len(message.screenshot_png) > _MAX_SCREENSHOT:
         raise InvalidResult("screenshot_png too large")
 
     def optional(field: str) -> float | None:
-        return float(getattr(message, field)) if message.HasField(field) else None
+        if not message.HasField(field):
+            return None
+        value = float(getattr(message, field))
+        if not 0 <= value < _MAX_MS:  # NaN and infinities fail this too
+            raise InvalidResult(f"{field} out of range")
+        return value
 
     return ResultIn(
         id=message.result_id,

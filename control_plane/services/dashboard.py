@@ -11,11 +11,11 @@ import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import Integer, and_, case, func, literal_column, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from control_plane.changes import ChangeFeed
-from control_plane.models import CheckRollup, Incident, Monitor
+from control_plane.models import CheckRollup, Incident, Monitor, RollupBacklog
 from control_plane.services.monitors import MONITORS_TOPIC
 from control_plane.services.results import bucket_start
 
@@ -92,19 +92,38 @@ class DashboardStats:
 
 
 async def _up_counts(session: AsyncSession, org_id: str, since: datetime, until: datetime | None) -> UpCounts:
-    """Per monitor of the organization: up and total counts of its daily rollups in [since, until)."""
-    conditions = [
+    """Per monitor of the organization: up and total counts of its daily rollups in [since, until),
+    plus its results in that span still queued for their rollups (in the same statement, so a fold
+    committing meanwhile can neither hide results nor count them twice)."""
+    rolled_up = [
         Monitor.org_id == org_id,
         CheckRollup.granularity == "day",
         CheckRollup.bucket_start >= since,
     ]
+    queued = [Monitor.org_id == org_id, RollupBacklog.checked_at >= since]
     if until is not None:
-        conditions.append(CheckRollup.bucket_start < until)
-    rows = await session.execute(
-        select(CheckRollup.monitor_id, func.sum(CheckRollup.up_count), func.sum(CheckRollup.count))
+        rolled_up.append(CheckRollup.bucket_start < until)
+        queued.append(RollupBacklog.checked_at < until)
+    counted = union_all(
+        select(
+            CheckRollup.monitor_id.label("monitor_id"),
+            CheckRollup.up_count.label("up"),
+            CheckRollup.count.label("total"),
+        )
         .join(Monitor, Monitor.id == CheckRollup.monitor_id)
-        .where(*conditions)
-        .group_by(CheckRollup.monitor_id)
+        .where(*rolled_up),
+        select(
+            RollupBacklog.monitor_id,
+            case((RollupBacklog.up, 1), else_=0),
+            literal_column("1", Integer),
+        )
+        .join(Monitor, Monitor.id == RollupBacklog.monitor_id)
+        .where(*queued),
+    ).subquery()
+    rows = await session.execute(
+        select(counted.c.monitor_id, func.sum(counted.c.up), func.sum(counted.c.total)).group_by(
+            counted.c.monitor_id
+        )
     )
     return {monitor_id: (int(up), int(count)) for monitor_id, up, count in rows}
 

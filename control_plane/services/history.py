@@ -11,11 +11,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import Text, and_, cast, func, or_, select
+from sqlalchemy import Float, Integer, Text, and_, cast, func, literal_column, null, or_, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from control_plane import histogram
-from control_plane.models import CheckResult, CheckRollup, CheckScreenshot, Incident
+from control_plane.models import CheckResult, CheckRollup, CheckScreenshot, Incident, RollupBacklog
 from control_plane.services.results import PHASES, bucket_start
 
 PERFORMANCE_MEASURES = (*PHASES, "size")
@@ -89,66 +89,106 @@ def _averages(sums: dict[str, float], counts: dict[str, int]) -> dict[str, Any]:
     return values
 
 
+def _null(column_type: Any, name: str) -> Any:
+    return cast(null(), column_type).label(name)  # labelled: a select keeps one of equal columns
+
+
 async def performance(session: AsyncSession, monitor_id: str, *, hours: int, now: datetime) -> dict[str, Any]:
-    """Averages, p95 and an hourly series of the phase timings over the last `hours` hours."""
+    """Averages, p95 and an hourly series of the phase timings over the last `hours` hours.
+
+    One statement reads the hourly rollups, the p95 histograms and the results still queued for
+    their rollups, so a fold committing meanwhile can neither hide results nor count them twice.
+    """
     since = bucket_start(now - timedelta(hours=hours), "hour")
-    hourly = await session.execute(
-        select(
-            CheckRollup.bucket_start,
-            CheckRollup.count,
-            _json_text(CheckRollup.sums),
-            _json_text(CheckRollup.counts),
-        )
-        .where(
-            CheckRollup.monitor_id == monitor_id,
-            CheckRollup.granularity == "hour",
-            CheckRollup.bucket_start >= since,
-        )
-        .order_by(CheckRollup.bucket_start, CheckRollup.region)
-    )
-    # One pass over up to 169 hours x regions: the overall sums and each hour's, both added up row
-    # by row in the same order (so the same floating-point sums as adding them up separately).
+    rows = await session.execute(_performance_rows(monitor_id, since))
+    # One pass over up to 169 hours x regions (then the queue): the overall sums and each hour's,
+    # both added up row by row in the same order (the same floating-point sums as separately).
     sample_count = 0
     sums: dict[str, float] = {}
     counts: dict[str, int] = {}
     per_hour: dict[datetime, tuple[dict[str, float], dict[str, int]]] = {}
-    for start, count, sums_text, counts_text in hourly:
-        sample_count += count
-        hour = per_hour.get(start)
-        if hour is None:
-            hour = per_hour[start] = ({}, {})
-        hour_sums, hour_counts = hour
-        for name, value in _decode(sums_text).items():
-            sums[name] = sums.get(name, 0.0) + value
-            hour_sums[name] = hour_sums.get(name, 0.0) + value
-        for name, value in _decode(counts_text).items():
-            counts[name] = counts.get(name, 0) + value
-            hour_counts[name] = hour_counts.get(name, 0) + value
     histograms: dict[str, histogram.Histogram] = {}
-    for (measures,) in await session.execute(_p95_histograms(monitor_id, since)):
-        for name, h in _decode(measures).items():
-            histogram.merge_into(histograms.setdefault(name, {}), h)
+
+    def add_to(hour_start: datetime, name: str, value: float, count: int) -> None:
+        hour = per_hour.get(hour_start)
+        if hour is None:
+            hour = per_hour[hour_start] = ({}, {})
+        sums[name] = sums.get(name, 0.0) + value
+        hour[0][name] = hour[0].get(name, 0.0) + value
+        counts[name] = counts.get(name, 0) + count
+        hour[1][name] = hour[1].get(name, 0) + count
+
+    for kind, at, count, sums_text, counts_text, measures_text, *queued in rows:
+        if kind == _ROLLUP_HOUR:
+            sample_count += count
+            per_hour.setdefault(at, ({}, {}))
+            hour_counts = _decode(counts_text)
+            for name, value in _decode(sums_text).items():
+                add_to(at, name, value, hour_counts.get(name, 0))
+        elif kind == _ROLLUP_HISTOGRAMS:
+            for name, h in _decode(measures_text).items():
+                histogram.merge_into(histograms.setdefault(name, {}), h)
+        else:  # a queued result
+            sample_count += 1
+            hour_start = bucket_start(at, "hour")
+            response_time, *phases, size = queued
+            if phases[-1] is None:
+                phases[-1] = response_time  # total falls back to the response time
+            for name, value in zip(PHASES, phases, strict=True):
+                if value is not None:
+                    add_to(hour_start, name, value, 1)
+                    histogram.add(histograms.setdefault(name, {}), value)
+            if size is not None:
+                add_to(hour_start, "size", float(size), 1)
     return {
         "averages": _averages(sums, counts),
         "p95": {name: _round(histogram.quantile(histograms.get(name, {}), 0.95)) for name in PHASES},
         "timeSeries": [
-            {"timestamp": start, **_averages(*hour_sums_counts)}
-            for start, hour_sums_counts in per_hour.items()
+            {"timestamp": start, **_averages(*per_hour[start])} for start in sorted(per_hour)
         ],
         "sampleCount": sample_count,
     }
 
 
-def _p95_histograms(monitor_id: str, since: datetime) -> Any:
-    """The histograms of every result since `since`: hours up to the first whole day, then days.
+_ROLLUP_HOUR, _ROLLUP_HISTOGRAMS, _QUEUED = 0, 1, 2
 
-    A day rollup holds exactly the bucket counts of its hours (record_results writes both in one
+
+def _performance_rows(monitor_id: str, since: datetime) -> Any:
+    """Hourly rollups since `since`; the histograms of every rolled-up result since `since` (hours
+    up to the first whole day, then days); and every queued result since `since`.
+
+    A day rollup holds exactly the bucket counts of its hours (the fold writes both in one
     transaction), so a week costs about 14 day rows and a day's worth of hours instead of ~340 hours.
     """
     first_day = bucket_start(since, "day")
     if first_day < since:
         first_day += timedelta(days=1)
-    return select(_json_text(CheckRollup.histograms)).where(
+    measures = ("response_time", "dns", "tcp", "tls", "ttfb", "download", "total", "size")
+    no_result = [_null(Float, name) for name in measures]
+    hourly = select(
+        literal_column(str(_ROLLUP_HOUR), Integer).label("kind"),
+        CheckRollup.bucket_start.label("at"),
+        CheckRollup.count.label("count"),
+        _json_text(CheckRollup.sums).label("sums"),
+        _json_text(CheckRollup.counts).label("counts"),
+        _null(Text, "histograms"),
+        *no_result,
+        CheckRollup.region.label("region"),
+    ).where(
+        CheckRollup.monitor_id == monitor_id,
+        CheckRollup.granularity == "hour",
+        CheckRollup.bucket_start >= since,
+    )
+    p95 = select(
+        literal_column(str(_ROLLUP_HISTOGRAMS), Integer),
+        CheckRollup.bucket_start,
+        CheckRollup.count,
+        _null(Text, "sums"),
+        _null(Text, "counts"),
+        _json_text(CheckRollup.histograms).label("histograms"),
+        *no_result,
+        CheckRollup.region,
+    ).where(
         CheckRollup.monitor_id == monitor_id,
         or_(
             and_(
@@ -159,3 +199,23 @@ def _p95_histograms(monitor_id: str, since: datetime) -> Any:
             and_(CheckRollup.granularity == "day", CheckRollup.bucket_start >= first_day),
         ),
     )
+    queued = select(
+        literal_column(str(_QUEUED), Integer),
+        RollupBacklog.checked_at,
+        literal_column("1", Integer),
+        _null(Text, "sums"),
+        _null(Text, "counts"),
+        _null(Text, "histograms"),
+        RollupBacklog.response_time,
+        RollupBacklog.dns_ms,
+        RollupBacklog.tcp_ms,
+        RollupBacklog.tls_ms,
+        RollupBacklog.ttfb_ms,
+        RollupBacklog.download_ms,
+        RollupBacklog.total_ms,
+        cast(RollupBacklog.size_bytes, Float).label("size"),
+        RollupBacklog.region,
+    ).where(RollupBacklog.monitor_id == monitor_id, RollupBacklog.checked_at >= since)
+    combined = union_all(hourly, p95, queued).subquery()
+    columns = list(combined.c)
+    return select(*columns[:-1]).order_by(columns[0], columns[1], columns[-1])

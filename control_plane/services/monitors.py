@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from control_plane import changes
 from control_plane.ids import new_id
-from control_plane.models import Monitor, Organization
+from control_plane.models import Monitor, Organization, RollupBacklog
 from control_plane.monitor_config import validate_config
 from control_plane.monitor_targets import PASSIVE_TYPES, validate_target
 from control_plane.plans import limits_for
@@ -225,8 +225,10 @@ async def set_active(session: AsyncSession, org: OrgContext, monitor_id: str, ac
 
 
 async def delete_monitor(session: AsyncSession, org_id: str, monitor_id: str) -> None:
-    """Deletes the monitor with its results, rollups and incidents (foreign keys cascade)."""
+    """Deletes the monitor with its results, rollups and incidents (foreign keys cascade), and its
+    results still queued for their rollups (no foreign key there; the fold would drop them too)."""
     monitor = await get_monitor(session, org_id, monitor_id)
     await session.execute(delete(Monitor).where(Monitor.id == monitor.id))
+    await session.execute(delete(RollupBacklog).where(RollupBacklog.monitor_id == monitor.id))
     await changes.publish(session, MONITORS_TOPIC, monitor.id)
     await session.commit()

@@ -1,7 +1,9 @@
 """Check results in: one batch insert, idempotent by result id, keeping rollups and lastCheck current.
 
-Every writer of results (agents over gRPC, tests, benchmarks) goes through `record_results`, so the
-hourly/daily rollups and each monitor's newest result are always in step with the raw rows.
+Every writer of results (agents over gRPC, tests, benchmarks) goes through `record_results`, so
+each monitor's newest result and the rollup backlog are always in step with the raw rows; the
+hourly/daily rollups are the backlog folded in (`fold_backlog`), and their readers add what is
+still queued, so what they report is always every stored result.
 """
 
 from __future__ import annotations
@@ -11,12 +13,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, bindparam, delete, insert, or_, select, tuple_
+from sqlalchemy import Table, bindparam, delete, insert, literal_column, or_, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from control_plane import histogram
-from control_plane.models import CheckResult, CheckRollup, CheckScreenshot, Monitor
+from control_plane.models import CheckResult, CheckRollup, CheckScreenshot, Monitor, RollupBacklog
 from control_plane.services import results_pg
 
 PHASES = ("dns", "tcp", "tls", "ttfb", "download", "total")
@@ -74,7 +76,11 @@ def bucket_start(moment: datetime, granularity: str) -> datetime:
 
 
 async def record_results(session: AsyncSession, results: Sequence[ResultIn]) -> RecordOutcome:
-    """Store a batch in one transaction (committed here). Replayed ids are skipped, not counted twice."""
+    """Store a batch in one transaction (committed here). Replayed ids are skipped, not counted twice.
+
+    The new results are queued for their rollups in the same transaction (`fold_backlog` adds them
+    up later, in bulk); readers of rollups count what is queued, so they see every result at once.
+    """
     outcome = RecordOutcome()
     unique = list({result.id: result for result in results}.values())
     if not unique:
@@ -87,6 +93,7 @@ async def record_results(session: AsyncSession, results: Sequence[ResultIn]) -> 
         existing = set(await session.scalars(select(Monitor.id).where(Monitor.id.in_(monitor_ids))))
     live = [r for r in unique if r.monitor_id in existing]
     outcome.orphaned = [r.id for r in unique if r.monitor_id not in existing]
+    newest: list[ResultIn] = []
     if live:
         inserted_ids = await (results_pg.insert_new(session, live) if fast else _insert_new(session, live))
         fresh = [r for r in live if r.id in inserted_ids]
@@ -100,18 +107,82 @@ async def record_results(session: AsyncSession, results: Sequence[ResultIn]) -> 
             ]
             if screenshots:
                 await session.execute(insert(CheckScreenshot), screenshots)
-            deltas = _rollup_deltas(fresh)
             newest = _newest_per_monitor(fresh)
-            if fast:
-                await results_pg.add_rollups(session, deltas)
-            else:
-                await _update_rollups(session, deltas)
+            if not fast:  # PostgreSQL's insert_new queued them in the statement that inserted them
+                await session.execute(insert(RollupBacklog), [_backlog_row(r) for r in fresh])
                 await _update_last_checks(session, newest)
     await session.commit()
-    if fast and outcome.inserted:
+    if fast and newest:
         await results_pg.update_last_checks(session, newest)
         await session.commit()
     return outcome
+
+
+def _backlog_row(r: ResultIn) -> dict[str, Any]:
+    return {
+        "monitor_id": r.monitor_id,
+        "checked_at": r.checked_at,
+        "result_id": r.id,
+        "region": r.region,
+        "up": r.status == "UP",
+        "response_time": r.response_time,
+        "dns_ms": r.dns,
+        "tcp_ms": r.tcp,
+        "tls_ms": r.tls,
+        "ttfb_ms": r.ttfb,
+        "download_ms": r.download,
+        "total_ms": r.total,
+        "size_bytes": r.size,
+    }
+
+
+async def fold_backlog(session: AsyncSession, *, limit: int = 50_000) -> int:
+    """Add up to `limit` queued results to their hour's and day's rollups and unqueue them, in one
+    transaction (committed here). Returns how many were taken; 0 when the backlog is empty.
+
+    Results of monitors deleted meanwhile are dropped. One fold at a time (the worker's lease);
+    a second one running anyway would only find the rows the first took already gone.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        taken, deltas = await results_pg.take_backlog(session, limit)
+        if deltas:
+            await results_pg.add_rollups(session, deltas)
+        await session.commit()
+        return taken
+    table = _table(RollupBacklog)
+    rows = (
+        await session.execute(select(literal_column("rowid"), *table.c).select_from(table).limit(limit))
+    ).all()
+    if not rows:
+        return 0
+    monitor_ids = sorted({row.monitor_id for row in rows})
+    existing = set(await session.scalars(select(Monitor.id).where(Monitor.id.in_(monitor_ids))))
+    queued = [
+        ResultIn(
+            id=row.result_id,
+            monitor_id=row.monitor_id,
+            region=row.region,
+            status="UP" if row.up else "DOWN",
+            checked_at=row.checked_at,
+            response_time=row.response_time,
+            dns=row.dns_ms,
+            tcp=row.tcp_ms,
+            tls=row.tls_ms,
+            ttfb=row.ttfb_ms,
+            download=row.download_ms,
+            total=row.total_ms,
+            size=row.size_bytes,
+        )
+        for row in rows
+        if row.monitor_id in existing
+    ]
+    if queued:
+        await _update_rollups(session, _rollup_deltas(queued))
+    rowids = [row[0] for row in rows]
+    for start in range(0, len(rowids), 500):
+        await session.execute(table.delete().where(literal_column("rowid").in_(rowids[start : start + 500])))
+    await session.commit()
+    return len(rows)
 
 
 def _insert_statement(session: AsyncSession) -> Any:

@@ -1,9 +1,10 @@
 """PostgreSQL's fast path for results: COPY into temp tables, then set-based statements.
 
-The generic path (results.py) sends multi-row INSERTs and reads rollups back to merge them in
-Python; at tens of thousands of results a second that is most of the cost. Here a batch is
-COPY'd into session temp tables, inserted with ON CONFLICT DO NOTHING in one statement, and its
-rollup deltas are merged with the stored rows read back in one locked, ordered query.
+The generic path (results.py) sends multi-row INSERTs; at tens of thousands of results a second
+their cost is what counts. Here a batch is COPY'd into a session temp table, then inserted with
+ON CONFLICT DO NOTHING and queued for its rollups in one statement. The fold adds the backlog
+up in SQL (sums, bucket counts per rollup key) and merges that with the stored rollups, read
+back in one locked, ordered query.
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ import orjson
 from psycopg.types.json import set_json_loads
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from control_plane.histogram import FLOOR, GROWTH
+
 if TYPE_CHECKING:
-    from control_plane.services.results import ResultIn, _RollupDelta
+    from control_plane.services.results import ResultIn, RollupKey, _RollupDelta
 
 _TEMP_TABLES = "traxo.results_temp_tables"  # in session.info: created in this session's transaction
 _JSON_LOADS = "traxo.orjson_loads"  # in connection.info: set once per connection
@@ -32,6 +35,58 @@ _RESULT_COLUMNS = (
     "id, monitor_id, region, status, response_time, status_code, error_kind, error_message, dns_ms, tcp_ms,"
     " tls_ms, ttfb_ms, download_ms, total_ms, size_bytes, details, checked_at, scheduled_at, agent_id"
 )
+
+
+_BACKLOG_COLUMNS = (
+    "monitor_id, checked_at, result_id, region, up, response_time, dns_ms, tcp_ms, tls_ms, ttfb_ms,"
+    " download_ms, total_ms, size_bytes"
+)
+# The measures a rollup sums, in rollup names; `total` falls back to the response time, as in
+# ResultIn.measures. Histograms use the same bucket formula as control_plane/histogram.py
+# (PostgreSQL's ln and Python's math.log are both the C library's log, so buckets agree).
+_MEASURE_SQL = (
+    ("dns", "dns_ms"),
+    ("tcp", "tcp_ms"),
+    ("tls", "tls_ms"),
+    ("ttfb", "ttfb_ms"),
+    ("download", "download_ms"),
+    ("total", "coalesce(total_ms, response_time)"),
+)
+_FOLDED = (*(name for name, _ in _MEASURE_SQL), "size")
+_BUCKET_SQL = (
+    f"CASE WHEN v.value <= {FLOOR!r}::float8 THEN 0"
+    f" ELSE greatest(0, ceil(ln(v.value / {FLOOR!r}::float8) / ln({GROWTH!r}::float8)))::int END"
+)
+_TAKE_BACKLOG = f"""
+WITH taken AS (
+    DELETE FROM rollup_backlog
+    WHERE ctid = ANY(ARRAY(SELECT ctid FROM rollup_backlog LIMIT %(limit)s))
+    RETURNING *
+), keyed AS (
+    SELECT t.*, g.granularity, g.bucket_start
+    FROM taken t
+    CROSS JOIN LATERAL (VALUES
+        ('hour', date_trunc('hour', t.checked_at, 'UTC')),
+        ('day', date_trunc('day', t.checked_at, 'UTC'))
+    ) AS g (granularity, bucket_start)
+    WHERE EXISTS (SELECT 1 FROM monitors m WHERE m.id = t.monitor_id)
+)
+SELECT 0, NULL, NULL, NULL, NULL, count(*), NULL::bigint, NULL::float8[], NULL::bigint[], NULL, NULL::int
+FROM taken
+UNION ALL
+SELECT 1, monitor_id, region, granularity, bucket_start, count(*), count(*) FILTER (WHERE up),
+    ARRAY[{", ".join(f"sum({sql})" for _, sql in _MEASURE_SQL)}, sum(size_bytes)::float8],
+    ARRAY[{", ".join(f"count({sql})" for _, sql in _MEASURE_SQL)}, count(size_bytes)],
+    NULL, NULL
+FROM keyed
+GROUP BY monitor_id, region, granularity, bucket_start
+UNION ALL
+SELECT 2, monitor_id, region, granularity, bucket_start, count(*), NULL, NULL, NULL, v.measure, {_BUCKET_SQL}
+FROM keyed
+CROSS JOIN LATERAL (VALUES {", ".join(f"('{name}', {sql})" for name, sql in _MEASURE_SQL)}) AS v (measure, value)
+WHERE v.value IS NOT NULL
+GROUP BY monitor_id, region, granularity, bucket_start, v.measure, {_BUCKET_SQL}
+"""
 
 
 async def _driver_connection(session: AsyncSession) -> Any:
@@ -74,15 +129,59 @@ async def insert_new(session: AsyncSession, results: Sequence[ResultIn]) -> set[
                         r.checked_at, r.scheduled_at, r.agent_id,
                     )
                 )  # fmt: skip
+        # What is inserted (not a replayed id) is queued for its rollups in the same statement.
         await cursor.execute(
-            f"INSERT INTO check_results ({_RESULT_COLUMNS}) SELECT {_RESULT_COLUMNS} FROM traxo_in_results"
-            " ON CONFLICT (id) DO NOTHING RETURNING id"
+            f"""
+            WITH inserted AS (
+                INSERT INTO check_results ({_RESULT_COLUMNS})
+                SELECT {_RESULT_COLUMNS} FROM traxo_in_results
+                ON CONFLICT (id) DO NOTHING
+                RETURNING {_RESULT_COLUMNS}
+            ), queued AS (
+                INSERT INTO rollup_backlog ({_BACKLOG_COLUMNS})
+                SELECT monitor_id, checked_at, id, region, status = 'UP', response_time, dns_ms, tcp_ms,
+                    tls_ms, ttfb_ms, download_ms, total_ms, size_bytes
+                FROM inserted
+            )
+            SELECT id FROM inserted
+            """
         )
         # The temp table empties at commit (ON COMMIT DELETE ROWS); one batch per transaction.
         return {row[0] for row in await cursor.fetchall()}
 
 
-async def add_rollups(session: AsyncSession, deltas: dict[tuple[str, str, str, Any], _RollupDelta]) -> None:
+async def take_backlog(session: AsyncSession, limit: int) -> tuple[int, dict[RollupKey, _RollupDelta]]:
+    """Unqueue up to `limit` results (in the session's transaction) and add them up per rollup key,
+    in SQL: only the sums and each histogram bucket's count come back, not the results."""
+    from control_plane.services.results import _RollupDelta
+
+    pg = await _driver_connection(session)
+    cursor = await pg.execute(_TAKE_BACKLOG, {"limit": limit})
+    taken = 0
+    deltas: dict[RollupKey, _RollupDelta] = {}
+    for kind, monitor_id, region, granularity, start, n, up, sums, counts, measure, bucket in await cursor.fetchall():
+        if kind == 0:
+            taken = n
+            continue
+        key = (monitor_id, region, granularity, start)
+        delta = deltas.get(key)
+        if delta is None:
+            delta = deltas[key] = _RollupDelta()
+        if kind == 1:
+            delta.count, delta.up_count = n, up
+            for name, total, count in zip(_FOLDED, sums, counts, strict=True):
+                if count:
+                    delta.sums[name] = total
+                    delta.counts[name] = count
+        else:
+            histogram = delta.histograms.get(measure)
+            if histogram is None:
+                histogram = delta.histograms[measure] = {}
+            histogram[str(bucket)] = n
+    return taken, deltas
+
+
+async def add_rollups(session: AsyncSession, deltas: dict[RollupKey, _RollupDelta]) -> None:
     """New rollup rows go in as they are; existing ones are locked in key order, merged here and
     written back in one statement (merging JSON in SQL functions cost far more database time)."""
     from control_plane import histogram

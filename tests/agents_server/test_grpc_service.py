@@ -20,6 +20,7 @@ from control_plane.agents.registry import member_key
 from control_plane.db import Database
 from control_plane.models import CheckResult, CheckRollup, Monitor
 from control_plane.settings import Settings
+from control_plane.workers.rollups import fold_rollups
 from tests.agents_server.server_tools import (
     REGION,
     AgentClient,
@@ -377,6 +378,7 @@ async def test_replayed_results_are_stored_once(
     assert [ack.sequence for ack in acks] == [1, 2, 1]
     assert all(list(ack.rejected) == [] for ack in acks)
     assert await stored_ids(database, monitor.id) == {r.result_id for r in results}
+    await fold_rollups(database)
     async with database.session() as session:
         counted = await session.scalar(
             select(func.sum(CheckRollup.count)).where(
