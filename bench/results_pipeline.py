@@ -215,7 +215,10 @@ async def main() -> None:
             stored = conn.execute("SELECT count(*) FROM check_results").fetchone()[0]
             queued_at_end = conn.execute("SELECT count(*) FROM rollup_backlog").fetchone()[0]
             drained = time.monotonic()
-            while conn.execute("SELECT count(*) FROM rollup_backlog").fetchone()[0] and time.monotonic() - drained < 60:
+            while (
+                conn.execute("SELECT count(*) FROM rollup_backlog").fetchone()[0]
+                and time.monotonic() - drained < 60
+            ):
                 time.sleep(0.2)
             drain_s = time.monotonic() - drained
             rolled_up = conn.execute(

@@ -143,9 +143,7 @@ async def performance(session: AsyncSession, monitor_id: str, *, hours: int, now
     return {
         "averages": _averages(sums, counts),
         "p95": {name: _round(histogram.quantile(histograms.get(name, {}), 0.95)) for name in PHASES},
-        "timeSeries": [
-            {"timestamp": start, **_averages(*per_hour[start])} for start in sorted(per_hour)
-        ],
+        "timeSeries": [{"timestamp": start, **_averages(*per_hour[start])} for start in sorted(per_hour)],
         "sampleCount": sample_count,
     }
 

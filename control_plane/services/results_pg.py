@@ -83,7 +83,8 @@ GROUP BY monitor_id, region, granularity, bucket_start
 UNION ALL
 SELECT 2, monitor_id, region, granularity, bucket_start, count(*), NULL, NULL, NULL, v.measure, {_BUCKET_SQL}
 FROM keyed
-CROSS JOIN LATERAL (VALUES {", ".join(f"('{name}', {sql})" for name, sql in _MEASURE_SQL)}) AS v (measure, value)
+CROSS JOIN LATERAL (VALUES {", ".join(f"('{name}', {sql})" for name, sql in _MEASURE_SQL)})
+    AS v (measure, value)
 WHERE v.value IS NOT NULL
 GROUP BY monitor_id, region, granularity, bucket_start, v.measure, {_BUCKET_SQL}
 """
@@ -159,7 +160,8 @@ async def take_backlog(session: AsyncSession, limit: int) -> tuple[int, dict[Rol
     cursor = await pg.execute(_TAKE_BACKLOG, {"limit": limit})
     taken = 0
     deltas: dict[RollupKey, _RollupDelta] = {}
-    for kind, monitor_id, region, granularity, start, n, up, sums, counts, measure, bucket in await cursor.fetchall():
+    rows = await cursor.fetchall()
+    for kind, monitor_id, region, granularity, start, n, up, sums, counts, measure, bucket in rows:
         if kind == 0:
             taken = n
             continue
