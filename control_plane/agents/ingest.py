@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import and_, select
 
 from agent.protocol.traxo.agent.v1 import agent_pb2 as pb
 from control_plane.agents.convert import InvalidResult, result_from_proto
@@ -46,32 +46,29 @@ async def ingest_batch(
     if not valid:
         return outcome
     async with db.session() as session:
-        keys = sorted({(result.monitor_id, sender.region, epoch) for result, epoch in valid})
-        grants = {
-            (row.monitor_id, row.region, row.epoch): row
-            for row in (
-                await session.execute(
-                    select(
-                        AssignmentGrant.monitor_id,
-                        AssignmentGrant.region,
-                        AssignmentGrant.epoch,
-                        AssignmentGrant.member_key,
-                        AssignmentGrant.revoked_at,
-                        # By monitor and region (the primary key's prefix): a row-value IN over 500
-                        # (monitor, region, epoch) triples made PostgreSQL scan the whole region.
-                    ).where(
-                        AssignmentGrant.region == sender.region,
-                        AssignmentGrant.monitor_id.in_(sorted({key[0] for key in keys})),
-                    )
+        # Each named monitor that exists, with this region's grant of it if any: one query, by the
+        # grants' primary key prefix (monitor, region); a row-value IN over 500 (monitor, region,
+        # epoch) triples made PostgreSQL scan the whole region.
+        rows = (
+            await session.execute(
+                select(
+                    Monitor.id,
+                    AssignmentGrant.epoch,
+                    AssignmentGrant.member_key,
+                    AssignmentGrant.revoked_at,
                 )
-            ).all()
-        }
-        existing = set(
-            await session.scalars(select(Monitor.id).where(Monitor.id.in_({r.monitor_id for r, _ in valid})))
-        )
+                .outerjoin(
+                    AssignmentGrant,
+                    and_(AssignmentGrant.monitor_id == Monitor.id, AssignmentGrant.region == sender.region),
+                )
+                .where(Monitor.id.in_(sorted({result.monitor_id for result, _ in valid})))
+            )
+        ).all()
+        existing = {row.id for row in rows}
+        grants = {(row.id, row.epoch): row for row in rows if row.epoch is not None}
         accepted: list[ResultIn] = []
         for result, epoch in valid:
-            grant = grants.get((result.monitor_id, sender.region, epoch))
+            grant = grants.get((result.monitor_id, epoch))
             if result.monitor_id not in existing:
                 outcome.rejected.append(
                     _reject(result, Reason.UNKNOWN_MONITOR, "the monitor no longer exists")

@@ -13,8 +13,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import psycopg
 from sqlalchemy import Table, bindparam, delete, insert, literal_column, or_, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from control_plane import histogram
@@ -81,15 +83,36 @@ async def record_results(session: AsyncSession, results: Sequence[ResultIn]) -> 
     The new results are queued for their rollups in the same transaction (`fold_backlog` adds them
     up later, in bulk); readers of rollups count what is queued, so they see every result at once.
     """
-    outcome = RecordOutcome()
     unique = list({result.id: result for result in results}.values())
     if not unique:
-        return outcome
+        return RecordOutcome()
+    for attempt in range(_ATTEMPTS):
+        try:
+            return await _record(session, unique)
+        except (IntegrityError, psycopg.errors.ForeignKeyViolation) as exc:
+            # A monitor deleted between the existence check and the insert: its results' foreign
+            # key fails the batch. Again from the start, the monitor is gone and its results orphaned.
+            await session.rollback()
+            if attempt == _ATTEMPTS - 1 or not _is_foreign_key_violation(exc):
+                raise
+    raise AssertionError("unreachable")
+
+
+_ATTEMPTS = 3
+
+
+def _is_foreign_key_violation(exc: Exception) -> bool:
+    cause = exc.orig if isinstance(exc, IntegrityError) else exc
+    return isinstance(cause, psycopg.errors.ForeignKeyViolation) or "FOREIGN KEY" in str(cause)
+
+
+async def _record(session: AsyncSession, unique: list[ResultIn]) -> RecordOutcome:
+    outcome = RecordOutcome()
     monitor_ids = sorted({r.monitor_id for r in unique})
     fast = session.get_bind().dialect.name == "postgresql"
     if fast:
-        existing = await results_pg.lock_monitors(session, monitor_ids)
-    else:  # SQLite: one writer at a time anyway
+        existing = await results_pg.existing_monitors(session, monitor_ids)
+    else:  # SQLite: one writer at a time, so nothing is deleted meanwhile
         existing = set(await session.scalars(select(Monitor.id).where(Monitor.id.in_(monitor_ids))))
     live = [r for r in unique if r.monitor_id in existing]
     outcome.orphaned = [r.id for r in unique if r.monitor_id not in existing]

@@ -107,13 +107,11 @@ async def _driver_connection(session: AsyncSession) -> Any:
     return driver
 
 
-async def lock_monitors(session: AsyncSession, monitor_ids: Sequence[str]) -> set[str]:
-    """The existing monitors among these. KEY SHARE: a monitor being deleted waits for the batch,
-    while concurrent batches (other regions, other agents) do not wait for each other."""
+async def existing_monitors(session: AsyncSession, monitor_ids: Sequence[str]) -> set[str]:
+    """The existing monitors among these. Not locked: the results' foreign key locks each monitor
+    as its rows go in, and a monitor deleted in between fails the batch, which is then retried."""
     pg = await _driver_connection(session)
-    cursor = await pg.execute(
-        "SELECT id FROM monitors WHERE id = ANY(%s) ORDER BY id FOR KEY SHARE", (list(monitor_ids),)
-    )
+    cursor = await pg.execute("SELECT id FROM monitors WHERE id = ANY(%s)", (list(monitor_ids),))
     return {row[0] for row in await cursor.fetchall()}
 
 
