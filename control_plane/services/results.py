@@ -116,7 +116,6 @@ async def _record(session: AsyncSession, unique: list[ResultIn]) -> RecordOutcom
         existing = set(await session.scalars(select(Monitor.id).where(Monitor.id.in_(monitor_ids))))
     live = [r for r in unique if r.monitor_id in existing]
     outcome.orphaned = [r.id for r in unique if r.monitor_id not in existing]
-    newest: list[ResultIn] = []
     if live:
         inserted_ids = await (results_pg.insert_new(session, live) if fast else _insert_new(session, live))
         fresh = [r for r in live if r.id in inserted_ids]
@@ -130,13 +129,12 @@ async def _record(session: AsyncSession, unique: list[ResultIn]) -> RecordOutcom
             ]
             if screenshots:
                 await session.execute(insert(CheckScreenshot), screenshots)
-            newest = _newest_per_monitor(fresh)
-            if not fast:  # PostgreSQL's insert_new queued them in the statement that inserted them
+            if not fast:  # PostgreSQL's insert_new did both in the statement that inserted them
                 await session.execute(insert(RollupBacklog), [_backlog_row(r) for r in fresh])
-                await _update_last_checks(session, newest)
+                await _update_last_checks(session, _newest_per_monitor(fresh))
     await session.commit()
-    if fast and newest:
-        await results_pg.update_last_checks(session, newest)
+    if fast and outcome.inserted:
+        await results_pg.update_last_checks(session)
         await session.commit()
     return outcome
 

@@ -1,10 +1,10 @@
 """PostgreSQL's fast path for results: COPY into temp tables, then set-based statements.
 
 The generic path (results.py) sends multi-row INSERTs; at tens of thousands of results a second
-their cost is what counts. Here a batch is COPY'd into a session temp table, then inserted with
-ON CONFLICT DO NOTHING and queued for its rollups in one statement. The fold adds the backlog
-up in SQL (sums, bucket counts per rollup key) and merges that with the stored rollups, read
-back in one locked, ordered query.
+their cost is what counts. Here a batch is COPY'd into a session temp table, then in one statement
+inserted with ON CONFLICT DO NOTHING, queued for its rollups, and its monitors' lastCheck updated.
+The fold adds the backlog up in SQL (sums, bucket counts per rollup key) and merges that with the
+stored rollups, read back in one locked, ordered query.
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ CREATE TEMP TABLE IF NOT EXISTS traxo_in_results
     (LIKE check_results INCLUDING DEFAULTS) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS traxo_in_rollups
     (LIKE check_rollups INCLUDING DEFAULTS) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS traxo_last_checks
+    (monitor_id text, status text, response_time float8, checked_at timestamptz) ON COMMIT PRESERVE ROWS;
 """
 _ROLLUP_KEY = "monitor_id, region, granularity, bucket_start"
 _ROLLUP_COLUMNS = f"{_ROLLUP_KEY}, count, up_count, sums, counts, histograms"
@@ -128,7 +130,8 @@ async def insert_new(session: AsyncSession, results: Sequence[ResultIn]) -> set[
                         r.checked_at, r.scheduled_at, r.agent_id,
                     )
                 )  # fmt: skip
-        # What is inserted (not a replayed id) is queued for its rollups in the same statement.
+        # One statement: insert what is new (not a replayed id), queue it for its rollups, and note
+        # each monitor's newest result for update_last_checks, which runs after the commit.
         await cursor.execute(
             f"""
             WITH inserted AS (
@@ -141,6 +144,9 @@ async def insert_new(session: AsyncSession, results: Sequence[ResultIn]) -> set[
                 SELECT monitor_id, checked_at, id, region, status = 'UP', response_time, dns_ms, tcp_ms,
                     tls_ms, ttfb_ms, download_ms, total_ms, size_bytes
                 FROM inserted
+            ), noted AS (
+                INSERT INTO traxo_last_checks (monitor_id, status, response_time, checked_at)
+                SELECT monitor_id, status, response_time, checked_at FROM inserted
             )
             SELECT id FROM inserted
             """
@@ -241,19 +247,26 @@ async def add_rollups(session: AsyncSession, deltas: dict[RollupKey, _RollupDelt
         )
 
 
-async def update_last_checks(session: AsyncSession, newest: Sequence[ResultIn]) -> None:
-    """Each monitor's newest result, in a short transaction of its own after the batch commits.
+async def update_last_checks(session: AsyncSession) -> None:
+    """Each monitor's newest result noted by insert_new, in a short transaction of its own after
+    the batch commits (updating monitor rows inside it, while concurrent batches' foreign keys
+    lock the same rows, deadlocks).
 
     lastCheck is a copy kept for cheap lists, not a record: a monitor row another batch is updating
     right now is skipped (SKIP LOCKED) instead of waited for, since that batch or the next one
-    brings it up to date, and "newest wins" keeps an older result from overwriting it.
+    brings it up to date, and "newest wins" keeps an older result from overwriting it. For the
+    same reason its commit does not wait for the disk: the results themselves are committed.
     """
     pg = await _driver_connection(session)
     await pg.execute(
         """
-        WITH n AS (
-            SELECT * FROM unnest(%s::text[], %s::text[], %s::float8[], %s::timestamptz[])
-                AS n(monitor_id, status, response_time, checked_at)
+        SET LOCAL synchronous_commit = off;
+        WITH noted AS (
+            DELETE FROM traxo_last_checks RETURNING *
+        ), n AS (
+            SELECT DISTINCT ON (monitor_id) monitor_id, status, response_time, checked_at
+            FROM noted
+            ORDER BY monitor_id, checked_at DESC
         ), locked AS (
             SELECT m.id FROM monitors m JOIN n ON n.monitor_id = m.id
             WHERE m.last_checked_at IS NULL OR m.last_checked_at <= n.checked_at
@@ -265,11 +278,5 @@ async def update_last_checks(session: AsyncSession, newest: Sequence[ResultIn]) 
             last_checked_at = n.checked_at
         FROM n JOIN locked ON locked.id = n.monitor_id
         WHERE m.id = n.monitor_id
-        """,
-        (
-            [r.monitor_id for r in newest],
-            [r.status for r in newest],
-            [r.response_time for r in newest],
-            [r.checked_at for r in newest],
-        ),
+        """
     )
