@@ -22,6 +22,7 @@ from control_plane.agents.registry import expire_lapsed
 from control_plane.agents.tokens import TOKENS_TOPIC
 from control_plane.db import Database
 from control_plane.models import AgentToken, AssignmentGrant, Monitor
+from control_plane.services.last_checks import LastCheckWriter
 from control_plane.services.monitors import MONITORS_TOPIC
 from control_plane.settings import Settings
 from control_plane.timefmt import Clock, utcnow
@@ -89,6 +90,8 @@ class AgentCoordinator:
         # pass computing the same grants concurrently would both try to open the same epoch. (Across
         # replicas, PostgreSQL's advisory lock in `reassign` does the same.)
         self._region_locks: dict[str, asyncio.Lock] = {}
+        # Agents' results update their monitors' lastCheck through this, behind the acknowledgement.
+        self.last_checks = LastCheckWriter(db)
         db.changes.subscribe(MONITORS_TOPIC, self._on_monitor_changed)
         db.changes.subscribe(ASSIGNMENTS_TOPIC, self._on_assignments_changed)
         db.changes.subscribe(TOKENS_TOPIC, self._on_token_revoked)
@@ -96,6 +99,7 @@ class AgentCoordinator:
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
+        self.last_checks.start()
         self._tasks = [
             asyncio.create_task(self._monitor_changes_loop(), name="traxo-assign-monitors"),
             asyncio.create_task(self._liveness_loop(), name="traxo-agent-liveness"),
@@ -106,6 +110,10 @@ class AgentCoordinator:
             task.cancel()
         await asyncio.gather(*self._tasks, *self._background, return_exceptions=True)
         self._tasks.clear()
+        try:
+            await self.last_checks.stop()
+        except Exception:
+            log.exception("writing the last lastCheck updates failed")
 
     def liveness(self) -> Liveness:
         # Agents that were connected when this process started need their reconnect backoff to

@@ -15,6 +15,7 @@ from control_plane.agents.convert import InvalidResult, result_from_proto
 from control_plane.agents.registry import Registration
 from control_plane.db import Database
 from control_plane.models import AssignmentGrant, Monitor
+from control_plane.services.last_checks import LastCheckWriter
 from control_plane.services.results import ResultIn, record_results
 
 Reason = pb.RejectedResult.Reason
@@ -28,9 +29,15 @@ class IngestOutcome:
 
 
 async def ingest_batch(
-    db: Database, sender: Registration, results: Sequence[pb.CheckResult], *, now: datetime
+    db: Database,
+    sender: Registration,
+    results: Sequence[pb.CheckResult],
+    *,
+    now: datetime,
+    last_checks: LastCheckWriter | None = None,
 ) -> IngestOutcome:
-    """Everything accepted is committed when this returns; the caller may then acknowledge."""
+    """Everything accepted is committed when this returns; the caller may then acknowledge.
+    (Given a `last_checks` writer, the monitors' lastCheck follows shortly after.)"""
     outcome = IngestOutcome()
     valid: list[tuple[ResultIn, int]] = []
     for message in results:
@@ -89,7 +96,7 @@ async def ingest_batch(
                 )
             else:
                 accepted.append(result)
-        recorded = await record_results(session, accepted)
+        recorded = await record_results(session, accepted, last_checks=last_checks)
     outcome.stored = len(recorded.inserted)
     outcome.duplicates = len(recorded.duplicates)
     outcome.rejected.extend(

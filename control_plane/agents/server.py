@@ -156,7 +156,13 @@ class AgentService(pb_grpc.AgentServiceServicer):
 
         async def store(batch: pb.ResultBatch, sender: registry.Registration) -> None:
             try:
-                outcome = await ingest_batch(self.db, sender, batch.results, now=self.coordinator.clock())
+                outcome = await ingest_batch(
+                    self.db,
+                    sender,
+                    batch.results,
+                    now=self.coordinator.clock(),
+                    last_checks=self.coordinator.last_checks,
+                )
                 await finished.put(pb.ResultAck(sequence=batch.sequence, rejected=outcome.rejected))
             except Exception as exc:  # no ack: the agent replays the batch after reconnecting
                 log.exception("storing a batch of %d results failed", len(batch.results))

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from control_plane import histogram
 from control_plane.models import CheckResult, CheckRollup, CheckScreenshot, Monitor, RollupBacklog
 from control_plane.services import results_pg
+from control_plane.services.last_checks import LastCheck, LastCheckWriter
 
 PHASES = ("dns", "tcp", "tls", "ttfb", "download", "total")
 
@@ -77,18 +78,22 @@ def bucket_start(moment: datetime, granularity: str) -> datetime:
     return moment.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
-async def record_results(session: AsyncSession, results: Sequence[ResultIn]) -> RecordOutcome:
+async def record_results(
+    session: AsyncSession, results: Sequence[ResultIn], *, last_checks: LastCheckWriter | None = None
+) -> RecordOutcome:
     """Store a batch in one transaction (committed here). Replayed ids are skipped, not counted twice.
 
     The new results are queued for their rollups in the same transaction (`fold_backlog` adds them
     up later, in bulk); readers of rollups count what is queued, so they see every result at once.
+    Their monitors' lastCheck is written before this returns, or, given a `last_checks` writer
+    (agents' ingestion), handed to it to write shortly after.
     """
     unique = list({result.id: result for result in results}.values())
     if not unique:
         return RecordOutcome()
     for attempt in range(_ATTEMPTS):
         try:
-            return await _record(session, unique)
+            return await _record(session, unique, last_checks)
         except (IntegrityError, psycopg.errors.ForeignKeyViolation) as exc:
             # A monitor deleted between the existence check and the insert: its results' foreign
             # key fails the batch. Again from the start, the monitor is gone and its results orphaned.
@@ -106,7 +111,9 @@ def _is_foreign_key_violation(exc: Exception) -> bool:
     return isinstance(cause, psycopg.errors.ForeignKeyViolation) or "FOREIGN KEY" in str(cause)
 
 
-async def _record(session: AsyncSession, unique: list[ResultIn]) -> RecordOutcome:
+async def _record(
+    session: AsyncSession, unique: list[ResultIn], last_checks: LastCheckWriter | None
+) -> RecordOutcome:
     outcome = RecordOutcome()
     monitor_ids = sorted({r.monitor_id for r in unique})
     fast = session.get_bind().dialect.name == "postgresql"
@@ -116,6 +123,7 @@ async def _record(session: AsyncSession, unique: list[ResultIn]) -> RecordOutcom
         existing = set(await session.scalars(select(Monitor.id).where(Monitor.id.in_(monitor_ids))))
     live = [r for r in unique if r.monitor_id in existing]
     outcome.orphaned = [r.id for r in unique if r.monitor_id not in existing]
+    fresh: list[ResultIn] = []
     if live:
         inserted_ids = await (results_pg.insert_new(session, live) if fast else _insert_new(session, live))
         fresh = [r for r in live if r.id in inserted_ids]
@@ -129,14 +137,25 @@ async def _record(session: AsyncSession, unique: list[ResultIn]) -> RecordOutcom
             ]
             if screenshots:
                 await session.execute(insert(CheckScreenshot), screenshots)
-            if not fast:  # PostgreSQL's insert_new did both in the statement that inserted them
+            if not fast:  # PostgreSQL's insert_new queued them in the statement that inserted them
                 await session.execute(insert(RollupBacklog), [_backlog_row(r) for r in fresh])
-                await _update_last_checks(session, _newest_per_monitor(fresh))
     await session.commit()
-    if fast and outcome.inserted:
-        await results_pg.update_last_checks(session)
-        await session.commit()
+    if fresh:
+        newest = _newest_per_monitor(fresh)
+        if last_checks is not None:
+            last_checks.note(newest.items())
+        else:
+            await write_last_checks(session, newest)
     return outcome
+
+
+async def write_last_checks(session: AsyncSession, newest: dict[str, LastCheck]) -> None:
+    """Monitors' newest results into their lastCheck (newest wins), committed here."""
+    if session.get_bind().dialect.name == "postgresql":
+        await results_pg.update_last_checks(session, newest)
+    else:
+        await _update_last_checks(session, newest)
+    await session.commit()
 
 
 def _backlog_row(r: ResultIn) -> dict[str, Any]:
@@ -288,13 +307,13 @@ def _rollup_deltas(results: list[ResultIn]) -> dict[RollupKey, _RollupDelta]:
     return deltas
 
 
-def _newest_per_monitor(results: list[ResultIn]) -> list[ResultIn]:
-    newest: dict[str, ResultIn] = {}
+def _newest_per_monitor(results: list[ResultIn]) -> dict[str, LastCheck]:
+    newest: dict[str, LastCheck] = {}
     for result in results:
         current = newest.get(result.monitor_id)
-        if current is None or result.checked_at > current.checked_at:
-            newest[result.monitor_id] = result
-    return sorted(newest.values(), key=lambda r: r.monitor_id)
+        if current is None or result.checked_at > current[2]:
+            newest[result.monitor_id] = (result.status, result.response_time, result.checked_at)
+    return newest
 
 
 async def _update_rollups(session: AsyncSession, deltas: dict[RollupKey, _RollupDelta]) -> None:
@@ -382,7 +401,7 @@ async def _update_rollups(session: AsyncSession, deltas: dict[RollupKey, _Rollup
     await connection.execute(statement, updates)
 
 
-async def _update_last_checks(session: AsyncSession, newest: list[ResultIn]) -> None:
+async def _update_last_checks(session: AsyncSession, newest: dict[str, LastCheck]) -> None:
     table = _table(Monitor)
     statement = (
         table.update()
@@ -400,13 +419,8 @@ async def _update_last_checks(session: AsyncSession, newest: list[ResultIn]) -> 
     await connection.execute(
         statement,
         [
-            {
-                "k_id": r.monitor_id,
-                "k_checked_at": r.checked_at,
-                "status": r.status,
-                "response_time": r.response_time,
-            }
-            for r in newest
+            {"k_id": monitor_id, "status": status, "response_time": response_time, "k_checked_at": checked_at}
+            for monitor_id, (status, response_time, checked_at) in sorted(newest.items())
         ],
     )
 

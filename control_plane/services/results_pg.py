@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from control_plane.histogram import FLOOR, GROWTH
 
 if TYPE_CHECKING:
+    from control_plane.services.last_checks import LastCheck
     from control_plane.services.results import ResultIn, RollupKey, _RollupDelta
 
 _TEMP_TABLES = "traxo.results_temp_tables"  # in session.info: created in this session's transaction
@@ -28,8 +29,6 @@ CREATE TEMP TABLE IF NOT EXISTS traxo_in_results
     (LIKE check_results INCLUDING DEFAULTS) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS traxo_in_rollups
     (LIKE check_rollups INCLUDING DEFAULTS) ON COMMIT DELETE ROWS;
-CREATE TEMP TABLE IF NOT EXISTS traxo_last_checks
-    (monitor_id text, status text, response_time float8, checked_at timestamptz) ON COMMIT PRESERVE ROWS;
 """
 _ROLLUP_KEY = "monitor_id, region, granularity, bucket_start"
 _ROLLUP_COLUMNS = f"{_ROLLUP_KEY}, count, up_count, sums, counts, histograms"
@@ -39,6 +38,7 @@ _RESULT_COLUMNS = (
 )
 
 
+_LAST_CHECKS_LOCK = 0x7472_786F_6C63  # pg_advisory_xact_lock key of update_last_checks ("trxolc")
 _BACKLOG_COLUMNS = (
     "monitor_id, checked_at, result_id, region, up, response_time, dns_ms, tcp_ms, tls_ms, ttfb_ms,"
     " download_ms, total_ms, size_bytes"
@@ -130,8 +130,7 @@ async def insert_new(session: AsyncSession, results: Sequence[ResultIn]) -> set[
                         r.checked_at, r.scheduled_at, r.agent_id,
                     )
                 )  # fmt: skip
-        # One statement: insert what is new (not a replayed id), queue it for its rollups, and note
-        # each monitor's newest result for update_last_checks, which runs after the commit.
+        # One statement: insert what is new (not a replayed id) and queue it for its rollups.
         await cursor.execute(
             f"""
             WITH inserted AS (
@@ -144,9 +143,6 @@ async def insert_new(session: AsyncSession, results: Sequence[ResultIn]) -> set[
                 SELECT monitor_id, checked_at, id, region, status = 'UP', response_time, dns_ms, tcp_ms,
                     tls_ms, ttfb_ms, download_ms, total_ms, size_bytes
                 FROM inserted
-            ), noted AS (
-                INSERT INTO traxo_last_checks (monitor_id, status, response_time, checked_at)
-                SELECT monitor_id, status, response_time, checked_at FROM inserted
             )
             SELECT id FROM inserted
             """
@@ -247,26 +243,24 @@ async def add_rollups(session: AsyncSession, deltas: dict[RollupKey, _RollupDelt
         )
 
 
-async def update_last_checks(session: AsyncSession) -> None:
-    """Each monitor's newest result noted by insert_new, in a short transaction of its own after
-    the batch commits (updating monitor rows inside it, while concurrent batches' foreign keys
-    lock the same rows, deadlocks).
+async def update_last_checks(session: AsyncSession, newest: dict[str, LastCheck]) -> None:
+    """Monitors' newest results into their lastCheck, in the session's transaction.
 
-    lastCheck is a copy kept for cheap lists, not a record: a monitor row another batch is updating
-    right now is skipped (SKIP LOCKED) instead of waited for, since that batch or the next one
-    brings it up to date, and "newest wins" keeps an older result from overwriting it. For the
-    same reason its commit does not wait for the disk: the results themselves are committed.
+    These updates run one at a time (an advisory lock held to the commit): two of them locking
+    overlapping monitor rows, each following the other's fresh row versions, deadlock now and
+    then, SKIP LOCKED or not. A monitor row someone is editing right now is skipped rather than
+    waited for (the next result brings it up to date), "newest wins" keeps an older result from
+    overwriting a newer one, and the commit does not wait for the disk: lastCheck is a copy, and
+    the results it copies are committed already.
     """
     pg = await _driver_connection(session)
+    await pg.execute(f"SET LOCAL synchronous_commit = off; SELECT pg_advisory_xact_lock({_LAST_CHECKS_LOCK})")
+    ids = sorted(newest)
     await pg.execute(
         """
-        SET LOCAL synchronous_commit = off;
-        WITH noted AS (
-            DELETE FROM traxo_last_checks RETURNING *
-        ), n AS (
-            SELECT DISTINCT ON (monitor_id) monitor_id, status, response_time, checked_at
-            FROM noted
-            ORDER BY monitor_id, checked_at DESC
+        WITH n AS (
+            SELECT * FROM unnest(%s::text[], %s::text[], %s::float8[], %s::timestamptz[])
+                AS n(monitor_id, status, response_time, checked_at)
         ), locked AS (
             SELECT m.id FROM monitors m JOIN n ON n.monitor_id = m.id
             WHERE m.last_checked_at IS NULL OR m.last_checked_at <= n.checked_at
@@ -278,5 +272,11 @@ async def update_last_checks(session: AsyncSession) -> None:
             last_checked_at = n.checked_at
         FROM n JOIN locked ON locked.id = n.monitor_id
         WHERE m.id = n.monitor_id
-        """
+        """,
+        (
+            ids,
+            [newest[i][0] for i in ids],
+            [newest[i][1] for i in ids],
+            [newest[i][2] for i in ids],
+        ),
     )

@@ -1,0 +1,78 @@
+"""Each monitor's newest result (lastCheck), written behind ingestion instead of inside it.
+
+Agents' batches note their monitors' newest results here once committed; one background task per
+process writes what has gathered, a few times a second, in one statement. Acknowledging a batch
+does not wait for it, and however many batches touched a monitor meanwhile, its row is written
+once. lastCheck is a copy kept for cheap lists, not a record: what a crash loses before it is
+written is put right by the monitor's next result (the results themselves are committed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+from datetime import datetime
+
+from control_plane.db import Database
+
+log = logging.getLogger(__name__)
+
+LastCheck = tuple[str, float | None, datetime]  # status, response time, checked at
+
+
+class LastCheckWriter:
+    def __init__(self, db: Database, *, interval_seconds: float = 0.1) -> None:
+        self._db = db
+        self._interval = interval_seconds
+        self._pending: dict[str, LastCheck] = {}
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._flushing = asyncio.Lock()
+
+    def note(self, newest: Iterable[tuple[str, LastCheck]]) -> None:
+        """Monitors' newest results, committed: written with the next flush (newest wins)."""
+        pending = self._pending
+        for monitor_id, last in newest:
+            current = pending.get(monitor_id)
+            if current is None or last[2] >= current[2]:
+                pending[monitor_id] = last
+        self._wake.set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="traxo-last-checks")
+
+    async def stop(self) -> None:
+        """Stop the task, then write what is left."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        await self.flush()
+
+    async def flush(self) -> None:
+        async with self._flushing:
+            batch, self._pending = self._pending, {}
+            if not batch:
+                return
+            try:
+                from control_plane.services.results import write_last_checks
+
+                async with self._db.session() as session:
+                    await write_last_checks(session, batch)
+            except BaseException:
+                # Not lost: back in, unless something newer came meanwhile; the next flush retries.
+                self.note(batch.items())
+                raise
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            await asyncio.sleep(self._interval)  # let batches gather
+            try:
+                await self.flush()
+            except Exception:
+                log.exception("writing lastCheck of %d monitors failed; retrying", len(self._pending))
+                await asyncio.sleep(1)
+                self._wake.set()
