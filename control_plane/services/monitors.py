@@ -18,6 +18,7 @@ from control_plane.monitor_targets import PASSIVE_TYPES, validate_target
 from control_plane.plans import limits_for
 from control_plane.services.errors import Forbidden, InvalidInput, NotFound
 from control_plane.services.regions import known_regions
+from control_plane.services.results import delete_results_of, exclude_result_writers
 from control_plane.settings import Settings
 from control_plane.timefmt import utcnow
 
@@ -225,10 +226,17 @@ async def set_active(session: AsyncSession, org: OrgContext, monitor_id: str, ac
 
 
 async def delete_monitor(session: AsyncSession, org_id: str, monitor_id: str) -> None:
-    """Deletes the monitor with its results, rollups and incidents (foreign keys cascade), and its
-    results still queued for their rollups (no foreign key there; the fold would drop them too)."""
+    """Deletes the monitor with its rollups and incidents (foreign keys cascade), its results still
+    queued for their rollups, then its results (no foreign keys there: see CheckResult).
+
+    The monitor goes while no batch of results is being written (results.exclude_result_writers),
+    so none is stored for it afterwards; its results, possibly many, go after that commit, in
+    batches, without holding ingestion up.
+    """
     monitor = await get_monitor(session, org_id, monitor_id)
+    await exclude_result_writers(session)
     await session.execute(delete(Monitor).where(Monitor.id == monitor.id))
     await session.execute(delete(RollupBacklog).where(RollupBacklog.monitor_id == monitor.id))
     await changes.publish(session, MONITORS_TOPIC, monitor.id)
     await session.commit()
+    await delete_results_of(session, monitor.id)

@@ -38,6 +38,9 @@ _RESULT_COLUMNS = (
 )
 
 
+# Advisory lock keys. Result writers hold RESULT_WRITERS_LOCK shared; a monitor's deletion holds it
+# exclusively (results.exclude_result_writers).
+RESULT_WRITERS_LOCK = 0x7472_786F_7277  # "trxorw"
 _LAST_CHECKS_LOCK = 0x7472_786F_6C63  # pg_advisory_xact_lock key of update_last_checks ("trxolc")
 _BACKLOG_COLUMNS = (
     "monitor_id, checked_at, result_id, region, up, response_time, dns_ms, tcp_ms, tls_ms, ttfb_ms,"
@@ -110,9 +113,10 @@ async def _driver_connection(session: AsyncSession) -> Any:
 
 
 async def existing_monitors(session: AsyncSession, monitor_ids: Sequence[str]) -> set[str]:
-    """The existing monitors among these. Not locked: the results' foreign key locks each monitor
-    as its rows go in, and a monitor deleted in between fails the batch, which is then retried."""
+    """The existing monitors among these, read after taking the result writers' shared lock (in a
+    statement of its own, so the read's snapshot is taken after any deletion it waited for)."""
     pg = await _driver_connection(session)
+    await pg.execute("SELECT pg_advisory_xact_lock_shared(%s)", (RESULT_WRITERS_LOCK,))
     cursor = await pg.execute("SELECT id FROM monitors WHERE id = ANY(%s)", (list(monitor_ids),))
     return {row[0] for row in await cursor.fetchall()}
 
@@ -130,13 +134,15 @@ async def insert_new(session: AsyncSession, results: Sequence[ResultIn]) -> set[
                         r.checked_at, r.scheduled_at, r.agent_id,
                     )
                 )  # fmt: skip
-        # One statement: insert what is new (not a replayed id) and queue it for its rollups.
+        # One statement: insert what is new (not a replayed id) and queue it for its rollups. Not
+        # ON CONFLICT: its speculative insertion cost more than this; a result stored meanwhile by
+        # a concurrent batch (a replay racing its original) fails the batch, which is retried.
         await cursor.execute(
             f"""
             WITH inserted AS (
                 INSERT INTO check_results ({_RESULT_COLUMNS})
-                SELECT {_RESULT_COLUMNS} FROM traxo_in_results
-                ON CONFLICT (id) DO NOTHING
+                SELECT {_RESULT_COLUMNS} FROM traxo_in_results t
+                WHERE NOT EXISTS (SELECT 1 FROM check_results c WHERE c.id = t.id)
                 RETURNING {_RESULT_COLUMNS}
             ), queued AS (
                 INSERT INTO rollup_backlog ({_BACKLOG_COLUMNS})

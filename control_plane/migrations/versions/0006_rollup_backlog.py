@@ -1,4 +1,4 @@
-"""rollup backlog: results queued for the rollup fold
+"""rollup backlog: results queued for the rollup fold; results without a monitor foreign key
 
 Revision ID: 0006
 Revises: 0005
@@ -36,7 +36,17 @@ def upgrade() -> None:
         sa.Column("size_bytes", sa.BigInteger(), nullable=True),
         sa.PrimaryKeyConstraint("monitor_id", "checked_at", "result_id", name=op.f("pk_rollup_backlog")),
     )
+    with op.batch_alter_table("check_results") as batch_op:
+        batch_op.drop_constraint(op.f("fk_check_results_monitor_id_monitors"), type_="foreignkey")
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("check_results") as batch_op:
+        batch_op.create_foreign_key(
+            op.f("fk_check_results_monitor_id_monitors"),
+            "monitors",
+            ["monitor_id"],
+            ["id"],
+            ondelete="CASCADE",
+        )
     op.drop_table("rollup_backlog")
