@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from control_plane import histogram
 from control_plane.models import CheckResult, CheckRollup, Monitor, RollupBacklog
-from control_plane.services.results import record_results
+from control_plane.services import dashboard, history, monitors
+from control_plane.services import results as results_service
+from control_plane.services.last_checks import LastCheckWriter
+from control_plane.services.results import RecordOutcome, record_results
 from control_plane.workers.rollups import fold_rollups
-from tests.factories import insert_monitor, result
+from tests.factories import insert_monitor, record, result
 
 T0 = datetime(2026, 11, 20, 10, 15, tzinfo=UTC)
 
@@ -150,3 +154,181 @@ async def test_a_rolled_back_batch_leaves_the_fast_path_working(database, world)
     async with database.session() as session:
         outcome = await record_results(session, [result(monitor.id, T0 + timedelta(minutes=1))])
     assert len(outcome.inserted) == 1
+
+
+# -- the rollup backlog and its fold ---------------------------------------------------------------
+
+
+async def backlog_size(database) -> int:
+    async with database.session() as session:
+        return int(await session.scalar(select(func.count()).select_from(RollupBacklog)) or 0)
+
+
+async def test_reads_count_queued_results_and_read_the_same_once_they_are_folded(database, world):
+    monitor = await insert_monitor(database, world.org_a)
+    now = T0 + timedelta(hours=3)
+    await record(
+        database,
+        [
+            result(monitor.id, T0 + timedelta(minutes=i), response_time=50.0 + i, dns=1.0 + i % 3, size=100)
+            for i in range(0, 150, 3)
+        ]
+        + [result(monitor.id, T0 + timedelta(minutes=20), status="DOWN", response_time=None)],
+    )
+    await fold_rollups(database)  # some rolled up ...
+    await record(database, [result(monitor.id, now - timedelta(minutes=i), tls=4.0) for i in range(5)])
+    assert await backlog_size(database) == 5  # ... and some still queued
+
+    async def read() -> tuple[dict, float | None]:
+        async with database.session() as session:
+            figures = await history.performance(session, monitor.id, hours=24, now=now)
+            uptime = await dashboard.average_uptime(session, world.org_a, now=now)
+        return figures, uptime
+
+    before, uptime_before = await read()
+    assert before["sampleCount"] == 50 + 1 + 5
+    assert before["averages"]["tls"] == 4.0
+    assert uptime_before == round(100.0 * 55 / 56, 2)
+    assert await fold_rollups(database) == 5
+    assert await backlog_size(database) == 0
+    after, uptime_after = await read()
+    assert after == before and uptime_after == uptime_before
+
+
+async def test_the_fold_buckets_and_sums_as_python_does(database, world):
+    """PostgreSQL adds the backlog up in SQL: its histogram buckets must be Python's, edges included."""
+    monitor = await insert_monitor(database, world.org_a)
+    edges = [histogram.FLOOR * histogram.GROWTH**k for k in (0, 1, 7, 50, 100, 150)]
+    values = [0.0, 0.005, 0.01, 1.0, 33.3, 99.99, 250.0, 1234.5, 86_399_999.0, *edges]
+    values += [math.nextafter(v, math.inf) for v in edges] + [math.nextafter(v, 0.0) for v in edges]
+    batch = [
+        result(monitor.id, T0 + timedelta(seconds=i), response_time=value, dns=value, size=i)
+        for i, value in enumerate(values)
+    ] + [result(monitor.id, T0 + timedelta(days=1, hours=2), response_time=7.0, total=9.0, status="DOWN")]
+    await record(database, batch)
+
+    expected = results_service._rollup_deltas(batch)
+    for granularity in ("hour", "day"):
+        for row in await rollups(database, monitor.id, granularity):
+            delta = expected.pop((row.monitor_id, row.region, row.granularity, row.bucket_start))
+            assert (row.count, row.up_count) == (delta.count, delta.up_count)
+            assert row.histograms == delta.histograms
+            assert row.counts == delta.counts
+            assert row.sums.keys() == delta.sums.keys()
+            for name, total in delta.sums.items():
+                assert row.sums[name] == pytest.approx(total, rel=1e-12)
+    assert expected == {}
+
+
+async def test_reads_during_folds_never_miss_or_count_twice(database, world):
+    monitor = await insert_monitor(database, world.org_a)
+    now = T0 + timedelta(hours=2)
+    batch = [
+        result(monitor.id, T0 + timedelta(seconds=7 * i), response_time=float(i % 90)) for i in range(600)
+    ]
+    await record(database, batch)
+    async with database.session() as session:
+        expected = await history.performance(session, monitor.id, hours=24, now=now)
+    assert expected["sampleCount"] == 600
+
+    folding = asyncio.create_task(fold_rollups(database, limit=7))  # ~86 small folds
+    seen = []
+    while not folding.done():
+        async with database.session() as session:
+            seen.append(await history.performance(session, monitor.id, hours=24, now=now))
+        await asyncio.sleep(0)
+    assert await folding == 600
+    async with database.session() as session:
+        seen.append(await history.performance(session, monitor.id, hours=24, now=now))
+    assert len(seen) > 3
+    for figures in seen:
+        assert figures["sampleCount"] == 600
+        assert figures["averages"] == pytest.approx(expected["averages"])
+        assert figures["p95"] == expected["p95"]
+
+
+async def test_a_fold_drops_the_queue_of_a_monitor_deleted_meanwhile(database, world):
+    monitor = await insert_monitor(database, world.org_a)
+    kept = await insert_monitor(database, world.org_a)
+    await record(database, [result(monitor.id, T0), result(kept.id, T0)])
+    async with database.session() as session:  # as if deleted between a batch and the fold
+        await session.execute(delete(Monitor).where(Monitor.id == monitor.id))
+        await session.commit()
+    assert await fold_rollups(database) == 2
+    assert await backlog_size(database) == 0
+    assert [r.count for r in await rollups(database, kept.id, "hour")] == [1]
+    assert await rollups(database, monitor.id, "hour") == []
+
+
+async def test_the_fold_works_through_a_backlog_larger_than_its_limit(database, world):
+    monitor = await insert_monitor(database, world.org_a)
+    await record(database, [result(monitor.id, T0 + timedelta(minutes=i)) for i in range(10)])
+    assert await fold_rollups(database, limit=3) == 10
+    assert [r.count for r in await rollups(database, monitor.id, "hour")] == [10]
+
+
+async def test_a_replay_racing_its_original_is_stored_once(database, world):
+    monitor = await insert_monitor(database, world.org_a)
+    for round_ in range(5):
+        batch = [result(monitor.id, T0 + timedelta(minutes=round_, seconds=i)) for i in range(40)]
+
+        async def write(results: list) -> RecordOutcome:
+            async with database.session() as session:
+                return await record_results(session, results)
+
+        first, second = await asyncio.gather(write(batch), write(batch[::-1]))
+        assert sorted(first.inserted + second.inserted) == sorted(r.id for r in batch)
+        assert sorted(first.duplicates + second.duplicates) == sorted(r.id for r in batch)
+    async with database.session() as session:
+        assert await session.scalar(select(func.count()).select_from(CheckResult)) == 200
+    (hourly,) = await rollups(database, monitor.id, "hour")
+    assert hourly.count == 200
+
+
+@pytest.mark.postgres_only
+async def test_deleting_a_monitor_waits_for_results_being_written_and_takes_them_too(database, world):
+    from control_plane.services import results_pg
+
+    monitor = await insert_monitor(database, world.org_a)
+    async with database.session() as writer:
+        # A batch in flight: it has found the monitor and is writing its results.
+        assert await results_pg.existing_monitors(writer, [monitor.id]) == {monitor.id}
+        await results_pg.insert_new(writer, [result(monitor.id, T0)])
+
+        async def delete_it() -> None:
+            async with database.session() as session:
+                await monitors.delete_monitor(session, world.org_a, monitor.id)
+
+        deleting = asyncio.create_task(delete_it())
+        await asyncio.sleep(0.5)
+        assert not deleting.done()  # waits for the batch
+        await writer.commit()
+    await asyncio.wait_for(deleting, 10)
+    async with database.session() as session:
+        assert await session.scalar(select(func.count()).select_from(CheckResult)) == 0
+        assert await session.scalar(select(func.count()).select_from(RollupBacklog)) == 0
+    outcome = await record_results_now(database, [result(monitor.id, T0 + timedelta(minutes=1))])
+    assert outcome.orphaned and not outcome.inserted  # and afterwards, nothing is stored for it
+
+
+async def record_results_now(database, results: list) -> RecordOutcome:
+    async with database.session() as session:
+        return await record_results(session, results)
+
+
+async def test_last_checks_written_behind_keep_the_newest(database, world):
+    monitor = await insert_monitor(database, world.org_a)
+    writer = LastCheckWriter(database, interval_seconds=0.01)
+    writer.start()
+    try:
+        async with database.session() as session:
+            await record_results(
+                session, [result(monitor.id, T0 + timedelta(minutes=2), status="DOWN")], last_checks=writer
+            )
+        async with database.session() as session:
+            await record_results(session, [result(monitor.id, T0, response_time=1.0)], last_checks=writer)
+    finally:
+        await writer.stop()  # writes what is left
+    async with database.session() as session:
+        stored = await session.get(Monitor, monitor.id)
+    assert stored.last_checked_at == T0 + timedelta(minutes=2) and stored.last_check_status == "DOWN"

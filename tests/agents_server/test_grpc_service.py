@@ -364,6 +364,37 @@ async def test_a_batch_is_acknowledged_only_once_it_is_committed(
         assert row.scheduled_at is not None and row.status == "UP" and row.total_ms == 75.0
 
 
+async def test_a_monitors_last_check_follows_its_newest_result_shortly_after_the_ack(
+    client: AgentClient, database: Database, settings: Settings, world: World
+) -> None:
+    _, raw, agent_id, monitor, epoch = await registered_with_grant(client, database, settings, world)
+    now = datetime.now(UTC)
+    newest = check_result(monitor.id, epoch, scheduled_at=now - timedelta(seconds=2), status=pb.DOWN)
+    older = check_result(monitor.id, epoch, scheduled_at=now - timedelta(seconds=30), response_time_ms=5.0)
+    acks = await client.send(raw, [pb.ResultBatch(agent_id=agent_id, sequence=1, results=[newest, older])])
+    assert [list(ack.rejected) for ack in acks] == [[]]
+    # A late batch carrying an older result must not take lastCheck back.
+    oldest = check_result(monitor.id, epoch, scheduled_at=now - timedelta(minutes=5))
+    await client.send(raw, [pb.ResultBatch(agent_id=agent_id, sequence=2, results=[oldest])])
+
+    expected = newest.finished_at.ToDatetime(tzinfo=UTC)
+    deadline = time.monotonic() + 5
+    while True:
+        async with database.session() as session:
+            stored = await session.get(Monitor, monitor.id)
+        assert stored is not None
+        if stored.last_checked_at is not None or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.3)  # the late batch's note, had it won, would be written by now
+    async with database.session() as session:
+        stored = await session.get(Monitor, monitor.id)
+    assert stored is not None
+    assert stored.last_checked_at is not None
+    assert abs(stored.last_checked_at - expected) < timedelta(milliseconds=1)  # float seconds on the way
+    assert stored.last_check_status == "DOWN" and stored.last_check_response_time == 75.0
+
+
 async def test_replayed_results_are_stored_once(
     client: AgentClient, database: Database, settings: Settings, world: World
 ) -> None:
@@ -405,6 +436,11 @@ async def test_malformed_results_are_rejected_invalid_and_the_rest_stored(
         "NUL in monitor id": check_result("mon_a\x00b", epoch),
         "not a monitor id": check_result("../etc", epoch),
         "screenshot not a PNG": check_result(monitor.id, epoch, screenshot_png=b"GIF89a"),
+        "NaN phase": check_result(monitor.id, epoch, dns_ms=float("nan")),
+        "infinite phase": check_result(monitor.id, epoch, ttfb_ms=float("inf")),
+        "negative phase": check_result(monitor.id, epoch, tcp_ms=-1.0),
+        "NaN response time": check_result(monitor.id, epoch, response_time_ms=float("nan")),
+        "size beyond a bigint": check_result(monitor.id, epoch, size_bytes=2**63),
     }
 
     (ack,) = await client.send(
