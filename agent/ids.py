@@ -19,10 +19,11 @@ def _base32(value: int, length: int) -> str:
 
 
 def new_result_id(now_ms: int | None = None) -> str:
-    """`chk_` + 26 base32 characters: 50 bits of milliseconds since the epoch, then 80 random bits.
+    """`chk_` + 36 base32 characters: 50 bits of milliseconds since the epoch, then 130 random bits
+    (ids are at least 128 random bits, DESIGN.md).
 
     Time first: ids made close together are close in the primary key index, so the control plane
     appends to a few hot index pages instead of writing all over a large one.
     """
     millis = time.time_ns() // 1_000_000 if now_ms is None else now_ms
-    return "chk_" + _base32(millis, 10) + _base32(secrets.randbits(80), 16)
+    return "chk_" + _base32(millis, 10) + _base32(secrets.randbits(130), 26)

@@ -97,7 +97,7 @@ async def test_result_records_scheduled_and_started_time() -> None:
     record = sink.records[0]
     assert record.started_at - record.scheduled_at == 0.25
     assert record.epoch == 7 and record.region == "eu-test" and record.result_id.startswith("chk_")
-    assert re.fullmatch(r"chk_[a-z2-7]{28}", record.result_id)  # 17 bytes, as control_plane.ids
+    assert re.fullmatch(r"chk_[a-z2-7]{36}", record.result_id)  # time, then 130 random bits (agent/ids.py)
     assert metrics.schedule_lag._sum.get() == 0.25
 
 
