@@ -204,12 +204,24 @@ async def main() -> None:
             "streams": args.streams, "batches_per_stream": int(args.seconds * 30_000 / args.streams / args.batch) + 8,
         }  # fmt: skip
         started = time.monotonic()
+        backlog_samples: list[int] = []
+
+        async def sample_backlog() -> None:
+            # Whether the fold keeps up: the queue must stay bounded, not grow with the run.
+            async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+                while True:
+                    await asyncio.sleep(2)
+                    row = await (await conn.execute("SELECT count(*) FROM rollup_backlog")).fetchone()
+                    backlog_samples.append(row[0])
+
+        sampler = asyncio.create_task(sample_backlog())
         await asyncio.gather(
             *(
                 agent_stream(f"127.0.0.1:{grpc_port}", tokens[r], r, args.seconds, args.batch, counters)
                 for r in regions
             )
         )
+        sampler.cancel()
         elapsed = time.monotonic() - started
         with psycopg.connect(dsn, autocommit=True) as conn:
             stored = conn.execute("SELECT count(*) FROM check_results").fetchone()[0]
@@ -229,7 +241,7 @@ async def main() -> None:
             f"acked {counters['acked']} results in the {args.seconds:.0f} s send window "
             f"({elapsed:.1f} s with setup) -> {counters['acked'] / args.seconds:,.0f} results/s committed; "
             f"rejected {counters['rejected']}; rows in check_results: {stored}; "
-            f"queued for rollups at the end: {queued_at_end}, folded {drain_s:.1f} s later; "
+            f"queued for rollups every 2 s: {backlog_samples}, at the end {queued_at_end}, folded {drain_s:.1f} s later; "
             f"results in hourly rollups: {rolled_up}"
         )
     finally:

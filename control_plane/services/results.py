@@ -195,7 +195,7 @@ def _backlog_row(r: ResultIn) -> dict[str, Any]:
     }
 
 
-async def fold_backlog(session: AsyncSession, *, limit: int = 50_000) -> int:
+async def fold_backlog(session: AsyncSession, *, limit: int) -> int:
     """Add up to `limit` queued results to their hour's and day's rollups and unqueue them, in one
     transaction (committed here). Returns how many were taken; 0 when the backlog is empty.
 

@@ -16,7 +16,7 @@ from control_plane.services.results import fold_backlog
 
 log = logging.getLogger(__name__)
 
-FOLD_LIMIT = 50_000  # results per transaction: bounds its locks and memory after a long pause
+FOLD_LIMIT = 200_000  # results per transaction: bounds its locks and memory after a long pause
 
 
 async def fold_rollups(db: Database, *, limit: int = FOLD_LIMIT) -> int:
