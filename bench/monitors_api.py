@@ -2,7 +2,7 @@
 
 Builds a fresh PostgreSQL database (migrated by `traxo migrate`), one ENTERPRISE organization with
 1,000 monitors, 7 days of one-minute results per monitor (COPY), the hourly rollups of those days
-and 90 days of daily rollups in the exact format `record_results` writes, then measures the three
+and 90 days of daily rollups in the exact format the rollup fold writes, then measures the three
 endpoints of `traxo api --no-workers` with wrk and prints EXPLAIN (ANALYZE, BUFFERS) of their queries.
 
 Usage: .venv/bin/python bench/monitors_api.py [--duration 15s] [--connections 8,32] [--keep]
@@ -559,16 +559,19 @@ def explain(dsn: str, org_id: str, monitor_id: str, now: datetime) -> None:
             "FROM monitors WHERE org_id = %(org)s ORDER BY created_at DESC, id",
             {},
         ),
-        "performance (168 h): hourly series": (
-            "SELECT bucket_start, count, CAST(sums AS TEXT), CAST(counts AS TEXT) FROM check_rollups "
+        # One statement (history._performance_rows): hourly rollups, p95 histograms, queued results.
+        "performance (168 h): hourly series + p95 histograms + queued results": (
+            "SELECT kind, at, count, sums, counts, histograms FROM ("
+            "SELECT 0 AS kind, bucket_start AS at, count, CAST(sums AS TEXT) AS sums,"
+            " CAST(counts AS TEXT) AS counts, NULL::text AS histograms, region FROM check_rollups "
             "WHERE monitor_id = %(monitor)s AND granularity = 'hour' AND bucket_start >= %(since_hour)s "
-            "ORDER BY bucket_start, region",
-            {},
-        ),
-        "performance (168 h): p95 histograms": (
-            "SELECT CAST(histograms AS TEXT) FROM check_rollups WHERE monitor_id = %(monitor)s AND ("
+            "UNION ALL SELECT 1, bucket_start, count, NULL, NULL, CAST(histograms AS TEXT), region "
+            "FROM check_rollups WHERE monitor_id = %(monitor)s AND ("
             "(granularity = 'hour' AND bucket_start >= %(since_hour)s AND bucket_start < %(first_day)s) "
-            "OR (granularity = 'day' AND bucket_start >= %(first_day)s))",
+            "OR (granularity = 'day' AND bucket_start >= %(first_day)s)) "
+            "UNION ALL SELECT 2, checked_at, 1, NULL, NULL, NULL, region FROM rollup_backlog "
+            "WHERE monitor_id = %(monitor)s AND checked_at >= %(since_hour)s"
+            ") AS rows ORDER BY kind, at, region",
             {},
         ),
         "dashboard: monitor counts": (
@@ -576,18 +579,26 @@ def explain(dsn: str, org_id: str, monitor_id: str, now: datetime) -> None:
             "FROM monitors WHERE org_id = %(org)s",
             {},
         ),
+        # dashboard._up_counts: daily rollups plus queued results, summed per monitor.
         "dashboard: uptime of the closed days (cached for a minute)": (
-            "SELECT r.monitor_id, sum(r.up_count), sum(r.count) FROM check_rollups r "
-            "JOIN monitors m ON m.id = r.monitor_id "
-            "WHERE m.org_id = %(org)s AND r.granularity = 'day' AND r.bucket_start >= %(since_day)s "
-            "AND r.bucket_start < %(midnight)s GROUP BY r.monitor_id",
+            "SELECT monitor_id, sum(up), sum(total) FROM ("
+            "SELECT r.monitor_id, r.up_count AS up, r.count AS total FROM check_rollups r "
+            "JOIN monitors m ON m.id = r.monitor_id WHERE m.org_id = %(org)s AND r.granularity = 'day' "
+            "AND r.bucket_start >= %(since_day)s AND r.bucket_start < %(midnight)s "
+            "UNION ALL SELECT b.monitor_id, CASE WHEN b.up THEN 1 ELSE 0 END, 1 FROM rollup_backlog b "
+            "JOIN monitors m ON m.id = b.monitor_id WHERE m.org_id = %(org)s "
+            "AND b.checked_at >= %(since_day)s AND b.checked_at < %(midnight)s"
+            ") AS counted GROUP BY monitor_id",
             {},
         ),
         "dashboard: uptime today (every request)": (
-            "SELECT r.monitor_id, sum(r.up_count), sum(r.count) FROM check_rollups r "
-            "JOIN monitors m ON m.id = r.monitor_id "
-            "WHERE m.org_id = %(org)s AND r.granularity = 'day' AND r.bucket_start >= %(midnight)s "
-            "GROUP BY r.monitor_id",
+            "SELECT monitor_id, sum(up), sum(total) FROM ("
+            "SELECT r.monitor_id, r.up_count AS up, r.count AS total FROM check_rollups r "
+            "JOIN monitors m ON m.id = r.monitor_id WHERE m.org_id = %(org)s AND r.granularity = 'day' "
+            "AND r.bucket_start >= %(midnight)s "
+            "UNION ALL SELECT b.monitor_id, CASE WHEN b.up THEN 1 ELSE 0 END, 1 FROM rollup_backlog b "
+            "JOIN monitors m ON m.id = b.monitor_id WHERE m.org_id = %(org)s AND b.checked_at >= %(midnight)s"
+            ") AS counted GROUP BY monitor_id",
             {},
         ),
         "dashboard: incidents today": (
