@@ -270,6 +270,9 @@ async def test_the_fold_works_through_a_backlog_larger_than_its_limit(database, 
 async def test_a_replay_racing_its_original_is_stored_once(database, world):
     monitor = await insert_monitor(database, world.org_a)
     for round_ in range(5):
+        # New connections each round: the retry must not count on temp tables an earlier,
+        # committed batch left on its connection (the failed transaction took its own with it).
+        await database.engine.dispose()
         batch = [result(monitor.id, T0 + timedelta(minutes=round_, seconds=i)) for i in range(40)]
 
         async def write(results: list) -> RecordOutcome:
@@ -332,3 +335,75 @@ async def test_last_checks_written_behind_keep_the_newest(database, world):
     async with database.session() as session:
         stored = await session.get(Monitor, monitor.id)
     assert stored.last_checked_at == T0 + timedelta(minutes=2) and stored.last_check_status == "DOWN"
+
+
+@pytest.mark.postgres_only
+@pytest.mark.parametrize("rolled_up_before", [False, True])
+async def test_deleting_a_monitor_while_a_fold_holds_its_queue(
+    database, world, monkeypatch, rolled_up_before
+):
+    """The fold has taken a monitor's queued results when the monitor is deleted: the deletion must
+    not deadlock with it (nor fail), and the fold drops them instead of failing for good."""
+    from control_plane.services import results_pg
+
+    monitor = await insert_monitor(database, world.org_a)
+    kept = await insert_monitor(database, world.org_a)
+    if rolled_up_before:
+        await record(database, [result(monitor.id, T0), result(kept.id, T0)])
+        await fold_rollups(database)
+    await record(database, [result(monitor.id, T0 + timedelta(minutes=1)), result(kept.id, T0)])
+
+    deletion: list[asyncio.Task] = []
+    take = results_pg.take_backlog
+
+    async def take_then_delete(session, limit):
+        taken = await take(session, limit)
+        if not deletion:  # the first time: delete the monitor while this fold holds its rows
+
+            async def delete_it() -> None:
+                async with database.session() as other:
+                    await monitors.delete_monitor(other, world.org_a, monitor.id)
+
+            deletion.append(asyncio.create_task(delete_it()))
+            await asyncio.sleep(0.5)
+        return taken
+
+    monkeypatch.setattr(results_pg, "take_backlog", take_then_delete)
+    await fold_rollups(database)
+    await asyncio.wait_for(deletion[0], 10)
+    await fold_rollups(database)
+
+    assert await backlog_size(database) == 0
+    assert await rollups(database, monitor.id, "hour") == []
+    assert [r.count for r in await rollups(database, kept.id, "hour")] == [2 if rolled_up_before else 1]
+    async with database.session() as session:
+        assert await session.scalar(select(func.count()).where(CheckResult.monitor_id == monitor.id)) == 0
+
+
+@pytest.mark.sqlite_only
+async def test_the_sqlite_fold_unqueues_exactly_what_it_read(database, world, monkeypatch):
+    """SQLite reuses the rowids of deleted rows: results stored by another connection between the
+    fold's read and its delete must stay queued, whatever rowid they got."""
+    kept = await insert_monitor(database, world.org_a)
+    doomed = await insert_monitor(database, world.org_a)
+    await record(database, [result(kept.id, T0 + timedelta(seconds=i)) for i in range(5)])
+    await record(database, [result(doomed.id, T0 + timedelta(seconds=i)) for i in range(3)])  # newest rowids
+
+    queued = results_service._queued
+    meanwhile: list[bool] = []
+
+    async def read_then_others_write(session, limit):
+        rows = await queued(session, limit)
+        if not meanwhile:  # between the fold's read and its delete
+            meanwhile.append(True)
+            async with database.session() as other:
+                await monitors.delete_monitor(other, world.org_a, doomed.id)
+            await record(database, [result(kept.id, T0 + timedelta(minutes=5, seconds=i)) for i in range(3)])
+        return rows
+
+    monkeypatch.setattr(results_service, "_queued", read_then_others_write)
+    assert await fold_rollups(database) == 8  # 5 kept + the 3 deleted meanwhile (dropped)
+    assert meanwhile
+    assert await backlog_size(database) == 3  # the three stored meanwhile, still queued
+    (hourly,) = await rollups(database, kept.id, "hour")  # folds them
+    assert hourly.count == 8

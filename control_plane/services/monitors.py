@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from control_plane import changes
 from control_plane.ids import new_id
-from control_plane.models import Monitor, Organization, RollupBacklog
+from control_plane.models import Monitor, Organization
 from control_plane.monitor_config import validate_config
 from control_plane.monitor_targets import PASSIVE_TYPES, validate_target
 from control_plane.plans import limits_for
@@ -226,8 +226,8 @@ async def set_active(session: AsyncSession, org: OrgContext, monitor_id: str, ac
 
 
 async def delete_monitor(session: AsyncSession, org_id: str, monitor_id: str) -> None:
-    """Deletes the monitor with its rollups and incidents (foreign keys cascade), its results still
-    queued for their rollups, then its results (no foreign keys there: see CheckResult).
+    """Deletes the monitor with its rollups and incidents (foreign keys cascade), then its results
+    queued for their rollups and its results (no foreign keys there: see CheckResult).
 
     The monitor goes while no batch of results is being written (results.exclude_result_writers),
     so none is stored for it afterwards; its results, possibly many, go after that commit, in
@@ -236,7 +236,6 @@ async def delete_monitor(session: AsyncSession, org_id: str, monitor_id: str) ->
     monitor = await get_monitor(session, org_id, monitor_id)
     await exclude_result_writers(session)
     await session.execute(delete(Monitor).where(Monitor.id == monitor.id))
-    await session.execute(delete(RollupBacklog).where(RollupBacklog.monitor_id == monitor.id))
     await changes.publish(session, MONITORS_TOPIC, monitor.id)
     await session.commit()
     await delete_results_of(session, monitor.id)

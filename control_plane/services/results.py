@@ -14,8 +14,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
-from sqlalchemy import Table, bindparam, delete, insert, literal_column, or_, select, text, tuple_
+from sqlalchemy import Table, bindparam, delete, insert, or_, select, text, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from control_plane import histogram
@@ -93,10 +94,11 @@ async def record_results(
     for attempt in range(_ATTEMPTS):
         try:
             return await _record(session, unique, last_checks)
-        except psycopg.errors.UniqueViolation:
+        except (psycopg.errors.UniqueViolation, psycopg.errors.DeadlockDetected):
             # PostgreSQL: a concurrent batch (a replay racing its original) stored some of these
             # ids after this one looked. Again from the start, they are found and skipped.
             await session.rollback()
+            results_pg.forget_temp_tables(session)
             if attempt == _ATTEMPTS - 1:
                 raise
     raise AssertionError("unreachable")
@@ -116,8 +118,12 @@ async def exclude_result_writers(session: AsyncSession) -> None:
 
 
 async def delete_results_of(session: AsyncSession, monitor_id: str, *, batch_size: int = 5000) -> int:
-    """Delete a deleted monitor's results (and their screenshots), a committed batch at a time."""
+    """Delete a deleted monitor's queued and stored results (and their screenshots), a committed
+    batch at a time. Not in the deletion's transaction: a fold holding some of the queued rows
+    would wait for it while it waited for the fold."""
     deleted = 0
+    await session.execute(delete(RollupBacklog).where(RollupBacklog.monitor_id == monitor_id))
+    await session.commit()
     while True:
         doomed = select(CheckResult.id).where(CheckResult.monitor_id == monitor_id).limit(batch_size)
         result = await session.execute(
@@ -202,20 +208,45 @@ async def fold_backlog(session: AsyncSession, *, limit: int) -> int:
     Results of monitors deleted meanwhile are dropped. One fold at a time (the worker's lease);
     a second one running anyway would only find the rows the first took already gone.
     """
-    if session.get_bind().dialect.name == "postgresql":
-        taken, deltas = await results_pg.take_backlog(session, limit)
-        if deltas:
-            await results_pg.add_rollups(session, deltas)
-        await session.commit()
-        return taken
+    for attempt in range(_ATTEMPTS):
+        try:
+            if session.get_bind().dialect.name != "postgresql":
+                return await _fold_backlog_sqlite(session, limit)
+            taken, deltas = await results_pg.take_backlog(session, limit)
+            if deltas:
+                await results_pg.add_rollups(session, deltas)
+            await session.commit()
+            return taken
+        except (psycopg.errors.ForeignKeyViolation, IntegrityError) as exc:
+            if isinstance(exc, IntegrityError) and "FOREIGN KEY" not in str(exc.orig):
+                raise
+            # A monitor deleted after this fold found it: its rollups cannot be written. Again
+            # from the start, its queued results are found orphaned and dropped.
+            await session.rollback()
+            results_pg.forget_temp_tables(session)
+            if attempt == _ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+async def _queued(session: AsyncSession, limit: int) -> Sequence[Any]:
+    return (await session.execute(select(_table(RollupBacklog)).limit(limit))).all()
+
+
+_SQLITE_KEYS_AT_ONCE = 200  # rollup keys per statement: 4 variables each, under SQLite's old 999
+
+
+async def _fold_backlog_sqlite(session: AsyncSession, limit: int) -> int:
     table = _table(RollupBacklog)
-    rows = (
-        await session.execute(select(literal_column("rowid"), *table.c).select_from(table).limit(limit))
-    ).all()
+    rows = await _queued(session, limit)
     if not rows:
+        await session.commit()
         return 0
     monitor_ids = sorted({row.monitor_id for row in rows})
-    existing = set(await session.scalars(select(Monitor.id).where(Monitor.id.in_(monitor_ids))))
+    existing: set[str] = set()
+    for start in range(0, len(monitor_ids), 500):
+        chunk = monitor_ids[start : start + 500]
+        existing.update(await session.scalars(select(Monitor.id).where(Monitor.id.in_(chunk))))
     queued = [
         ResultIn(
             id=row.result_id,
@@ -235,11 +266,20 @@ async def fold_backlog(session: AsyncSession, *, limit: int) -> int:
         for row in rows
         if row.monitor_id in existing
     ]
-    if queued:
-        await _update_rollups(session, _rollup_deltas(queued))
-    rowids = [row[0] for row in rows]
-    for start in range(0, len(rowids), 500):
-        await session.execute(table.delete().where(literal_column("rowid").in_(rowids[start : start + 500])))
+    deltas = _rollup_deltas(queued)
+    keys = sorted(deltas)
+    for start in range(0, len(keys), _SQLITE_KEYS_AT_ONCE):
+        await _update_rollups(
+            session, {key: deltas[key] for key in keys[start : start + _SQLITE_KEYS_AT_ONCE]}
+        )
+    # By primary key, not rowid: SQLite reuses the rowids of deleted rows, and results stored since
+    # the read (another connection) may carry them.
+    primary_key = tuple_(table.c.monitor_id, table.c.checked_at, table.c.result_id)
+    taken = [(row.monitor_id, row.checked_at, row.result_id) for row in rows]
+    for start in range(0, len(taken), _SQLITE_KEYS_AT_ONCE):
+        await session.execute(
+            table.delete().where(primary_key.in_(taken[start : start + _SQLITE_KEYS_AT_ONCE]))
+        )
     await session.commit()
     return len(rows)
 

@@ -16,7 +16,7 @@ import orjson
 from psycopg.types.json import set_json_loads
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from control_plane.histogram import FLOOR, GROWTH
+from control_plane.histogram import THRESHOLDS
 
 if TYPE_CHECKING:
     from control_plane.services.last_checks import LastCheck
@@ -47,8 +47,8 @@ _BACKLOG_COLUMNS = (
     " download_ms, total_ms, size_bytes"
 )
 # The measures a rollup sums, in rollup names; `total` falls back to the response time, as in
-# ResultIn.measures. Histograms use the same bucket formula as control_plane/histogram.py
-# (PostgreSQL's ln and Python's math.log are both the C library's log, so buckets agree).
+# ResultIn.measures. Histogram buckets come from control_plane/histogram.py's threshold table
+# (width_bucket there, bisect in Python), so they agree exactly.
 _MEASURE_SQL = (
     ("dns", "dns_ms"),
     ("tcp", "tcp_ms"),
@@ -58,10 +58,7 @@ _MEASURE_SQL = (
     ("total", "coalesce(total_ms, response_time)"),
 )
 _FOLDED = (*(name for name, _ in _MEASURE_SQL), "size")
-_BUCKET_SQL = (
-    f"CASE WHEN v.value <= {FLOOR!r}::float8 THEN 0"
-    f" ELSE greatest(0, ceil(ln(v.value / {FLOOR!r}::float8) / ln({GROWTH!r}::float8)))::int END"
-)
+_BUCKET_SQL = f"width_bucket(v.value, ARRAY[{', '.join(repr(t) for t in THRESHOLDS)}]::float8[])"
 _TAKE_BACKLOG = f"""
 WITH taken AS (
     DELETE FROM rollup_backlog
@@ -112,6 +109,11 @@ async def _driver_connection(session: AsyncSession) -> Any:
     return driver
 
 
+def forget_temp_tables(session: AsyncSession) -> None:
+    """After a rollback: the temp tables may have gone with it; the next use creates them again."""
+    session.info.pop(_TEMP_TABLES, None)
+
+
 async def existing_monitors(session: AsyncSession, monitor_ids: Sequence[str]) -> set[str]:
     """The existing monitors among these, read after taking the result writers' shared lock (in a
     statement of its own, so the read's snapshot is taken after any deletion it waited for)."""
@@ -136,13 +138,15 @@ async def insert_new(session: AsyncSession, results: Sequence[ResultIn]) -> set[
                 )  # fmt: skip
         # One statement: insert what is new (not a replayed id) and queue it for its rollups. Not
         # ON CONFLICT: its speculative insertion cost more than this; a result stored meanwhile by
-        # a concurrent batch (a replay racing its original) fails the batch, which is retried.
+        # a concurrent batch (a replay racing its original) fails the batch, which is retried. In
+        # id order, so two batches sharing ids wait for each other in one order, never in a cycle.
         await cursor.execute(
             f"""
             WITH inserted AS (
                 INSERT INTO check_results ({_RESULT_COLUMNS})
                 SELECT {_RESULT_COLUMNS} FROM traxo_in_results t
                 WHERE NOT EXISTS (SELECT 1 FROM check_results c WHERE c.id = t.id)
+                ORDER BY t.id
                 RETURNING {_RESULT_COLUMNS}
             ), queued AS (
                 INSERT INTO rollup_backlog ({_BACKLOG_COLUMNS})
