@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from control_plane.db import Database
 from control_plane.ids import new_id
-from control_plane.models import CheckResult, CheckRollup, Incident
+from control_plane.models import CheckResult, CheckRollup, Incident, Monitor
 from control_plane.services import monitors
 from control_plane.services.dashboard import CLOSED_DAYS_TTL, UptimeCache, average_uptime
 from control_plane.timefmt import utcnow
@@ -171,3 +171,19 @@ async def test_a_periodic_job_runs_on_one_replica_at_a_time(database):
             await other_db.dispose()
     async with database.session() as session:
         assert await session.scalar(select(func.count()).select_from(CheckResult)) == 0
+
+
+async def test_retention_deletes_what_a_monitors_deletion_left_behind(database, world, settings):
+    gone = await insert_monitor(database, world.org_a)
+    kept = await insert_monitor(database, world.org_a)
+    now = datetime(2026, 11, 27, 12, tzinfo=UTC)
+    await record(database, [result(m.id, now - timedelta(minutes=i)) for m in (gone, kept) for i in range(7)])
+    async with database.session() as session:  # the monitor's row went, its results did not
+        await session.execute(delete(Monitor).where(Monitor.id == gone.id))
+        await session.commit()
+
+    assert await apply_retention(database, settings, clock=lambda: now, batch_size=3) == 7
+    async with database.session() as session:
+        owners = set(await session.scalars(select(CheckResult.monitor_id)))
+    assert owners == {kept.id}
+    assert await apply_retention(database, settings, clock=lambda: now) == 0

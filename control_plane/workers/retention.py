@@ -1,4 +1,5 @@
-"""Retention: raw check results past the retention period go, in small batches; rollups stay longer."""
+"""Retention: raw check results past the retention period go, in small batches; rollups stay longer.
+Results of deleted monitors that their deletion left behind go too."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import logging
 from datetime import timedelta
 
 from control_plane.db import Database
-from control_plane.services.results import delete_expired
+from control_plane.services.results import delete_expired, delete_results_of, orphaned_monitor_ids
 from control_plane.settings import Settings
 from control_plane.timefmt import Clock, utcnow
 
@@ -32,6 +33,9 @@ async def apply_retention(
         if deleted == 0:
             break
         await asyncio.sleep(0)  # let ingestion in
+    async with db.session() as session:
+        for monitor_id in await orphaned_monitor_ids(session):
+            total += await delete_results_of(session, monitor_id, batch_size=batch_size)
     if total:
         log.info("retention deleted %d expired rows", total)
     return total
