@@ -208,13 +208,9 @@ async def write_last_checks(session: AsyncSession, newest: dict[str, LastCheck])
     await session.commit()
 
 
-def _backlog_row(r: ResultIn) -> dict[str, Any]:
+def _measure_columns(r: ResultIn) -> dict[str, Any]:
+    """A result's measures by column name, the same in check_results and rollup_backlog."""
     return {
-        "monitor_id": r.monitor_id,
-        "checked_at": r.checked_at,
-        "result_id": r.id,
-        "region": r.region,
-        "up": r.status == "UP",
         "response_time": r.response_time,
         "dns_ms": r.dns,
         "tcp_ms": r.tcp,
@@ -223,6 +219,17 @@ def _backlog_row(r: ResultIn) -> dict[str, Any]:
         "download_ms": r.download,
         "total_ms": r.total,
         "size_bytes": r.size,
+    }
+
+
+def _backlog_row(r: ResultIn) -> dict[str, Any]:
+    return {
+        "monitor_id": r.monitor_id,
+        "checked_at": r.checked_at,
+        "result_id": r.id,
+        "region": r.region,
+        "up": r.status == "UP",
+        **_measure_columns(r),
     }
 
 
@@ -322,17 +329,10 @@ async def _insert_new(session: AsyncSession, results: list[ResultIn]) -> set[str
             "monitor_id": r.monitor_id,
             "region": r.region,
             "status": r.status,
-            "response_time": r.response_time,
             "status_code": r.status_code,
             "error_kind": r.error_kind,
             "error_message": r.error_message,
-            "dns_ms": r.dns,
-            "tcp_ms": r.tcp,
-            "tls_ms": r.tls,
-            "ttfb_ms": r.ttfb,
-            "download_ms": r.download,
-            "total_ms": r.total,
-            "size_bytes": r.size,
+            **_measure_columns(r),
             "details": r.details,
             "checked_at": r.checked_at,
             "scheduled_at": r.scheduled_at,
