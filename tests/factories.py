@@ -11,7 +11,8 @@ from control_plane.services.results import ResultIn, record_results
 from control_plane.timefmt import utcnow
 
 
-async def insert_monitor(db: Database, org_id: str, **fields: object) -> Monitor:
+def monitor_row(org_id: str, **fields: object) -> Monitor:
+    """An HTTP monitor of `org_id` as a row, any column overridden by `fields`."""
     now = utcnow()
     values: dict[str, object] = {
         "id": new_id("mon"),
@@ -29,7 +30,11 @@ async def insert_monitor(db: Database, org_id: str, **fields: object) -> Monitor
         "updated_at": now,
         **fields,
     }
-    monitor = Monitor(**values)
+    return Monitor(**values)
+
+
+async def insert_monitor(db: Database, org_id: str, **fields: object) -> Monitor:
+    monitor = monitor_row(org_id, **fields)
     async with db.session() as session:
         session.add(monitor)
         await session.commit()

@@ -15,6 +15,7 @@ from control_plane.models import Incident, Monitor, Organization
 from control_plane.services.accounts import AUTH_TOPIC
 from control_plane.services.results import ResultIn, record_results
 from tests.conftest import Account
+from tests.factories import monitor_row
 
 HTTP_MONITOR: dict[str, Any] = {
     "name": "Production API",
@@ -43,23 +44,15 @@ async def insert_monitors(db: Database, org_id: str, count: int, **columns: Any)
     """`count` monitors written directly (faster than the API when a test needs a plan's limit)."""
     now = datetime.now(UTC)
     rows = [
-        Monitor(
+        monitor_row(
+            org_id,
             **{
-                "id": new_id("mon"),
-                "org_id": org_id,
                 "name": f"Inserted {i}",
-                "type": "HTTP",
                 "url": f"https://{i}.example.com/",
-                "interval": 300,
-                "timeout": 30,
-                "method": "GET",
-                "regions": ["us-east-1"],
-                "config": {},
-                "is_active": True,
                 "created_at": now - timedelta(days=1, seconds=count - i),
                 "updated_at": now,
                 **columns,
-            }
+            },
         )
         for i in range(count)
     ]

@@ -407,3 +407,37 @@ async def test_the_sqlite_fold_unqueues_exactly_what_it_read(database, world, mo
     assert await backlog_size(database) == 3  # the three stored meanwhile, still queued
     (hourly,) = await rollups(database, kept.id, "hour")  # folds them
     assert hourly.count == 8
+
+
+async def test_a_failed_last_check_write_keeps_its_notes_for_the_next(database, world, monkeypatch):
+    from control_plane.services import last_checks
+
+    monitor = await insert_monitor(database, world.org_a)
+    writer = LastCheckWriter(database)  # not started: flushed by hand
+    writer.note([(monitor.id, ("DOWN", None, T0))])
+    write = last_checks.write_last_checks
+
+    async def dropped_connection(session, newest):
+        raise ConnectionError("the database went away")
+
+    monkeypatch.setattr(last_checks, "write_last_checks", dropped_connection)
+    with pytest.raises(ConnectionError):
+        await writer.flush()
+    writer.note([(monitor.id, ("UP", 3.0, T0 - timedelta(minutes=1)))])  # older: must not win
+    monkeypatch.setattr(last_checks, "write_last_checks", write)
+    await writer.stop()
+    async with database.session() as session:
+        stored = await session.get(Monitor, monitor.id)
+    assert (stored.last_check_status, stored.last_checked_at) == ("DOWN", T0)
+
+
+async def test_another_organizations_queued_results_stay_out_of_uptime(database, world):
+    mine = await insert_monitor(database, world.org_a)
+    theirs = await insert_monitor(database, world.org_b)
+    now = T0 + timedelta(hours=1)
+    await record(database, [result(mine.id, now - timedelta(minutes=i)) for i in range(4)])
+    await record(database, [result(theirs.id, now - timedelta(minutes=i), status="DOWN") for i in range(4)])
+    assert await backlog_size(database) == 8
+    async with database.session() as session:
+        assert await dashboard.average_uptime(session, world.org_a, now=now) == 100.0
+        assert await dashboard.average_uptime(session, world.org_b, now=now) == 0.0

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from control_plane.db import Database
+from control_plane.services.results import write_last_checks
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +57,6 @@ class LastCheckWriter:
             if not batch:
                 return
             try:
-                from control_plane.services.results import write_last_checks
-
                 async with self._db.session() as session:
                     await write_last_checks(session, batch)
             except BaseException:

@@ -8,10 +8,10 @@ still queued, so what they report is always every stored result.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import psycopg
 from sqlalchemy import Table, bindparam, delete, insert, or_, select, text, tuple_
@@ -22,7 +22,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from control_plane import histogram
 from control_plane.models import CheckResult, CheckRollup, CheckScreenshot, Monitor, RollupBacklog
 from control_plane.services import results_pg
-from control_plane.services.last_checks import LastCheck, LastCheckWriter
+
+if TYPE_CHECKING:
+    from control_plane.services.last_checks import LastCheck, LastCheckWriter
+
+T = TypeVar("T")
 
 PHASES = ("dns", "tcp", "tls", "ttfb", "download", "total")
 
@@ -91,20 +95,31 @@ async def record_results(
     unique = list({result.id: result for result in results}.values())
     if not unique:
         return RecordOutcome()
-    for attempt in range(_ATTEMPTS):
-        try:
-            return await _record(session, unique, last_checks)
-        except (psycopg.errors.UniqueViolation, psycopg.errors.DeadlockDetected):
-            # PostgreSQL: a concurrent batch (a replay racing its original) stored some of these
-            # ids after this one looked. Again from the start, they are found and skipped.
-            await session.rollback()
-            results_pg.forget_temp_tables(session)
-            if attempt == _ATTEMPTS - 1:
-                raise
-    raise AssertionError("unreachable")
+    # PostgreSQL: a concurrent batch (a replay racing its original) may store some of these ids
+    # after this one looked; again from the start, they are found and skipped.
+    return await _retried(
+        session,
+        lambda: _record(session, unique, last_checks),
+        lambda exc: isinstance(exc, psycopg.errors.UniqueViolation | psycopg.errors.DeadlockDetected),
+    )
 
 
 _ATTEMPTS = 3
+
+
+async def _retried(
+    session: AsyncSession, attempt: Callable[[], Awaitable[T]], retry_on: Callable[[Exception], bool]
+) -> T:
+    """`attempt()`, a transaction committed by it; rolled back and run again (up to _ATTEMPTS
+    times in all) when it fails with an error `retry_on` says a fresh start resolves."""
+    for remaining in range(_ATTEMPTS - 1, -1, -1):
+        try:
+            return await attempt()
+        except Exception as exc:
+            if not remaining or not retry_on(exc):
+                raise
+            await session.rollback()
+    raise AssertionError("unreachable")
 
 
 async def exclude_result_writers(session: AsyncSession) -> None:
@@ -240,25 +255,25 @@ async def fold_backlog(session: AsyncSession, *, limit: int) -> int:
     Results of monitors deleted meanwhile are dropped. One fold at a time (the worker's lease);
     a second one running anyway would only find the rows the first took already gone.
     """
-    for attempt in range(_ATTEMPTS):
-        try:
-            if session.get_bind().dialect.name != "postgresql":
-                return await _fold_backlog_sqlite(session, limit)
-            taken, deltas = await results_pg.take_backlog(session, limit)
-            if deltas:
-                await results_pg.add_rollups(session, deltas)
-            await session.commit()
-            return taken
-        except (psycopg.errors.ForeignKeyViolation, IntegrityError) as exc:
-            if isinstance(exc, IntegrityError) and "FOREIGN KEY" not in str(exc.orig):
-                raise
-            # A monitor deleted after this fold found it: its rollups cannot be written. Again
-            # from the start, its queued results are found orphaned and dropped.
-            await session.rollback()
-            results_pg.forget_temp_tables(session)
-            if attempt == _ATTEMPTS - 1:
-                raise
-    raise AssertionError("unreachable")
+    # A monitor deleted after this fold found it fails the rollups' foreign key; again from the
+    # start, its queued results are found orphaned and dropped.
+    return await _retried(session, lambda: _fold(session, limit), _is_foreign_key_violation)
+
+
+def _is_foreign_key_violation(exc: Exception) -> bool:
+    if isinstance(exc, IntegrityError):
+        return "FOREIGN KEY" in str(exc.orig)  # SQLite's
+    return isinstance(exc, psycopg.errors.ForeignKeyViolation)
+
+
+async def _fold(session: AsyncSession, limit: int) -> int:
+    if session.get_bind().dialect.name != "postgresql":
+        return await _fold_backlog_sqlite(session, limit)
+    taken, deltas = await results_pg.take_backlog(session, limit)
+    if deltas:
+        await results_pg.add_rollups(session, deltas)
+    await session.commit()
+    return taken
 
 
 async def _queued(session: AsyncSession, limit: int) -> Sequence[Any]:

@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 from psycopg.types.json import set_json_loads
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from control_plane.histogram import THRESHOLDS
 
@@ -92,6 +94,13 @@ GROUP BY monitor_id, region, granularity, bucket_start, v.measure, {_BUCKET_SQL}
 """
 
 
+@event.listens_for(Session, "after_rollback")
+def _forget_temp_tables(session: Session, *_: Any) -> None:
+    # A rollback may have taken the tables with it (if its transaction created them): whatever
+    # rolls a session back, its next use creates them again.
+    session.info.pop(_TEMP_TABLES, None)
+
+
 async def _driver_connection(session: AsyncSession) -> Any:
     """The session's psycopg connection (in the session's transaction), with our temp tables.
 
@@ -107,11 +116,6 @@ async def _driver_connection(session: AsyncSession) -> Any:
         await driver.execute(_CREATE_TEMP_TABLES)
         session.info[_TEMP_TABLES] = True
     return driver
-
-
-def forget_temp_tables(session: AsyncSession) -> None:
-    """After a rollback: the temp tables may have gone with it; the next use creates them again."""
-    session.info.pop(_TEMP_TABLES, None)
 
 
 async def existing_monitors(session: AsyncSession, monitor_ids: Sequence[str]) -> set[str]:
