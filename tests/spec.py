@@ -1,4 +1,4 @@
-"""The API reference's examples (shared/spec/endpoints.json), for field-by-field shape checks."""
+"""The API reference's examples, kept as data in tests/fixtures, for field-by-field shape checks."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-SPEC_PATH = Path(__file__).resolve().parents[2] / "shared" / "spec" / "endpoints.json"
+SPEC_PATH = Path(__file__).resolve().parent / "fixtures" / "api_reference_examples.json"
 ISO_MS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 
 
