@@ -39,7 +39,11 @@ def with_additions(reference: dict[str, Any], **additions: Any) -> dict[str, Any
 
 
 CREATE_SHAPE = with_additions(example("POST", "/api/monitors"), config=None)
+# Every check also says why it failed or warned: `error` and `errorKind` (strings or null).
+CHECK_ADDITIONS = {"error": "", "errorKind": ""}
 GET_SHAPE = with_additions(example("GET", "/api/monitors/:id"), config=None)
+GET_SHAPE["data"]["checks"][0].update(CHECK_ADDITIONS)
+CHECKS_SHAPE = with_additions(example("GET", "/api/monitors/:id/checks"), **CHECK_ADDITIONS)
 UPDATE_SHAPE = with_additions(example("PUT", "/api/monitors/:id"), config=None)
 # pause/resume: the reference elides the monitor ("..."); we answer the full monitor, as create does.
 PAUSE_SHAPE = {"data": CREATE_SHAPE["data"], "message": "Monitor paused"}
@@ -180,6 +184,8 @@ async def test_get_has_the_last_50_checks_and_10_most_recent_incidents(api, worl
         "statusCode": 200,
         "region": "us-east-1",
         "checkedAt": "2025-06-15T12:59:00.000Z",
+        "error": None,
+        "errorKind": None,
     }
     assert detail["checks"][-1]["checkedAt"] == "2025-06-15T12:10:00.000Z"
     stamps = [check["checkedAt"] for check in detail["checks"]]
@@ -373,7 +379,7 @@ async def test_checks_are_paginated_newest_first(api, world, with_checks):
     response = await api.get(url, params={"page": 1, "limit": 10}, headers=world.vera.headers)
     assert response.status_code == 200
     body = response.json()
-    assert_shape(body, example("GET", "/api/monitors/:id/checks"))
+    assert_shape(body, CHECKS_SHAPE)
     assert body["pagination"] == {"page": 1, "limit": 10, "total": 25, "totalPages": 3}
     assert [c["responseTime"] for c in body["data"]] == list(range(24, 14, -1))
     assert body["data"][0]["monitorId"] == with_checks["id"]

@@ -179,17 +179,7 @@ def monitor_detail_out(
         "regions": monitor.regions,
         "config": monitor.config,
         "createdAt": iso(monitor.created_at),
-        "checks": [
-            {
-                "id": check.id,
-                "status": check.status,
-                "responseTime": _response_time(check.response_time),
-                "statusCode": check.status_code,
-                "region": check.region,
-                "checkedAt": iso(check.checked_at),
-            }
-            for check in checks
-        ],
+        "checks": [_check_fields(check) for check in checks],
         "incidents": [
             {
                 "id": incident.id,
@@ -205,14 +195,20 @@ def monitor_detail_out(
 
 
 def check_out(check: CheckResult) -> dict[str, Any]:
+    return {"id": check.id, "monitorId": check.monitor_id, **_check_fields(check)}  # the reference's order
+
+
+def _check_fields(check: CheckResult) -> dict[str, Any]:
+    """A check as the reference shows it, and why it failed or warned (`error`, `errorKind`)."""
     return {
         "id": check.id,
-        "monitorId": check.monitor_id,
         "status": check.status,
         "responseTime": _response_time(check.response_time),
         "statusCode": check.status_code,
         "region": check.region,
         "checkedAt": iso(check.checked_at),
+        "error": check.error_message,
+        "errorKind": check.error_kind,
     }
 
 

@@ -402,6 +402,12 @@ async def test_checks_arrive_from_the_right_regions(cluster: Cluster, on_failure
     unreachable = found["unreachable"][0]
     assert unreachable.status == "DOWN" and unreachable.error_kind == "connection", unreachable.error_message
     assert found["tcp"][0].status == "UP"
+    # The API says why a check is DOWN, as the agent reported it.
+    listed = (await cluster.request("GET", f"/api/monitors/{monitors['unreachable']}/checks")).json()["data"]
+    assert listed[0]["status"] == "DOWN" and listed[0]["errorKind"] == "connection", listed[0]
+    assert listed[0]["error"] and "refused" in listed[0]["error"].lower(), listed[0]
+    detail = (await cluster.request("GET", f"/api/monitors/{monitors['failing']}")).json()["data"]
+    assert detail["checks"][0]["errorKind"] == "http_status" and detail["checks"][0]["statusCode"] == 500
     await cluster.pause(list(monitors.values()))
 
 
