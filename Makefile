@@ -4,6 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 PYTEST_ARGS ?=
+ARGS ?=
 
 .PHONY: run test test-postgres lint typecheck protos system-deps clean
 
@@ -14,7 +15,7 @@ $(INSTALLED): pyproject.toml
 	touch $(INSTALLED)
 
 run: $(INSTALLED)
-	$(BIN)/traxo dev
+	$(BIN)/traxo dev $(ARGS)
 
 # System programs some tests drive (Chromium, nginx, Prometheus...): installed when we are root
 # with apt-get; elsewhere those tests skip and say how to install them.

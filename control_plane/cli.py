@@ -8,6 +8,7 @@ import logging
 import click
 
 from control_plane import migrate
+from control_plane.cli_addresses import Listener, require_free, with_public_url
 from control_plane.cli_admin import agents_group, orgs
 from control_plane.cli_dev import dev_command
 from control_plane.cli_support import load_settings, run_db, serve
@@ -45,9 +46,14 @@ def api_command(
 ) -> None:
     """Serve the REST API and the agents' gRPC service (and the background workers unless --no-workers)."""
     settings = load_settings()
+    grpc_address = (host, settings.grpc_port if grpc_port is None else grpc_port) if run_grpc else None
+    listeners = [Listener("the API", host, port, "--port")]
+    if grpc_address is not None:
+        listeners.append(Listener("the agents' gRPC service", *grpc_address, "--grpc-port"))
+    require_free(listeners)
+    settings = with_public_url(settings, host, port)
     if run_migrations:
         migrate.upgrade(settings.database_url)
-    grpc_address = (host, settings.grpc_port if grpc_port is None else grpc_port) if run_grpc else None
     serve(settings, host, port, workers=run_workers, grpc_address=grpc_address)
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from control_plane import migrate
+from control_plane.cli_addresses import Listener, require_free, with_public_url
 from control_plane.cli_support import load_settings, run_db, serve
 from control_plane.db import Database
 from control_plane.services import accounts, organizations
@@ -26,10 +27,21 @@ from control_plane.settings import Plan, Settings
 def dev_command(host: str, port: int, grpc_port: int, run_agent: bool, agent_metrics_port: int) -> None:
     """Everything on the embedded SQLite default: API, gRPC, workers and one agent for the default
     region; prints an API key on first start."""
-    settings = load_settings()
+    listeners = [
+        Listener("the API", host, port, "--port"),
+        Listener("the agents' gRPC service", host, grpc_port, "--grpc-port"),
+    ]
+    if run_agent:
+        listeners.append(
+            Listener("the dev agent's metrics", "127.0.0.1", agent_metrics_port, "--agent-metrics-port")
+        )
+    require_free(listeners)  # before a key, a token or a database exists
+    settings = with_public_url(load_settings(), host, port)
     if "default_plan" not in settings.model_fields_set:
         # A laptop is not a customer: every plan rule would only get in the way (TRAXO_DEFAULT_PLAN wins).
         settings = settings.model_copy(update={"default_plan": Plan.ENTERPRISE})
+    if "database_url" not in settings.model_fields_set:
+        _adopt_files_from_the_working_directory()
     migrate.upgrade(settings.database_url)
     key = run_db(settings, lambda db: _ensure_dev_account(db, settings.default_plan))
     if key:
@@ -61,7 +73,32 @@ def dev_command(host: str, port: int, grpc_port: int, run_agent: bool, agent_met
             agent.kill()
 
 
-DEV_AGENT_TOKEN_FILE = Path("traxo-dev-agent.token")
+# Everything `traxo dev` keeps on disk lives in one folder that git ignores, so that `git add .`
+# never picks up the agent's token (the embedded database's default is there too).
+RUNTIME_DIR = Path(".traxo")
+DEV_AGENT_TOKEN_FILE = RUNTIME_DIR / "dev-agent.token"
+DEV_AGENT_SPOOL = RUNTIME_DIR / "dev-agent-spool.db"  # its last assignments are kept beside it
+# Where earlier versions kept them, in the working directory: moved into RUNTIME_DIR once.
+_EARLIER_FILES = {
+    Path("traxo.db"): RUNTIME_DIR / "traxo.db",
+    Path("traxo.db-wal"): RUNTIME_DIR / "traxo.db-wal",
+    Path("traxo.db-shm"): RUNTIME_DIR / "traxo.db-shm",
+    Path("traxo-dev-agent.token"): DEV_AGENT_TOKEN_FILE,
+    Path("traxo-dev-agent-spool.db"): DEV_AGENT_SPOOL,
+    Path("traxo-dev-agent-spool.assignments.pb"): RUNTIME_DIR / "dev-agent-spool.assignments.pb",
+}
+
+
+def _adopt_files_from_the_working_directory() -> None:
+    """Move an earlier layout's database, token and spool into RUNTIME_DIR, so nothing is lost."""
+    if not Path("traxo.db").exists() or (RUNTIME_DIR / "traxo.db").exists():
+        return
+    RUNTIME_DIR.mkdir(exist_ok=True)
+    for earlier, now in _EARLIER_FILES.items():
+        if earlier.exists() and not now.exists():
+            earlier.rename(now)
+    Path("traxo.db.migrate-lock").unlink(missing_ok=True)
+    click.echo(f"Moved ./traxo.db and the dev agent's files into {RUNTIME_DIR}/")
 
 
 def _dev_agent_token(settings: Settings, region: str) -> str:
@@ -69,6 +106,7 @@ def _dev_agent_token(settings: Settings, region: str) -> str:
     saved = DEV_AGENT_TOKEN_FILE.read_text().strip() if DEV_AGENT_TOKEN_FILE.exists() else None
     raw = run_db(settings, lambda db: _valid_or_new_token(db, settings, region, saved))
     if raw != saved:
+        RUNTIME_DIR.mkdir(exist_ok=True)
         DEV_AGENT_TOKEN_FILE.touch(mode=0o600)
         DEV_AGENT_TOKEN_FILE.write_text(raw + "\n")
     return raw
@@ -98,7 +136,7 @@ def _start_dev_agent(
         "--name",
         "dev",
         "--spool",
-        "traxo-dev-agent-spool.db",
+        str(DEV_AGENT_SPOOL),
         "--metrics-host",
         "127.0.0.1",
         "--metrics-port",

@@ -20,7 +20,8 @@ class Plan(StrEnum):
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TRAXO_", extra="ignore")
 
-    database_url: str = "sqlite+aiosqlite:///./traxo.db"
+    # The embedded default keeps every runtime file in one ignored folder, `.traxo/`.
+    database_url: str = "sqlite+aiosqlite:///./.traxo/traxo.db"
     # Optional: when set, rate-limit counters live in Redis so replicas share one budget.
     redis_url: str | None = None
     # Scales every plan's request budget: self-hosters may raise it (or set it for load tests).
@@ -36,6 +37,7 @@ class Settings(BaseSettings):
     auth_cache_seconds: int = Field(default=60, ge=0)
     log_level: str = "info"
     # Where users and their jobs reach this server (heartbeat and ingest URLs are built from it).
+    # Unset, `traxo api` and `traxo dev` derive it from the address they serve.
     public_url: str = "http://127.0.0.1:8000"
     # Regions monitors may name besides those that have agent tokens (comma-separated or JSON list).
     regions: Annotated[list[str], NoDecode] = ["us-east-1"]

@@ -114,9 +114,20 @@ def test_dev_prints_a_usable_key_and_runs_checks(tmp_path):
             checks = httpx.get(f"{base}/api/monitors/{monitor_id}/checks", headers=headers).json()["data"]
         assert checks, "no check arrived from the dev agent within 30 s"
         assert checks[0]["status"] == "UP" and checks[0]["region"] == "us-east-1"
+        heartbeat = httpx.post(
+            f"{base}/api/monitors",
+            json={"name": "cron", "type": "HEARTBEAT", "interval": 60},
+            headers=headers,
+        )
+        assert heartbeat.status_code == 201, heartbeat.text
+        # Handed out on the port actually served (not the default 8000) when TRAXO_PUBLIC_URL is unset.
+        assert heartbeat.json()["data"]["heartbeatUrl"].startswith(f"{base}/api/heartbeat/hb_")
     finally:
         stop(dev, timeout=30)
-    assert (tmp_path / "traxo.db").exists()
+    # Every runtime file (database, agent token, spool, assignments, locks) is in one ignored folder.
+    assert [p.name for p in tmp_path.iterdir()] == [".traxo"]
+    assert (tmp_path / ".traxo" / "traxo.db").exists()
+    assert (tmp_path / ".traxo" / "dev-agent.token").stat().st_mode & 0o077 == 0
 
     again = start_traxo(*args, env=env, cwd=tmp_path)
     try:
