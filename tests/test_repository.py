@@ -13,6 +13,8 @@ OUTSIDE = re.compile(r"\.\./shared|/shared/spec|parents\[(\d+)\]")
 def test_no_test_reads_a_file_outside_the_repository():
     offenders = []
     for path in sorted((REPO / "tests").rglob("*.py")):
+        if path == Path(__file__).resolve():
+            continue  # it names the patterns it looks for
         depth = len(path.relative_to(REPO).parts) - 1  # parents[depth] is the repository root
         for number, line in enumerate(path.read_text().splitlines(), 1):
             for match in OUTSIDE.finditer(line):
