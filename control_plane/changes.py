@@ -3,6 +3,7 @@
 A service calls `publish(session, topic, payload)` inside its transaction. After that transaction
 commits, subscribers in this process hear it at once; on PostgreSQL a NOTIFY sent in the same
 transaction tells every other replica too (LISTEN), so no replica acts on stale state for long.
+Publishing writes none of the session's pending rows: they go when the service flushes or commits.
 """
 
 from __future__ import annotations
@@ -58,13 +59,22 @@ class ChangeFeed:
         """Called when deliveries may have been missed (the listener reconnected)."""
         self._reset_subscribers.append(callback)
 
+    def unsubscribe(self, topic: str, callback: Subscriber) -> None:
+        callbacks = self._subscribers.get(topic, [])
+        if callback in callbacks:
+            callbacks.remove(callback)
+
     async def _publish(self, session: AsyncSession, topic: str, payload: str) -> None:
         session.info.setdefault(_PENDING, []).append((topic, payload))
         if self._is_postgres:
-            await session.execute(
-                text("SELECT pg_notify(:channel, :message)"),
-                {"channel": CHANNEL, "message": f"{topic}:{payload}"},
-            )
+            # The NOTIFY needs none of the session's pending rows. Autoflushing them here would
+            # raise their unique violations from publish(), outside the IntegrityError handler the
+            # caller keeps around its flush or commit (two concurrent invites: a 500, not a 409).
+            with session.no_autoflush:
+                await session.execute(
+                    text("SELECT pg_notify(:channel, :message)"),
+                    {"channel": CHANNEL, "message": f"{topic}:{payload}"},
+                )
 
     def dispatch(self, topic: str, payload: str) -> None:
         for callback in self._subscribers.get(topic, ()):

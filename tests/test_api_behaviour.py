@@ -140,3 +140,38 @@ async def test_replicas_share_a_budget_through_redis(settings, database, world):
     assert codes.count(200) == 60 and codes.count(429) == 1
     for replica in replicas:
         await replica.aclose()
+
+
+@pytest.mark.parametrize(
+    ("content_type", "expected"),
+    [
+        # curl -d: what plain `curl -d '{"name": "x"}'` sends.
+        (
+            "application/x-www-form-urlencoded",
+            "Content-Type: must be application/json for a JSON body "
+            "(got 'application/x-www-form-urlencoded')",
+        ),
+        ("text/plain", "Content-Type: must be application/json for a JSON body (got 'text/plain')"),
+        ("multipart/form-data; boundary=x", "Content-Type: must be application/json for a JSON body"),
+        (None, "Content-Type: header missing; send the JSON body with 'Content-Type: application/json'"),
+    ],
+)
+async def test_a_json_body_without_the_json_content_type_names_the_header(api, world, content_type, expected):
+    headers = dict(world.alice.headers)
+    if content_type is not None:
+        headers["Content-Type"] = content_type
+    response = await api.post("/api/api-keys", content=b'{"name": "from curl"}', headers=headers)
+    assert response.status_code == 400
+    assert response.json()["error"].startswith(expected), response.json()
+    keys = (await api.get("/api/api-keys", headers=world.alice.headers)).json()["data"]
+    assert [key["name"] for key in keys] == ["Default"]
+
+
+@pytest.mark.parametrize("content_type", ["application/json; charset=utf-8", "application/merge-patch+json"])
+async def test_json_content_types_with_parameters_or_suffixes_are_read(api, world, content_type):
+    response = await api.post(
+        "/api/api-keys",
+        content=b'{"name": "typed"}',
+        headers={**world.alice.headers, "Content-Type": content_type},
+    )
+    assert response.status_code == 201, response.text

@@ -88,9 +88,20 @@ async def test_viewer_reads_but_cannot_write(api, world):
         ({"name": 5}, "name:"),
         ({"name": None}, "name: must not be null"),
         ({"name": "ok", "expiresAt": "2030-01-01T00:00:00Z"}, "expiresAt: unknown field"),
+        ({"name": "CI\x08 key"}, "name: must not contain control characters"),
+        ({"name": "CI\r\nkey"}, "name: must not contain control characters"),
+        ({"name": "CI\x00"}, "name: must not contain NUL characters"),
     ],
 )
 async def test_create_validates_name(api, world, body, error):
     response = await api.post("/api/api-keys", json=body, headers=world.alice.headers)
     assert response.status_code == 400
     assert error in response.json()["error"]
+
+
+async def test_a_name_with_unicode_letters_and_inner_spaces_is_kept(api, world):
+    response = await api.post(
+        "/api/api-keys", json={"name": "Déploiement  CI — ünïcode"}, headers=world.alice.headers
+    )
+    assert response.status_code == 201
+    assert response.json()["data"]["name"] == "Déploiement  CI — ünïcode"

@@ -158,3 +158,30 @@ async def test_a_plan_change_applies_to_the_next_request(api, world, database):
         await session.commit()
     response = await api.get("/api/organization", headers=world.alice.headers)
     assert response.json()["data"]["plan"] == "PRO" and response.headers["X-RateLimit-Limit"] == "300"
+
+
+@pytest.mark.parametrize("header", ["{key}", " {key}", "{key} "])
+async def test_a_key_without_the_bearer_scheme_says_the_scheme_is_missing(api, world, header):
+    response = await api.get(
+        "/api/organization", headers={"Authorization": header.format(key=world.alice.key)}
+    )
+    assert response.status_code == 401
+    assert response.json() == {
+        "error": 'Authorization header must be "Bearer <API key>": the Bearer scheme is missing'
+    }
+
+
+@pytest.mark.parametrize("scheme", ["Token", "Basic", "ApiKey"])
+async def test_another_scheme_is_named_in_the_401(api, world, scheme):
+    response = await api.get("/api/organization", headers={"Authorization": f"{scheme} {world.alice.key}"})
+    assert response.status_code == 401
+    assert response.json() == {
+        "error": f'Authorization header must be "Bearer <API key>": scheme {scheme!r} is not supported'
+    }
+
+
+async def test_a_key_without_the_scheme_counts_as_a_failed_authentication(api, world):
+    bare = {"Authorization": world.alice.key}
+    for _ in range(60):
+        assert (await api.get("/api/organization", headers=bare)).status_code == 401
+    assert (await api.get("/api/organization", headers=bare)).status_code == 429

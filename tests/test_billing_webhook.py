@@ -253,3 +253,63 @@ async def test_without_revenuecat_the_webhook_says_billing_is_not_configured(api
     assert response.status_code == 501
     assert response.json()["error"].startswith("Billing is not configured on this server")
     assert await billing_events(database) == []
+
+
+def _with_nul(body: dict, path: tuple[str | int, ...]) -> dict:
+    target = body
+    for part in path[:-1]:
+        target = target[part]
+    target[path[-1]] = f"{target[path[-1]]}\x00x"
+    return body
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        ("event", "id"),
+        ("event", "type"),
+        ("event", "app_user_id"),
+        ("event", "original_app_user_id"),
+        ("event", "aliases", 0),
+        ("event", "product_id"),
+        ("event", "transaction_id"),  # a field we do not read is still stored, in the payload
+        ("event", "subscriber_attributes", "$email", "value"),
+        ("api_version",),
+    ],
+)
+async def test_a_nul_character_anywhere_in_the_body_is_400_naming_the_field(
+    billing_api, world, database, path
+):
+    # PostgreSQL cannot store U+0000 (psycopg raised DataError: a 500) where SQLite kept it.
+    body = _with_nul(webhook_event("INITIAL_PURCHASE", world.org_a), path)
+    response = await billing_api.post("/api/billing/webhook", json=body, headers=AUTH)
+    assert response.status_code == 400, response.text
+    field = ".".join(str(part) for part in path)
+    assert response.json() == {"error": f"{field}: must not contain NUL characters"}
+    assert await billing_events(database) == []
+    assert await plan_of(billing_api, world.alice) == "FREE"
+
+
+async def test_a_nul_character_in_a_key_is_400(billing_api, world, database):
+    body = webhook_event("INITIAL_PURCHASE", world.org_a)
+    body["event"]["extra\x00key"] = 1
+    response = await billing_api.post("/api/billing/webhook", json=body, headers=AUTH)
+    assert response.status_code == 400
+    assert response.json()["error"] == "event.'extra\\x00key': must not contain NUL characters"
+    assert await billing_events(database) == []
+
+
+async def test_wrong_webhook_secrets_are_rate_limited_per_client(billing_api, world, database):
+    body = webhook_event("INITIAL_PURCHASE", world.org_a, "traxo_enterprise_monthly")
+    for attempt in range(60):
+        response = await billing_api.post(
+            "/api/billing/webhook", json=body, headers={"Authorization": f"guess-{attempt}"}
+        )
+        assert response.status_code == 401, (attempt, response.text)
+    limited = await billing_api.post("/api/billing/webhook", json=body, headers={"Authorization": "guess"})
+    assert limited.status_code == 429
+    assert limited.json()["error"].startswith("Rate limit exceeded")
+    assert 1 <= int(limited.headers["Retry-After"]) <= 60
+    # Only failures spend the budget: the right secret still gets through from the same address.
+    assert (await billing_api.post("/api/billing/webhook", json=body, headers=AUTH)).status_code == 200
+    assert await plan_of(billing_api, world.alice) == "ENTERPRISE"

@@ -13,8 +13,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 
 from control_plane.models import CheckResult, CheckRollup, Incident, Monitor, Organization, RollupBacklog
+from control_plane.services.monitors import MONITORS_TOPIC
 from control_plane.workers.rollups import fold_rollups
 from tests.monitor_tools import (
     BASE_TIME,
@@ -292,6 +294,55 @@ async def test_a_type_change_revalidates_url_and_config(api, world):
     assert heartbeat["url"] is None and HB_TOKEN.match(heartbeat["heartbeatUrl"].rsplit("/", 1)[1])
     response = await api.put(url, json={"type": "PING", "url": "db.example.com"}, headers=world.alice.headers)
     assert response.status_code == 200 and "heartbeatUrl" not in response.json()["data"]
+
+
+UPDATABLE_FIELDS = (
+    "name",
+    "url",
+    "type",
+    "interval",
+    "method",
+    "expectedStatus",
+    "expectedKeyword",
+    "timeout",
+    "regions",
+    "config",
+)
+
+
+async def test_an_update_that_changes_nothing_keeps_updated_at_and_tells_no_agent(api, world, database):
+    await set_plan(database, world.org_a, "BUSINESS")
+    monitor = await create_monitor(
+        api, world.alice, interval=120, expectedStatus=204, config={"followRedirects": False}
+    )
+    url = f"/api/monitors/{monitor['id']}"
+    stamp = datetime(2025, 1, 1, tzinfo=UTC)  # set back, so any rewrite shows without waiting
+    async with database.session() as session:
+        await session.execute(update(Monitor).where(Monitor.id == monitor["id"]).values(updated_at=stamp))
+        await session.commit()
+    published: list[str] = []
+    database.changes.subscribe(MONITORS_TOPIC, published.append)
+    try:
+        fetched = (await api.get(url, headers=world.alice.headers)).json()["data"]
+        same_values = {key: fetched[key] for key in UPDATABLE_FIELDS}
+        for body in ({}, same_values, {"name": monitor["name"]}, {"regions": fetched["regions"]}):
+            response = await api.put(url, json=body, headers=world.alice.headers)
+            assert response.status_code == 200, response.text
+            assert response.json()["data"]["updatedAt"] == "2025-01-01T00:00:00.000Z", body
+            assert await stored_updated_at(database, monitor["id"]) == stamp, body
+        assert monitor["id"] not in published
+        # A real change still moves updatedAt and reaches the agents.
+        response = await api.put(url, json={"name": "Renamed"}, headers=world.alice.headers)
+        assert response.json()["data"]["updatedAt"] > "2025-01-01T00:00:00.000Z"
+        assert await stored_updated_at(database, monitor["id"]) > stamp
+        assert monitor["id"] in published
+    finally:
+        database.changes.unsubscribe(MONITORS_TOPIC, published.append)
+
+
+async def stored_updated_at(database, monitor_id: str) -> datetime:
+    async with database.session() as session:
+        return (await session.get(Monitor, monitor_id)).updated_at
 
 
 async def test_update_an_unknown_monitor_is_404(api, world):

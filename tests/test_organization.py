@@ -91,6 +91,11 @@ BAD_ORGANIZATION_BODIES = [
     ({"name": "Ok", "slug": "x" * 51}, "slug:"),
     ({"name": "Ok", "slug": 7}, "slug:"),
     ({"name": "Ok", "slug": "ok-slug", "plan": "ENTERPRISE"}, "plan: unknown field"),
+    ({"name": "Acme\x07", "slug": "ok-slug"}, "name: must not contain control characters"),
+    ({"name": "Ac\nme", "slug": "ok-slug"}, "name: must not contain control characters"),
+    ({"name": "Acme\x1b[31m", "slug": "ok-slug"}, "name: must not contain control characters"),
+    ({"name": "Acme\x7f", "slug": "ok-slug"}, "name: must not contain control characters"),
+    ({"name": "Acme\u0085Corp", "slug": "ok-slug"}, "name: must not contain control characters"),
 ]
 
 
@@ -144,6 +149,8 @@ async def test_update_to_a_taken_slug_is_409_and_same_slug_is_fine(api, world):
         ({"slug": 1}, "slug:"),
         ({"plan": "ENTERPRISE"}, "plan: unknown field"),
         ({"id": "org_x"}, "id: unknown field"),
+        ({"name": "Re\tnamed"}, "name: must not contain control characters"),
+        ({"name": "Renamed\x00"}, "name: must not contain NUL characters"),
     ],
 )
 async def test_update_validates_every_field(api, world, body, error):

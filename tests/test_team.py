@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from tests.spec import assert_shape, example
@@ -80,6 +82,8 @@ async def test_invite_a_member_of_any_organization_is_409(api, world, email):
         ({"email": "nora@example.com", "role": "admin"}, "role:"),
         ({"email": "nora@example.com", "role": 1}, "role:"),
         ({"email": "nora@example.com", "role": "ADMIN", "name": "x"}, "name: unknown field"),
+        ({"email": "nora\x07@example.com", "role": "ADMIN"}, "email: must not contain control characters"),
+        ({"email": "nora@example.com\x1b", "role": "ADMIN"}, "email: must not contain control characters"),
     ],
 )
 async def test_invite_validates_every_field(api, world, body, error):
@@ -128,3 +132,25 @@ async def test_removing_outside_the_organization_is_404(api, world, member_id):
     assert (await api.get("/api/team", headers=world.bob.headers)).json()["data"][0][
         "id"
     ] == world.bob.member_id
+
+
+async def test_concurrent_invites_of_one_user_give_one_member(api, world):
+    """Invites that all pass the "already a member" check before one of them commits: the unique
+    membership decides, and the losers hear 409, not 500 (on PostgreSQL they used to)."""
+    inviters = [world.alice, world.adam, world.bob] * 3
+    responses = await asyncio.gather(
+        *(
+            api.post(
+                "/api/team/invite",
+                json={"email": "nora@example.com", "role": "VIEWER"},
+                headers=inviter.headers,
+            )
+            for inviter in inviters
+        )
+    )
+    statuses = sorted(response.status_code for response in responses)
+    assert statuses == [201] + [409] * (len(inviters) - 1), [r.text for r in responses]
+    conflicts = {response.json()["error"] for response in responses if response.status_code == 409}
+    assert conflicts == {"email: 'nora@example.com' is already a member of an organization"}
+    org = (await api.get("/api/organization", headers=world.nora.headers)).json()["data"]
+    assert org["id"] in (world.org_a, world.org_b)

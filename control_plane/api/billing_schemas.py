@@ -8,7 +8,7 @@ import orjson
 from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError, field_validator
 
 from control_plane.api.errors import describe_validation_error
-from control_plane.api.schemas import RequestModel
+from control_plane.api.schemas import RequestModel, nul_character_path
 from control_plane.revenuecat import Subscriber
 from control_plane.services.billing import PAID_PLANS, BillingUsage, CheckoutOffer, RevenueCatEvent
 from control_plane.services.errors import InvalidInput
@@ -61,6 +61,10 @@ def parse_webhook(raw: bytes) -> RevenueCatEvent:
         raise InvalidInput("Request body is not valid JSON") from exc
     if not isinstance(document, dict):
         raise InvalidInput("Request body must be a JSON object")
+    # Anywhere in the body, ignored fields too: the whole payload is stored as received.
+    where = nul_character_path(document)
+    if where is not None:
+        raise InvalidInput(f"{where}: must not contain NUL characters")
     try:
         body = WebhookIn.model_validate(document)
     except ValidationError as exc:

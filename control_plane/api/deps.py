@@ -76,6 +76,33 @@ async def _rate_limit(request: Request, runtime: Runtime, key: str, per_minute: 
         )
 
 
+async def spend_failed_authentication(request: Request, runtime: Runtime) -> None:
+    """Count a failed authentication (API key or webhook secret) against the client address's budget;
+    429 once it is spent. One budget per address, whichever secret it guesses."""
+    client = request.client.host if request.client else "unknown"
+    await _rate_limit(request, runtime, f"authfail:{client}", _FAILED_AUTH_PER_MINUTE)
+
+
+_MISSING_KEY = "Missing API key: send 'Authorization: Bearer traxo_...'"
+_BEARER_FORM = 'Authorization header must be "Bearer <API key>"'
+
+
+def _authorization_problem(header: str | None) -> str:
+    """Why a header that did not authenticate failed, as precisely as its shape tells."""
+    value = (header or "").strip()
+    if not value:
+        return _MISSING_KEY
+    scheme, separator, credentials = value.partition(" ")
+    if scheme.lower() == "bearer":
+        return "Invalid or revoked API key" if credentials.strip() else f"{_BEARER_FORM}: the key is missing"
+    if not separator:
+        # A bare key, as `curl -H "Authorization: traxo_..."` sends it.
+        return (
+            f"{_BEARER_FORM}: the Bearer scheme is missing" if scheme.startswith("traxo_") else _BEARER_FORM
+        )
+    return f"{_BEARER_FORM}: scheme {scheme[:20]!r} is not supported"
+
+
 # Each role check is one flat dependency taking the Request: FastAPI's dependency solving costs
 # more per level than the cached authentication itself (bench/README.md).
 async def _authenticate(request: Request) -> Principal:
@@ -93,11 +120,8 @@ async def _authenticate(request: Request) -> Principal:
                 last_used_resolution=timedelta(seconds=runtime.settings.last_used_resolution_seconds),
             )
     if principal is None:
-        client = request.client.host if request.client else "unknown"
-        await _rate_limit(request, runtime, f"authfail:{client}", _FAILED_AUTH_PER_MINUTE)
-        if header is None:
-            raise ApiError(401, "Missing API key: send 'Authorization: Bearer traxo_...'")
-        raise ApiError(401, "Invalid or revoked API key")
+        await spend_failed_authentication(request, runtime)
+        raise ApiError(401, _authorization_problem(header))
     plan_limits = limits_for(principal.org.plan if principal.org else None)
     budget_key = f"org:{principal.org.id}" if principal.org else f"user:{principal.user_id}"
     per_minute = max(1, round(plan_limits.requests_per_minute * runtime.settings.rate_limit_multiplier))

@@ -74,6 +74,14 @@ def describe_validation_error(error: dict[str, Any]) -> str:
     return f"{field}: {message}"
 
 
+def describe_content_type(content_type: str | None) -> str:
+    """Why a request body was not read as JSON: its Content-Type header."""
+    if not content_type or not content_type.strip():
+        return "Content-Type: header missing; send the JSON body with 'Content-Type: application/json'"
+    media_type = content_type.partition(";")[0].strip()[:100]
+    return f"Content-Type: must be application/json for a JSON body (got {media_type!r})"
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JsonResponse:
@@ -84,7 +92,11 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(_STATUS_BY_ERROR.get(type(exc), 400), exc.message)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation_error(_: Request, exc: RequestValidationError) -> JsonResponse:
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JsonResponse:
+        # FastAPI hands the model the raw bytes when the Content-Type did not say JSON (`curl -d`
+        # sends a form type): the header is what was wrong, not the body.
+        if isinstance(exc.body, bytes | bytearray):
+            return error_response(400, describe_content_type(request.headers.get("content-type")))
         errors = exc.errors()
         messages = list(dict.fromkeys(describe_validation_error(dict(e)) for e in errors))
         return error_response(400, "; ".join(messages[:5]) if messages else "Invalid request")

@@ -9,7 +9,7 @@ from typing import Annotated, Any, ClassVar, Literal
 import orjson
 from pydantic import Field, StringConstraints, field_validator
 
-from control_plane.api.schemas import Name, RequestModel
+from control_plane.api.schemas import Name, NoControlCharacters, RequestModel
 from control_plane.models import CheckResult, Incident, Monitor
 from control_plane.monitor_config import HTTP_METHODS, MONITOR_TYPES
 from control_plane.services.monitors import MAX_INTERVAL
@@ -18,12 +18,14 @@ from control_plane.timefmt import iso
 MonitorType = Literal[MONITOR_TYPES]  # type: ignore[valid-type]
 HttpMethod = Literal[HTTP_METHODS]  # type: ignore[valid-type]
 Region = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+# A URL, host or address as the type reads it (monitor_targets checks it against the type).
+Target = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2048), NoControlCharacters]
 
 
 class _MonitorFields(RequestModel):
     nullable: ClassVar[frozenset[str]] = frozenset({"url", "expectedStatus", "expectedKeyword", "config"})
 
-    url: Annotated[str, StringConstraints(strip_whitespace=True, max_length=2048)] | None = None
+    url: Target | None = None
     interval: Annotated[int, Field(ge=1, le=MAX_INTERVAL)] | None = None
     method: HttpMethod | None = None
     expectedStatus: Annotated[int, Field(ge=100, le=599)] | None = None
@@ -31,15 +33,6 @@ class _MonitorFields(RequestModel):
     timeout: Annotated[int, Field(ge=1, le=60)] | None = None
     regions: Annotated[list[Region], Field(min_length=1, max_length=20)] | None = None
     config: dict[str, Any] | None = None
-
-    # PostgreSQL text cannot hold NUL (psycopg would fail the insert: a 500); a name or URL has
-    # no use for control characters at all.
-    @field_validator("name", "url", check_fields=False)
-    @classmethod
-    def _no_control_characters(cls, value: str | None) -> str | None:
-        if value is not None and any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
-            raise ValueError("must not contain control characters")
-        return value
 
     @field_validator("regions")
     @classmethod

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from control_plane.models import ApiKey, Membership, Organization, User
 from control_plane.services.accounts import OrgSnapshot, mask_key
@@ -14,7 +14,23 @@ from control_plane.timefmt import iso
 SLUG_PATTERN = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
 EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+# C0 controls, DEL and C1 controls (U+0080-U+009F): no name or URL has a use for them, and in a
+# name they break lines and logs or carry terminal escapes to whoever lists it.
+_CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def reject_control_characters(value: str) -> str:
+    if _CONTROL_CHARACTER.search(value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+# The one rule for names and URLs; leading and trailing whitespace is stripped before it applies.
+NoControlCharacters = AfterValidator(reject_control_characters)
+
+Name = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), NoControlCharacters
+]
 Slug = Annotated[
     str,
     StringConstraints(min_length=2, max_length=50, pattern=SLUG_PATTERN),
@@ -42,6 +58,16 @@ class RequestModel(BaseModel):
         elif data is not None:
             raise ValueError("Request body must be a JSON object")
         return data
+
+
+def nul_character_path(document: dict[str, Any]) -> str | None:
+    """The field of a JSON object holding U+0000, as `event.aliases.0`, or None.
+
+    For bodies that do not go through RequestModel (RevenueCat's webhook): every string that reaches
+    PostgreSQL, stored payloads included, meets the same rule.
+    """
+    found = _nul_character_in(document)
+    return None if found is None else found.removeprefix(".")
 
 
 def _nul_character_in(value: Any, where: str = "") -> str | None:
@@ -78,7 +104,9 @@ class ApiKeyCreate(RequestModel):
 
 
 class TeamInvite(RequestModel):
-    email: Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=320)]
+    email: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=3, max_length=320), NoControlCharacters
+    ]
     role: Literal["ADMIN", "VIEWER"]
 
     @model_validator(mode="after")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -151,11 +152,32 @@ async def update_monitor(
             current["url"] = None  # the old type's target (tcp://…, a host) means nothing here
     # Resending a value unchanged (a client PUTting back what it read) is not asking for it anew.
     changed = {name for name, value in fields.items() if current.get(name) != value}
+    before = _settings_of(monitor)
     await _apply(session, settings, org, monitor, {**current, **fields}, changed=changed)
-    monitor.updated_at = utcnow()
-    await changes.publish(session, MONITORS_TOPIC, monitor.id)
+    # Compared after validation, which normalizes (a URL, a config's defaults): a PUT that leaves
+    # the monitor as it was is no update, neither for updatedAt nor for the agents running it.
+    if _settings_of(monitor) != before:
+        monitor.updated_at = utcnow()
+        await changes.publish(session, MONITORS_TOPIC, monitor.id)
     await session.commit()
     return monitor
+
+
+def _settings_of(monitor: Monitor) -> tuple[Any, ...]:
+    """Everything an update can change (what `_apply` sets)."""
+    return (
+        monitor.name,
+        monitor.type,
+        monitor.url,
+        monitor.interval,
+        monitor.timeout,
+        monitor.method,
+        monitor.expected_status,
+        monitor.expected_keyword,
+        list(monitor.regions),
+        copy.deepcopy(monitor.config),
+        monitor.heartbeat_token,
+    )
 
 
 async def _apply(

@@ -13,7 +13,13 @@ from control_plane.api.billing_schemas import (
     parse_webhook,
     portal_out,
 )
-from control_plane.api.deps import MemberDep, OrgWriterDep, RuntimeDep, SessionDep
+from control_plane.api.deps import (
+    MemberDep,
+    OrgWriterDep,
+    RuntimeDep,
+    SessionDep,
+    spend_failed_authentication,
+)
 from control_plane.api.errors import ApiError
 from control_plane.services import billing
 
@@ -38,10 +44,12 @@ async def portal(member: OrgWriterDep, runtime: RuntimeDep) -> dict[str, Any]:
 
 
 # Public: RevenueCat authenticates with the shared secret, not an API key. The body is read only
-# after that check, so strangers learn nothing from validation errors.
+# after that check, so strangers learn nothing from validation errors; wrong secrets spend the
+# address's failed-authentication budget, as wrong API keys do, so guessing one is slow too.
 @router.post("/webhook")
 async def webhook(request: Request, runtime: RuntimeDep, session: SessionDep) -> dict[str, Any]:
     if not billing.webhook_authorized(runtime.settings, request.headers.get("authorization")):
+        await spend_failed_authentication(request, runtime)
         raise ApiError(
             401, "Invalid webhook authorization: send RevenueCat's configured Authorization header"
         )
