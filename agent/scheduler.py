@@ -3,6 +3,11 @@
 Each monitor runs at a stable phase within its interval (a hash of its id, aligned to the wall
 clock), so checks spread evenly and an agent restart or a second agent keeps the same rhythm. A run
 that comes due while the previous one is still going is skipped and counted.
+
+A heap entry is live only while its monitor's slot carries the entry's generation. Generations come
+from one counter for the whole scheduler and are never reused, so an entry left behind by an update
+or a removal stays dead even when the monitor comes back (issue 9: a re-added monitor ran in two
+series until the agent restarted).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import logging
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Protocol
 
 from agent.checks.base import CheckResult, CheckRunner, CheckSpec, ErrorKind, Status
@@ -32,11 +38,10 @@ class ResultSink(Protocol):
     def submit(self, record: ResultRecord) -> None: ...
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class _Slot:
     assignment: Assignment
     generation: int
-    running: asyncio.Task[None] | None = None
 
 
 def phase_offset(monitor_id: str, interval_s: float) -> float:
@@ -64,7 +69,11 @@ class Scheduler:
         self._slots: dict[str, _Slot] = {}
         self._heap: list[tuple[float, int, str, int]] = []  # (due monotonic, tiebreak, monitor, generation)
         self._counter = 0
+        self._generations = 0
         self._running: set[asyncio.Task[None]] = set()
+        # Keyed by monitor, not kept in its slot: a check still going when its monitor is removed and
+        # given back must still make the new schedule skip, or one monitor runs twice at once.
+        self._in_flight: dict[str, asyncio.Task[None]] = {}
         self._wakeup = asyncio.Event()
         self._stopped = False
 
@@ -81,13 +90,15 @@ class Scheduler:
         slot = self._slots.get(monitor_id)
         if slot is not None and slot.assignment == assignment:
             return  # unchanged: keep its place in the heap
-        generation = slot.generation + 1 if slot else 0
-        self._slots[monitor_id] = _Slot(assignment, generation, slot.running if slot else None)
+        self._generations += 1
+        generation = self._generations
+        self._slots[monitor_id] = _Slot(assignment, generation)
         self._push(self._first_due(assignment.spec), monitor_id, generation)
         self._metrics.assignments.set(len(self._slots))
 
     def remove(self, monitor_id: str) -> None:
-        # Its heap entries go stale and are dropped when they surface; a running check finishes.
+        # Its heap entries go stale for good and are dropped when they surface; a running check
+        # finishes (and still counts as running if the monitor comes back meanwhile).
         if self._slots.pop(monitor_id, None) is not None:
             self._metrics.assignments.set(len(self._slots))
 
@@ -118,13 +129,14 @@ class Scheduler:
                 if next_due <= now:
                     next_due += spec.interval_s
             self._push(next_due, monitor_id, generation)
-            if slot.running is not None and not slot.running.done():
+            running = self._in_flight.get(monitor_id)
+            if running is not None and not running.done():
                 self._metrics.skipped.labels(spec.type).inc()
                 continue
             task = asyncio.get_running_loop().create_task(self._execute(slot.assignment, due))
-            slot.running = task
+            self._in_flight[monitor_id] = task
             self._running.add(task)
-            task.add_done_callback(self._running.discard)
+            task.add_done_callback(partial(self._finished, monitor_id))
             started += 1
         return started
 
@@ -167,6 +179,11 @@ class Scheduler:
         heapq.heappush(self._heap, (due, self._counter, monitor_id, generation))
         if self._heap[0][2] == monitor_id:
             self._wakeup.set()  # an earlier deadline than the loop is sleeping towards
+
+    def _finished(self, monitor_id: str, task: asyncio.Task[None]) -> None:
+        self._running.discard(task)
+        if self._in_flight.get(monitor_id) is task:
+            del self._in_flight[monitor_id]
 
     def _drop_stale(self) -> None:
         while self._heap:
