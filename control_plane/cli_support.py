@@ -48,9 +48,13 @@ def serve(
     import uvicorn
 
     from control_plane.api.app import create_app
+    from control_plane.api.http_protocol import ApiHttpProtocol
 
     logging.basicConfig(
         level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
     app = create_app(settings, workers=workers, grpc_address=grpc_address, before_shutdown=before_shutdown)
-    uvicorn.run(app, host=host, port=port, log_level=settings.log_level, access_log=False)
+    # ApiHttpProtocol: limits on request lines and headers, and JSON for requests the app never sees.
+    uvicorn.run(
+        app, host=host, port=port, http=ApiHttpProtocol, log_level=settings.log_level, access_log=False
+    )

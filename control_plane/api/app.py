@@ -5,10 +5,15 @@ from __future__ import annotations
 import gc
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from importlib.resources import files
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
+from fastapi.responses import HTMLResponse
 from sqlalchemy import text
+from starlette.responses import Response
+from starlette.staticfiles import StaticFiles
 
 from control_plane.agents.endpoint import AgentsEndpoint
 from control_plane.api.deps import Runtime, RuntimeDep
@@ -18,6 +23,20 @@ from control_plane.api.responses import JsonResponse
 from control_plane.api.routes import api_keys, billing, dashboard, monitors, organization, team
 from control_plane.settings import Settings
 from control_plane.workers.jobs import build_runner
+
+OPENAPI_URL = "/api/openapi.json"
+DOCS_URL = "/api/docs"
+REDOC_URL = "/api/redoc"
+OAUTH2_REDIRECT_URL = f"{DOCS_URL}/oauth2-redirect"
+DOCS_ASSETS_URL = f"{DOCS_URL}/static"
+# The docs pages may load only what this server serves: ReDoc's side menu shows a logo from
+# cdn.redoc.ly whatever its options say, and an offline server's docs should not phone out.
+# Inline: both pages start from an inline script, and ReDoc styles itself inline; blob: is ReDoc's
+# search worker.
+DOCS_CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; font-src 'self' data:; worker-src 'self' blob:; connect-src 'self'"
+)
 
 
 def create_app(
@@ -63,13 +82,15 @@ def create_app(
         title="Traxo API",
         default_response_class=JsonResponse,
         lifespan=lifespan,
-        docs_url="/api/docs",
+        openapi_url=OPENAPI_URL,
+        docs_url=None,  # served by _add_docs, from local assets
         redoc_url=None,
-        openapi_url="/api/openapi.json",
+        swagger_ui_oauth2_redirect_url=None,
     )
     app.state.runtime = runtime
-    app.add_middleware(ApiMiddleware, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(ApiMiddleware, max_body_bytes=settings.max_body_bytes, router=app.router)
     install_error_handlers(app)
+    _add_docs(app)
     for router in (
         organization.router,
         api_keys.router,
@@ -91,3 +112,51 @@ def create_app(
         return {"status": "ready"}
 
     return app
+
+
+def _add_docs(app: FastAPI) -> None:
+    """Swagger UI at /api/docs and ReDoc at /api/redoc, their scripts and styles from the installed
+    fastapi-offline package: FastAPI's default pages load them from a CDN, and are blank offline."""
+    # A route rather than a Mount: a Mount matches every method, so a 405 under it could not say
+    # which methods the path answers. StaticFiles still does the file work (ETag, 304, no `..`).
+    assets = StaticFiles(directory=str(files("fastapi_offline") / "static"))
+
+    def prefix(request: Request) -> str:
+        return str(request.scope.get("root_path", "")).rstrip("/")
+
+    def local_only(page: HTMLResponse) -> HTMLResponse:
+        page.headers["Content-Security-Policy"] = DOCS_CONTENT_SECURITY_POLICY
+        return page
+
+    @app.get(f"{DOCS_ASSETS_URL}/{{asset}}", include_in_schema=False)
+    async def docs_asset(asset: str, request: Request) -> Response:
+        return await assets.get_response(asset, request.scope)
+
+    @app.get(DOCS_URL, include_in_schema=False)
+    async def swagger_ui(request: Request) -> HTMLResponse:
+        root = prefix(request)
+        page = get_swagger_ui_html(
+            openapi_url=f"{root}{OPENAPI_URL}",
+            title=f"{app.title} - Swagger UI",
+            swagger_js_url=f"{root}{DOCS_ASSETS_URL}/swagger-ui-bundle.js",
+            swagger_css_url=f"{root}{DOCS_ASSETS_URL}/swagger-ui.css",
+            swagger_favicon_url=f"{root}{DOCS_ASSETS_URL}/favicon.png",
+            oauth2_redirect_url=f"{root}{OAUTH2_REDIRECT_URL}",
+        )
+        return local_only(page)
+
+    @app.get(OAUTH2_REDIRECT_URL, include_in_schema=False)
+    async def swagger_ui_oauth2_redirect() -> HTMLResponse:
+        return local_only(get_swagger_ui_oauth2_redirect_html())
+
+    @app.get(REDOC_URL, include_in_schema=False)
+    async def redoc(request: Request) -> HTMLResponse:
+        root = prefix(request)
+        page = get_redoc_html(
+            openapi_url=f"{root}{OPENAPI_URL}",
+            title=f"{app.title} - ReDoc",
+            redoc_js_url=f"{root}{DOCS_ASSETS_URL}/redoc.standalone.js",
+            redoc_favicon_url=f"{root}{DOCS_ASSETS_URL}/favicon.png",
+            with_google_fonts=False,
+        )
+        return local_only(page)

@@ -1,4 +1,5 @@
-"""Pure ASGI middleware: request body cap, and response headers that dependencies queue up."""
+"""Pure ASGI middleware: request body cap, response headers that dependencies queue up, and a 405's
+full Allow list."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from typing import Any
 
 import orjson
 from starlette.exceptions import HTTPException
+from starlette.routing import Match, Mount, Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 # Dependencies append (name, value) byte pairs here; they go out with the response, errors included.
@@ -19,10 +21,15 @@ class _BodyTooLarge(HTTPException):
         super().__init__(413, f"Request body too large (limit {limit} bytes)")
 
 
+# The methods a 405's Allow header may list, in the order it lists them.
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
 class ApiMiddleware:
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int, router: Router) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.router = router
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -44,6 +51,8 @@ class ApiMiddleware:
                     return
         extra_headers: list[tuple[bytes, bytes]] = []
         scope[RESPONSE_HEADERS_KEY] = extra_headers
+        # Routing rewrites the scope (a Mount moves root_path); the Allow list matches what came in.
+        path, root_path = scope["path"], scope.get("root_path", "")
         started = False
         received = 0
 
@@ -60,6 +69,8 @@ class ApiMiddleware:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
+                if message["status"] == 405:
+                    message["headers"] = self._with_full_allow(message.get("headers", []), path, root_path)
                 if extra_headers:
                     message["headers"] = [*message.get("headers", []), *extra_headers]
             await send(message)
@@ -69,6 +80,28 @@ class ApiMiddleware:
         except _BodyTooLarge:
             if not started:
                 await _send_error(send, 413, f"Request body too large (limit {limit} bytes)")
+
+    def _with_full_allow(self, headers: Any, path: str, root_path: str) -> list[tuple[bytes, bytes]]:
+        """Routing hands a 405 the methods of the first route whose path matched (`GET` for
+        /api/monitors, though POST is there too); list every method some route answers there."""
+        allowed = {
+            method.strip()
+            for name, value in headers
+            if name.lower() == b"allow"
+            for method in value.decode("latin-1").split(",")
+        }
+        for method in _METHODS:
+            probe: Scope = {"type": "http", "method": method, "path": path, "root_path": root_path}
+            # A Mount matches every method, whatever its app then answers; it speaks for itself above.
+            if any(
+                not isinstance(route, Mount) and route.matches(probe)[0] is Match.FULL
+                for route in self.router.routes
+            ):
+                allowed.add(method)
+        order = {method: index for index, method in enumerate(_METHODS)}
+        allow = ", ".join(sorted(allowed - {""}, key=lambda method: (order.get(method, len(order)), method)))
+        kept = [(name, value) for name, value in headers if name.lower() != b"allow"]
+        return [*kept, (b"allow", allow.encode("latin-1"))]
 
 
 async def _send_error(send: Send, status: int, message: str) -> None:

@@ -1,0 +1,82 @@
+"""A real `traxo api` process on 127.0.0.1 port 0, for tests of what its HTTP server itself answers."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import httpx
+
+from tests.processes import BIN, command_env, stop
+
+T = TypeVar("T")
+
+_LISTENING = re.compile(r"Uvicorn running on http://127\.0\.0\.1:(\d+)")
+
+
+@dataclass(frozen=True)
+class ApiServer:
+    port: int
+    log_path: Path
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+@contextmanager
+def traxo_api(directory: Path, within: float = 60) -> Iterator[ApiServer]:
+    """`traxo api` with an empty SQLite file of its own, no workers and no gRPC, until the block ends.
+
+    No schema either (--no-migrate): what these tests ask of it, the HTTP server, docs and
+    unauthenticated answers, never reads a table, and starting is quicker without it.
+    """
+    log_path = directory / "api.log"
+    env = command_env(f"sqlite+aiosqlite:///{directory / 'traxo.db'}", TRAXO_LOG_LEVEL="info")
+    args = [str(BIN / "traxo"), "api", "--host", "127.0.0.1", "--port", "0"]
+    args += ["--no-workers", "--no-grpc", "--no-migrate"]
+    with log_path.open("w") as log:
+        process = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
+    try:
+        # Port 0: the kernel picks the port, and uvicorn's start-up line says which.
+        port = _wait_for(lambda: _listening_port(log_path, process), within, "traxo api to listen")
+        server = ApiServer(port, log_path)
+        _wait_for(lambda: _ready(server), within, "traxo api to answer /readyz")
+        yield server
+    finally:
+        stop(process)
+
+
+def _listening_port(log_path: Path, process: subprocess.Popen[str]) -> int | None:
+    text = log_path.read_text(errors="replace")
+    if process.poll() is not None:
+        raise AssertionError(f"traxo api exited with {process.returncode}:\n{text}")
+    match = _LISTENING.search(text)
+    return int(match[1]) if match else None
+
+
+def _ready(server: ApiServer) -> bool:
+    try:
+        return httpx.get(f"{server.base_url}/readyz", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _wait_for(condition: Callable[[], T | None], within: float, what: str) -> T:
+    deadline = time.monotonic() + within
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {within} s: {what}")
+        time.sleep(0.05)
