@@ -1,11 +1,13 @@
 """The check registry: monitor type -> `run` function, looked up here and nowhere else.
 
 Check modules are imported when the registry is loaded, not at import time of this package: the
-optional ones (ping, dns, ssl, browser) may be missing or unable to run on this host. A module may
-define `available() -> bool` (plain, run in a worker thread since probes such as an ICMP echo block,
-or async); `probe()` asks each once at agent start and leaves out the types that cannot run, so they
-are not among the capabilities and the control plane does not assign them. A module may also define
-`async aclose()` to release shared resources (sessions, a browser) at shutdown.
+optional ones (ping, dns, ssl, browser) may be missing or unable to run on this host. A module is a
+`CheckModule` (its `run`); it may also meet `AvailabilityHook` (`available() -> bool`, plain, run in a
+worker thread since probes such as an ICMP echo block, or async) and `CloseHook` (`async aclose()` to
+release shared resources, sessions or a browser, at shutdown). The protocols live in base.py; the
+registry checks a module against them when it loads it. `probe()` asks each available() once at agent
+start and leaves out the types that cannot run, so they are not among the capabilities and the control
+plane does not assign them.
 """
 
 from __future__ import annotations
@@ -17,7 +19,16 @@ import logging
 from dataclasses import dataclass, field
 from types import ModuleType
 
-from agent.checks.base import CheckResult, CheckRunner, CheckSpec, ErrorKind, Status
+from agent.checks.base import (
+    AvailabilityHook,
+    CheckModule,
+    CheckResult,
+    CheckRunner,
+    CheckSpec,
+    CloseHook,
+    ErrorKind,
+    Status,
+)
 
 __all__ = ["CheckRegistry", "load_registry"]
 
@@ -41,8 +52,8 @@ PROBE_TIMEOUT_S = 60.0
 class _Candidate:
     monitor_type: str
     capability: str
-    module: ModuleType
-    runner: CheckRunner
+    module_name: str
+    module: CheckModule
 
 
 @dataclass
@@ -64,17 +75,16 @@ class CheckRegistry:
             if not ok:
                 log.info("%s checks are not available on this host", candidate.monitor_type)
                 continue
-            self.runners[candidate.monitor_type] = candidate.runner
+            self.runners[candidate.monitor_type] = candidate.module.run
             self.capabilities.append(candidate.capability)
 
     async def aclose(self) -> None:
         """Lets modules release shared resources (sessions, browsers) at shutdown."""
         for module in self.modules:
-            close = getattr(module, "aclose", None)
-            if close is None:
+            if not isinstance(module, CloseHook):
                 continue
             try:
-                await close()
+                await module.aclose()
             except Exception:  # one module failing to close must not keep the others open
                 log.exception("closing %s failed", module.__name__)
 
@@ -87,27 +97,27 @@ def load_registry(types: dict[str, tuple[str, str]] | None = None) -> CheckRegis
         if module is None:
             continue
         registry.modules.append(module)
-        runner = getattr(module, "run", None)
-        if runner is None:
+        if not isinstance(module, CheckModule):
             log.warning("check module %s has no run(); %s checks are unsupported", module_name, monitor_type)
             continue
-        registry._pending.append(_Candidate(monitor_type, capability, module, runner))
+        registry._pending.append(_Candidate(monitor_type, capability, module_name, module))
     return registry
 
 
 async def _is_available(candidate: _Candidate) -> bool:
-    available = getattr(candidate.module, "available", None)
-    if available is None:
+    module = candidate.module
+    if not isinstance(module, AvailabilityHook):
         return True
+    available = module.available
     try:
         async with asyncio.timeout(PROBE_TIMEOUT_S):
             if inspect.iscoroutinefunction(available):
                 return bool(await available())
             return bool(await asyncio.to_thread(available))
     except TimeoutError:
-        log.warning("%s.available() took over %gs", candidate.module.__name__, PROBE_TIMEOUT_S)
+        log.warning("%s.available() took over %gs", candidate.module_name, PROBE_TIMEOUT_S)
     except Exception:  # a broken probe of the host must not stop the agent
-        log.exception("%s.available() failed", candidate.module.__name__)
+        log.exception("%s.available() failed", candidate.module_name)
     return False
 
 

@@ -1,11 +1,12 @@
-"""The one signature every check type implements, and the typed result it returns."""
+"""The one signature every check type implements, the typed result it returns, and the contract a
+check module meets so the registry (agent/checks/__init__.py) can load it."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 
 class Status(StrEnum):
@@ -82,3 +83,34 @@ class CheckResult:
 
 
 CheckRunner = Callable[[CheckSpec], Awaitable[CheckResult]]
+
+
+# A check module meets these structurally, as a module. Each one says which under TYPE_CHECKING
+# (`_contract: CheckModule = <itself>`, at its end), so mypy holds its signatures to the contract; the
+# registry checks the names again at load, since it imports the modules by name. The hooks are
+# separate protocols because a module needs them only for what it owns: a host it may not run on, or
+# resources to release.
+
+
+@runtime_checkable
+class CheckModule(Protocol):
+    """Every check module: runs its type's check, turning every failure into a DOWN result."""
+
+    async def run(self, check: CheckSpec) -> CheckResult: ...
+
+
+@runtime_checkable
+class AvailabilityHook(Protocol):
+    """A module whose type may not run on every host (raw sockets, a browser), asked once at start.
+
+    A plain `available()` runs in a worker thread, since probes such as an ICMP echo block.
+    """
+
+    def available(self) -> bool | Awaitable[bool]: ...
+
+
+@runtime_checkable
+class CloseHook(Protocol):
+    """A module holding shared resources (sessions, a browser) to release at shutdown."""
+
+    async def aclose(self) -> None: ...

@@ -8,7 +8,7 @@ import logging
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 from playwright.async_api import BrowserContext, ConsoleMessage, Page, Request, Response
@@ -304,3 +304,12 @@ def _navigation_summary(entry: dict[str, Any] | None) -> dict[str, Any] | None:
         "transfer_size": entry.get("transferSize"),
         "http_status": entry.get("responseStatus"),
     }
+
+
+if TYPE_CHECKING:  # mypy holds this module to the check module contract in agent/checks/base.py
+    from agent.checks import browser as _module
+    from agent.checks.base import AvailabilityHook, CheckModule, CloseHook
+
+    _contract: CheckModule = _module
+    _available: AvailabilityHook = _module
+    _closes: CloseHook = _module

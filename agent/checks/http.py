@@ -12,7 +12,7 @@ import ssl
 from contextvars import ContextVar
 from dataclasses import dataclass
 from time import perf_counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
@@ -231,3 +231,11 @@ async def run(check: CheckSpec) -> CheckResult:
 async def aclose() -> None:
     if _default_client is not None:
         await _default_client.aclose()
+
+
+if TYPE_CHECKING:  # mypy holds this module to the check module contract in agent/checks/base.py
+    from agent.checks import http as _module
+    from agent.checks.base import CheckModule, CloseHook
+
+    _contract: CheckModule = _module
+    _closes: CloseHook = _module

@@ -6,7 +6,7 @@ import asyncio
 import functools
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import icmplib
 
@@ -156,3 +156,11 @@ def _failure(kind: ErrorKind, message: str, started: float, dns_ms: float | None
         error_message=message,
         timings=Timings(dns=dns_ms or None, total=elapsed_ms),
     )
+
+
+if TYPE_CHECKING:  # mypy holds this module to the check module contract in agent/checks/base.py
+    from agent.checks import ping as _module
+    from agent.checks.base import AvailabilityHook, CheckModule
+
+    _contract: CheckModule = _module
+    _available: AvailabilityHook = _module

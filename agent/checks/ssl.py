@@ -9,7 +9,7 @@ import ssl
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from cryptography import x509
@@ -230,3 +230,10 @@ def _failure(kind: ErrorKind, message: str, started: float, dns_ms: float | None
         error_message=message,
         timings=Timings(dns=dns_ms or None, total=elapsed_ms),
     )
+
+
+if TYPE_CHECKING:  # mypy holds this module to the check module contract in agent/checks/base.py
+    from agent.checks import ssl as _module
+    from agent.checks.base import CheckModule
+
+    _contract: CheckModule = _module

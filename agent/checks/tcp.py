@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from time import perf_counter
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from agent.checks.base import CheckError, CheckResult, CheckSpec, ErrorKind, Status, Timings
@@ -87,3 +88,10 @@ def _down(started: float, timings: Timings, error: CheckError) -> CheckResult:
     return CheckResult(
         Status.DOWN, timings.total, error_kind=error.kind, error_message=error.message, timings=timings
     )
+
+
+if TYPE_CHECKING:  # mypy holds this module to the check module contract in agent/checks/base.py
+    from agent.checks import tcp as _module
+    from agent.checks.base import CheckModule
+
+    _contract: CheckModule = _module

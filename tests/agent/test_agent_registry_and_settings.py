@@ -39,6 +39,23 @@ async def test_modules_that_cannot_run_here_are_left_out(monkeypatch: pytest.Mon
     assert registry.capabilities == ["tcp"]
 
 
+async def test_a_module_without_run_is_left_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    closed: list[str] = []
+
+    async def aclose() -> None:
+        closed.append("traxo_test_no_run")
+
+    no_run = types.ModuleType("traxo_test_no_run")
+    no_run.aclose = aclose  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "traxo_test_no_run", no_run)
+    registry = load_registry({"DNS": ("traxo_test_no_run", "dns"), "TCP": ("agent.checks.tcp", "tcp")})
+    await registry.probe()
+    assert registry.capabilities == ["tcp"]
+    # Still an imported module: it gets to release what it holds.
+    await registry.aclose()
+    assert closed == ["traxo_test_no_run"]
+
+
 async def test_an_unsupported_type_is_a_down_result() -> None:
     registry = load_registry({})
     spec = CheckSpec(monitor_id="mon_b", type="BROWSER", target="https://x", interval_s=60, timeout_s=5)
