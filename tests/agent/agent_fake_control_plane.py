@@ -12,6 +12,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from agent.protocol.traxo.agent.v1 import agent_pb2 as pb
 from agent.protocol.traxo.agent.v1 import agent_pb2_grpc
+from tests.waiting import eventually
 
 
 class FakeControlPlane(agent_pb2_grpc.AgentServiceServicer):
@@ -67,10 +68,7 @@ class FakeControlPlane(agent_pb2_grpc.AgentServiceServicer):
         self._publish(pb.Change(kind=pb.Change.REMOVE, assignment=pb.Assignment(monitor_id=monitor_id)))
 
     async def wait_for(self, predicate: Callable[[], bool], timeout_s: float = 10.0) -> None:
-        async with asyncio.timeout(timeout_s):
-            while not predicate():
-                self._changed.clear()
-                await self._changed.wait()
+        await eventually(predicate, timeout_s, "the fake control plane's awaited state", wake=self._changed)
 
     def _publish(self, change: pb.Change) -> None:
         self.version += 1

@@ -1,83 +1,21 @@
-"""Shared agent fixtures: real local peers on port 0 (HTTP, HTTPS, TCP) and a fake control plane."""
+"""Shared agent fixtures: a fake control plane and a real local HTTP target on port 0 for its checks."""
 
 from __future__ import annotations
 
-import asyncio
-import ssl
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
-import trustme
 from agent_fake_control_plane import FakeControlPlane
-from agent_peers import Target, target_app
-from aiohttp import web
 
 from agent.settings import AgentSettings
-
-
-async def _serve(
-    app: web.Application, ssl_context: ssl.SSLContext | None = None
-) -> tuple[web.AppRunner, int]:
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ssl_context)
-    await site.start()
-    return runner, site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+from tests.checks.http_target import Target, serve_target
 
 
 @pytest.fixture
 async def target() -> AsyncIterator[Target]:
-    target = Target()
-    runner, port = await _serve(target_app(target))
-    target.url = f"http://127.0.0.1:{port}"
-    yield target
-    await runner.cleanup()
-
-
-@pytest.fixture(scope="session")
-def tls_ca() -> trustme.CA:
-    return trustme.CA()
-
-
-@pytest.fixture
-async def https_target(tls_ca: trustme.CA) -> AsyncIterator[Target]:
-    target = Target()
-    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    tls_ca.issue_cert("localhost", "127.0.0.1").configure_cert(server_context)
-    runner, port = await _serve(target_app(target), server_context)
-    target.url = f"https://localhost:{port}"
-    yield target
-    await runner.cleanup()
-
-
-@pytest.fixture
-def client_tls_context(tls_ca: trustme.CA) -> ssl.SSLContext:
-    context = ssl.create_default_context()
-    tls_ca.configure_trust(context)
-    return context
-
-
-@pytest.fixture
-async def tcp_listener() -> AsyncIterator[int]:
-    async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writer.close()
-
-    server = await asyncio.start_server(accept, "127.0.0.1", 0)
-    yield server.sockets[0].getsockname()[1]
-    server.close()
-    await server.wait_closed()
-
-
-@pytest.fixture
-def refused_port() -> Iterator[int]:
-    """A port that nothing listens on: bound (so nothing else takes it) but never listening."""
-    import socket
-
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    yield sock.getsockname()[1]
-    sock.close()
+    async with serve_target() as target:
+        yield target
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from agent.checks.base import CheckResult, CheckSpec, Status
 from agent.protocol.traxo.agent.v1 import agent_pb2 as pb
 from agent.runtime import Agent, AuthenticationFailed
 from agent.settings import AgentSettings
+from tests.waiting import eventually
 
 StartAgent = Callable[..., Awaitable[Agent]]
 
@@ -36,10 +37,7 @@ def monitor(monitor_id: str, epoch: int = 1) -> pb.Assignment:
 
 async def until(agent: Agent, predicate: Callable[[], bool], timeout_s: float = 5.0) -> None:
     """Awaits assignment updates until the agent's state satisfies predicate()."""
-    async with asyncio.timeout(timeout_s):
-        while not predicate():
-            agent.store.updated.clear()
-            await agent.store.updated.wait()
+    await eventually(predicate, timeout_s, "the agent's awaited assignment state", wake=agent.store.updated)
 
 
 @pytest.fixture

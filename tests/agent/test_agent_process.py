@@ -12,9 +12,9 @@ from pathlib import Path
 
 import aiohttp
 from agent_fake_control_plane import FakeControlPlane
-from agent_peers import Target
 
 from agent.protocol.traxo.agent.v1 import agent_pb2 as pb
+from tests.checks.http_target import Target
 
 AGENT = str(Path(sys.executable).parent / "traxo-agent")
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import socket
 import ssl
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ import trustme
 
 from agent.checks.browser_pool import CHROMIUM_ENV, BrowserPool
 from tests.checks.dns_server import LoopbackDnsServer, build_zone
+from tests.checks.http_target import Target, serve_target
 from tests.checks.web_site import LocalSite
 from tests.tools import require_program
 
@@ -29,6 +31,47 @@ async def dns_server() -> AsyncIterator[LoopbackDnsServer]:
 @pytest.fixture(scope="session")
 def tls_ca() -> trustme.CA:
     return trustme.CA()
+
+
+@pytest.fixture
+async def target() -> AsyncIterator[Target]:
+    async with serve_target() as target:
+        yield target
+
+
+@pytest.fixture
+async def https_target(tls_ca: trustme.CA) -> AsyncIterator[Target]:
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls_ca.issue_cert("localhost", "127.0.0.1").configure_cert(server_context)
+    async with serve_target(server_context) as target:
+        yield target
+
+
+@pytest.fixture
+def client_tls_context(tls_ca: trustme.CA) -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    tls_ca.configure_trust(context)
+    return context
+
+
+@pytest.fixture
+async def tcp_listener() -> AsyncIterator[int]:
+    async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.close()
+
+    server = await asyncio.start_server(accept, "127.0.0.1", 0)
+    yield server.sockets[0].getsockname()[1]
+    server.close()
+    await server.wait_closed()
+
+
+@pytest.fixture
+def refused_port() -> Iterator[int]:
+    """A port that nothing listens on: bound (so nothing else takes it) but never listening."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    yield sock.getsockname()[1]
+    sock.close()
 
 
 @pytest.fixture

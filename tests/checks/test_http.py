@@ -9,11 +9,11 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from agent_peers import Target
 from aiohttp.abc import AbstractResolver, ResolveResult
 
 from agent.checks.base import CheckSpec, ErrorKind, Status
 from agent.checks.http import HttpClient
+from tests.checks.http_target import Target
 
 
 def spec(url: str, **overrides: Any) -> CheckSpec:

@@ -1,10 +1,16 @@
-"""Local peers for agent tests (a module of its own: conftest modules cannot be imported by name)."""
+"""The local HTTP(S) server that HTTP checks probe, here and in the agent's tests (a module of its own:
+conftest modules cannot be imported by name)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ssl
+from collections.abc import AsyncIterator
 
 from aiohttp import web
+
+from tests.waiting import eventually
 
 
 class Target:
@@ -16,10 +22,23 @@ class Target:
         self.url = ""
 
     async def wait_hits(self, count: int, timeout_s: float = 10.0) -> None:
-        async with asyncio.timeout(timeout_s):
-            while self.hits < count:
-                self.hit.clear()
-                await self.hit.wait()
+        await eventually(lambda: self.hits >= count, timeout_s, f"{count} hits on the target", wake=self.hit)
+
+
+@contextlib.asynccontextmanager
+async def serve_target(tls: ssl.SSLContext | None = None) -> AsyncIterator[Target]:
+    """Serves a Target on 127.0.0.1, port 0; with TLS its URL names localhost, as its certificate does."""
+    target = Target()
+    runner = web.AppRunner(target_app(target), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=tls)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    target.url = f"https://localhost:{port}" if tls is not None else f"http://127.0.0.1:{port}"
+    try:
+        yield target
+    finally:
+        await runner.cleanup()
 
 
 def target_app(target: Target) -> web.Application:
