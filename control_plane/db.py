@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import traceback
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -9,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import DateTime, MetaData, event
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import StatementError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
@@ -52,6 +55,9 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 
 def create_engine(database_url: str, **kwargs: Any) -> AsyncEngine:
+    # A failed statement's error (and SQLAlchemy's log) lists its bound values otherwise: monitor
+    # ids, heartbeat tokens, API key hashes, and tens of thousands of them for a long IN list.
+    kwargs.setdefault("hide_parameters", True)
     if database_url.startswith("sqlite"):
         engine = create_async_engine(database_url, **kwargs)
 
@@ -84,6 +90,29 @@ def create_engine(database_url: str, **kwargs: Any) -> AsyncEngine:
         dbapi_connection.autocommit = autocommit
 
     return engine
+
+
+def brief_error(exc: BaseException, limit: int = 300) -> str:
+    """An exception as one bounded line for a log that may repeat it every pass of a retry loop:
+    its type, the start of its message and where in Traxo it was raised. For a failed statement the
+    database's own message, without the SQL (SQLAlchemy's str() carries all of it, megabytes for a
+    long IN list)."""
+    error: BaseException = exc
+    if isinstance(exc, StatementError) and exc.orig is not None:
+        error = exc.orig
+    message = " ".join(str(error).split())
+    if len(message) > limit:
+        message = message[:limit] + "…"
+    ours = f"{os.sep}control_plane{os.sep}"
+    where = next(
+        (
+            f" (at control_plane/{frame.filename.rsplit(ours, 1)[1]}:{frame.lineno})"
+            for frame in reversed(traceback.extract_tb(exc.__traceback__))
+            if ours in frame.filename
+        ),
+        "",
+    )
+    return f"{type(error).__name__}: {message}{where}"
 
 
 class Database:

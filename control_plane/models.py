@@ -6,7 +6,19 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, Float, ForeignKey, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from control_plane.db import Base, UTCDateTime
@@ -256,8 +268,9 @@ class AgentToken(Base):
 
 
 class Agent(Base):
-    """One registration of an agent process. A later registration under the same member key
-    (token and agent name) supersedes it, so a reconnecting agent keeps its monitors."""
+    """An agent: one per token and agent name, so a restarted agent (same token, same name) is the
+    same agent, with the same id, member key and share of its region's monitors. Each registration
+    counts an incarnation; streams opened under an older one are ended (agents/registry.py)."""
 
     __tablename__ = "agents"
 
@@ -268,12 +281,15 @@ class Agent(Base):
     region: Mapped[str] = mapped_column(String(64))
     version: Mapped[str] = mapped_column(String(32))
     capabilities: Mapped[list[str]] = mapped_column(JSON)
+    incarnation: Mapped[int] = mapped_column(BigInteger, server_default="1")
     registered_at: Mapped[datetime] = mapped_column(UTCDateTime)
     renewed_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    superseded_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    # Set when its lease lapsed; a later registration clears it.
+    lapsed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
 
     __table_args__ = (
-        Index("ix_agents_region_superseded_at", "region", "superseded_at"),
+        UniqueConstraint("token_id", "name", name="uq_agents_token_id_name"),
+        Index("ix_agents_region_lapsed_at", "region", "lapsed_at"),
         Index("ix_agents_member_key", "member_key"),
     )
 

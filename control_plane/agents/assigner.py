@@ -14,10 +14,11 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, or_, select, text, update
+from sqlalchemy import func, insert, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from control_plane import changes
+from control_plane.agents.id_sets import among
 from control_plane.models import Agent, AgentToken, AssignmentGrant, Monitor
 from control_plane.monitor_config import PASSIVE_TYPES
 
@@ -85,7 +86,7 @@ def choose_member(monitor_id: str, monitor_type: str, members: Sequence[Member])
 
 async def live_members(session: AsyncSession, region: str, liveness: Liveness) -> list[Member]:
     query = select(Agent.member_key, Agent.capabilities).where(
-        Agent.region == region, Agent.superseded_at.is_(None)
+        Agent.region == region, Agent.lapsed_at.is_(None)
     )
     alive = Agent.renewed_at >= liveness.cutoff
     spared_before = liveness.spared_before
@@ -116,6 +117,16 @@ async def _lock_region(session: AsyncSession, region: str) -> None:
         await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
 
 
+async def _announce(session: AsyncSession, region: str, monitor_ids: set[str], *, whole_region: bool) -> None:
+    """Tell the region's streams which monitors to look at again: each by id, or (a full pass, or
+    more than 50 of them: one notification instead of thousands) the whole region."""
+    if whole_region or len(monitor_ids) > 50:
+        await changes.publish(session, ASSIGNMENTS_TOPIC, region)
+        return
+    for monitor_id in sorted(monitor_ids):
+        await changes.publish(session, ASSIGNMENTS_TOPIC, f"{region}:{monitor_id}")
+
+
 async def reassign(
     session: AsyncSession, region: str, liveness: Liveness, *, monitor_ids: Collection[str] | None = None
 ) -> list[str]:
@@ -133,18 +144,21 @@ async def reassign(
     grant_query = select(AssignmentGrant.monitor_id, AssignmentGrant.member_key, AssignmentGrant.epoch).where(
         AssignmentGrant.region == region, AssignmentGrant.revoked_at.is_(None)
     )
-    if monitor_ids is not None:
-        monitor_query = monitor_query.where(Monitor.id.in_(list(monitor_ids)))
-        grant_query = grant_query.where(AssignmentGrant.monitor_id.in_(list(monitor_ids)))
+    if monitor_ids is None:
+        monitor_rows = list((await session.execute(monitor_query)).all())
+        grant_rows = list((await session.execute(grant_query)).all())
+    else:
+        monitor_rows, grant_rows = [], []
+        for condition in among(session, Monitor.id, monitor_ids):
+            monitor_rows += (await session.execute(monitor_query.where(condition))).all()
+        for condition in among(session, AssignmentGrant.monitor_id, monitor_ids):
+            grant_rows += (await session.execute(grant_query.where(condition))).all()
     wanted: dict[str, str | None] = {}
-    for monitor_id, monitor_type, regions, org_id in (await session.execute(monitor_query)).all():
+    for monitor_id, monitor_type, regions, org_id in monitor_rows:
         if region not in regions or (private and org_id != owner_org):
             continue
         wanted[monitor_id] = choose_member(monitor_id, monitor_type, members)
-    current = {
-        monitor_id: (member, epoch)
-        for monitor_id, member, epoch in (await session.execute(grant_query)).all()
-    }
+    current = {monitor_id: (member, epoch) for monitor_id, member, epoch in grant_rows}
 
     changed = sorted(
         m for m in wanted.keys() | current.keys() if wanted.get(m) != current.get(m, (None, 0))[0]
@@ -152,49 +166,44 @@ async def reassign(
     # A changed monitor may keep its owner and still need its new settings pushed.
     touched = set(changed) if monitor_ids is None else set(monitor_ids) & (wanted.keys() | current.keys())
     if not changed:
-        for monitor_id in sorted(touched):
-            await changes.publish(session, ASSIGNMENTS_TOPIC, f"{region}:{monitor_id}")
+        await _announce(session, region, touched, whole_region=False)
         await session.commit()
         return []
     now = liveness.now
-    revoke = [m for m in changed if m in current]
-    if revoke:
+    for condition in among(session, AssignmentGrant.monitor_id, [m for m in changed if m in current]):
         await session.execute(
             update(AssignmentGrant)
-            .where(
-                AssignmentGrant.region == region,
-                AssignmentGrant.monitor_id.in_(revoke),
-                AssignmentGrant.revoked_at.is_(None),
-            )
+            .where(AssignmentGrant.region == region, condition, AssignmentGrant.revoked_at.is_(None))
             .values(revoked_at=now)
         )
     grant = [m for m in changed if wanted.get(m) is not None]
-    if grant:
-        last_epochs = dict(
+    last_epochs: dict[str, int] = {}
+    for condition in among(session, AssignmentGrant.monitor_id, grant):
+        last_epochs.update(
             (
                 await session.execute(
                     select(AssignmentGrant.monitor_id, func.max(AssignmentGrant.epoch))
-                    .where(AssignmentGrant.region == region, AssignmentGrant.monitor_id.in_(grant))
+                    .where(AssignmentGrant.region == region, condition)
                     .group_by(AssignmentGrant.monitor_id)
                 )
             ).all()
         )
-        session.add_all(
-            AssignmentGrant(
-                monitor_id=monitor_id,
-                region=region,
-                epoch=int(last_epochs.get(monitor_id) or 0) + 1,
-                member_key=wanted[monitor_id],
-                granted_at=now,
-            )
-            for monitor_id in grant
+    if grant:
+        # Core rows, not ORM objects: a region's first agent is granted every monitor at once.
+        await session.execute(
+            insert(AssignmentGrant),
+            [
+                {
+                    "monitor_id": monitor_id,
+                    "region": region,
+                    "epoch": int(last_epochs.get(monitor_id) or 0) + 1,
+                    "member_key": wanted[monitor_id],
+                    "granted_at": now,
+                }
+                for monitor_id in grant
+            ],
         )
-    touched |= set(changed)
-    if monitor_ids is None or len(touched) > 50:
-        await changes.publish(session, ASSIGNMENTS_TOPIC, region)
-    else:
-        for monitor_id in sorted(touched):
-            await changes.publish(session, ASSIGNMENTS_TOPIC, f"{region}:{monitor_id}")
+    await _announce(session, region, touched | set(changed), whole_region=monitor_ids is None)
     await session.commit()
     log.info("region %s: %d monitors changed owner (%d live agents)", region, len(changed), len(members))
     return changed

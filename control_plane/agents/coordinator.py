@@ -18,9 +18,11 @@ from sqlalchemy import select
 
 from control_plane.agents.assigner import ASSIGNMENTS_TOPIC, Liveness, live_members, reassign
 from control_plane.agents.convert import MonitorAssignment
-from control_plane.agents.registry import expire_lapsed
+from control_plane.agents.id_sets import among
+from control_plane.agents.mailboxes import ALL, StreamMailbox, VersionClock
+from control_plane.agents.registry import AGENTS_TOPIC, Registration, expire_lapsed
 from control_plane.agents.tokens import TOKENS_TOPIC
-from control_plane.db import Database
+from control_plane.db import Database, brief_error
 from control_plane.models import AgentToken, AssignmentGrant, Monitor
 from control_plane.services.last_checks import LastCheckWriter
 from control_plane.services.monitors import MONITORS_TOPIC
@@ -29,42 +31,9 @@ from control_plane.timefmt import Clock, utcnow
 
 log = logging.getLogger(__name__)
 
-ALL = "*"  # an event for every monitor of a stream
 # The longest reconnect backoff of traxo-agent (its --reconnect-max default): how long after this
 # process starts an agent that was connected before may still be on its way back.
 RECONNECT_ALLOWANCE = timedelta(seconds=30)
-
-
-class StreamMailbox:
-    """What an open WatchAssignments stream has yet to look at: monitor ids, or ALL."""
-
-    def __init__(self, member_key: str, region: str, token_id: str) -> None:
-        self.member_key = member_key
-        self.region = region
-        self.token_id = token_id
-        self.pending: set[str] = set()
-        self.wake = asyncio.Event()
-        self.revoked = False
-
-    def post(self, monitor_id: str) -> None:
-        self.pending.add(monitor_id)
-        self.wake.set()
-
-    def take(self) -> set[str]:
-        pending, self.pending = self.pending, set()
-        self.wake.clear()
-        return pending
-
-
-class VersionClock:
-    """Assignment versions: strictly increasing in this process, and unlike another replica's."""
-
-    def __init__(self) -> None:
-        self._last = 0
-
-    def next(self) -> int:
-        self._last = max(self._last + 1, time.time_ns() // 1000)
-        return self._last
 
 
 class AgentCoordinator:
@@ -86,6 +55,8 @@ class AgentCoordinator:
         self._background: set[asyncio.Task[None]] = set()
         # Token ids revoked while this process was listening: open results streams check it per batch.
         self.revoked_tokens: set[str] = set()
+        # agent id -> its newest incarnation heard of: results streams of older ones end.
+        self._incarnations: dict[str, int] = {}
         # One reassignment per region at a time in this process: a registration and the liveness
         # pass computing the same grants concurrently would both try to open the same epoch. (Across
         # replicas, PostgreSQL's advisory lock in `reassign` does the same.)
@@ -95,6 +66,7 @@ class AgentCoordinator:
         db.changes.subscribe(MONITORS_TOPIC, self._on_monitor_changed)
         db.changes.subscribe(ASSIGNMENTS_TOPIC, self._on_assignments_changed)
         db.changes.subscribe(TOKENS_TOPIC, self._on_token_revoked)
+        db.changes.subscribe(AGENTS_TOPIC, self._on_agent_registered)
         db.changes.on_reset(lambda: self._post_all(ALL))
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -112,8 +84,8 @@ class AgentCoordinator:
         self._tasks.clear()
         try:
             await self.last_checks.stop()
-        except Exception:
-            log.exception("writing the last lastCheck updates failed")
+        except Exception as exc:
+            log.error("writing the last lastCheck updates failed: %s", brief_error(exc))
 
     def liveness(self) -> Liveness:
         # Agents that were connected when this process started need their reconnect backoff to
@@ -128,8 +100,8 @@ class AgentCoordinator:
         )
 
     # -- streams -----------------------------------------------------------------------------
-    def open_mailbox(self, member_key: str, region: str, token_id: str) -> StreamMailbox:
-        mailbox = StreamMailbox(member_key, region, token_id)
+    def open_mailbox(self, registration: Registration) -> StreamMailbox:
+        mailbox = StreamMailbox(registration)
         self._mailboxes.add(mailbox)
         return mailbox
 
@@ -170,10 +142,13 @@ class AgentCoordinator:
                 Monitor.is_active.is_(True),
             )
         )
-        if monitor_ids is not None:
-            query = query.where(Monitor.id.in_(list(monitor_ids)))
         async with self.db.session() as session:
-            rows = (await session.execute(query)).all()
+            if monitor_ids is None:
+                rows = list((await session.execute(query)).all())
+            else:
+                rows = []
+                for condition in among(session, Monitor.id, set(monitor_ids)):
+                    rows += (await session.execute(query.where(condition))).all()
         return {
             row.id: MonitorAssignment(
                 monitor_id=row.id,
@@ -214,8 +189,8 @@ class AgentCoordinator:
         async def run() -> None:
             try:
                 await self.reassign_region(region)
-            except Exception:
-                log.exception("rebalancing %s failed; the liveness pass will retry", region)
+            except Exception as exc:
+                log.error("rebalancing %s failed; the liveness pass will retry: %s", region, brief_error(exc))
 
         task = asyncio.create_task(run(), name=f"traxo-reassign-{region}")
         self._background.add(task)
@@ -256,8 +231,8 @@ class AgentCoordinator:
                 await self.check_liveness()
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("agent liveness pass failed")
+            except Exception as exc:  # retried every half lease: one bounded line each time
+                log.error("agent liveness pass failed: %s", brief_error(exc))
             await asyncio.sleep(max(0.2, self.lease.total_seconds() / 2))
 
     def _on_monitor_changed(self, monitor_id: str) -> None:
@@ -270,25 +245,31 @@ class AgentCoordinator:
             self._monitor_wake.clear()
             batch, self._changed_monitors = self._changed_monitors, set()
             try:
-                await self._reassign_monitors(batch)
+                await self.reassign_monitors(batch)
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception(
-                    "assigning %d changed monitors failed; the liveness pass will retry", len(batch)
+            except Exception as exc:
+                log.error(
+                    "assigning %d changed monitors failed; the liveness pass will retry: %s",
+                    len(batch),
+                    brief_error(exc),
                 )
 
-    async def _reassign_monitors(self, monitor_ids: set[str]) -> None:
+    async def reassign_monitors(self, monitor_ids: set[str]) -> None:
+        """Reassign changed monitors in every region they are in or were granted in."""
+        regions: set[str] = set()
         async with self.db.session() as session:
-            monitor_regions = (
-                await session.execute(select(Monitor.regions).where(Monitor.id.in_(monitor_ids)))
-            ).scalars()
-            granted = await session.scalars(
-                select(AssignmentGrant.region)
-                .where(AssignmentGrant.monitor_id.in_(monitor_ids), AssignmentGrant.revoked_at.is_(None))
-                .distinct()
-            )
-            regions = {region for regions in monitor_regions for region in regions} | set(granted)
+            for condition in among(session, Monitor.id, monitor_ids):
+                for monitor_regions in await session.scalars(select(Monitor.regions).where(condition)):
+                    regions.update(monitor_regions)
+            for condition in among(session, AssignmentGrant.monitor_id, monitor_ids):
+                regions.update(
+                    await session.scalars(
+                        select(AssignmentGrant.region)
+                        .where(condition, AssignmentGrant.revoked_at.is_(None))
+                        .distinct()
+                    )
+                )
         for region in sorted(regions):
             await self.reassign_region(region, monitor_ids)
         for monitor_id in monitor_ids:  # a deleted monitor has no grants left to announce it
@@ -303,6 +284,31 @@ class AgentCoordinator:
     def _post_all(self, monitor_id: str) -> None:
         for mailbox in list(self._mailboxes):
             mailbox.post(monitor_id)
+
+    def superseded(self, registration: Registration) -> bool:
+        """True once a newer registration of the same agent is known here."""
+        return self._incarnations.get(registration.agent_id, 0) > registration.incarnation
+
+    def _on_agent_registered(self, payload: str) -> None:
+        agent_id, _, incarnation_text = payload.rpartition(":")
+        incarnation = int(incarnation_text)
+        if incarnation <= self._incarnations.get(agent_id, 0):
+            return
+        self._incarnations[agent_id] = incarnation
+        for mailbox in list(self._mailboxes):
+            registration = mailbox.registration
+            if registration.agent_id == agent_id and registration.incarnation < incarnation:
+                # Usually the stream of a process that is gone (its connection not yet timed out);
+                # if it is alive, two processes share this token and agent name.
+                log.warning(
+                    "agent %s registered again (incarnation %d): ending the stream of incarnation %d;"
+                    " if both processes are running, give each its own --name",
+                    agent_id,
+                    incarnation,
+                    registration.incarnation,
+                )
+                mailbox.superseded = True
+                mailbox.wake.set()
 
     def _on_token_revoked(self, token_id: str) -> None:
         self.revoked_tokens.add(token_id)

@@ -7,11 +7,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, and_, any_, bindparam, select
-from sqlalchemy.dialects import postgresql
+from sqlalchemy import and_, select
 
 from agent.protocol.traxo.agent.v1 import agent_pb2 as pb
 from control_plane.agents.convert import InvalidResult, result_from_proto
+from control_plane.agents.id_sets import among
 from control_plane.agents.registry import Registration
 from control_plane.db import Database
 from control_plane.models import AssignmentGrant, Monitor
@@ -55,24 +55,21 @@ async def ingest_batch(
     if not valid:
         return outcome
     async with db.session() as session:
-        # Each named monitor that exists, with this region's grant of it if any: one query, by the
-        # grants' primary key prefix (monitor, region); a row-value IN over 500 (monitor, region,
-        # epoch) triples made PostgreSQL scan the whole region.
-        rows = (
-            await session.execute(
-                select(
-                    Monitor.id,
-                    AssignmentGrant.epoch,
-                    AssignmentGrant.member_key,
-                    AssignmentGrant.revoked_at,
-                )
-                .outerjoin(
-                    AssignmentGrant,
-                    and_(AssignmentGrant.monitor_id == Monitor.id, AssignmentGrant.region == sender.region),
-                )
-                .where(_among(Monitor.id, sorted({result.monitor_id for result, _ in valid}), db))
-            )
-        ).all()
+        # Each named monitor that exists, with this region's grant of it if any: one query per chunk
+        # of ids (a batch of 500 is one), by the grants' primary key prefix (monitor, region); a
+        # row-value IN over 500 (monitor, region, epoch) triples made PostgreSQL scan the whole region.
+        lookup = select(
+            Monitor.id,
+            AssignmentGrant.epoch,
+            AssignmentGrant.member_key,
+            AssignmentGrant.revoked_at,
+        ).outerjoin(
+            AssignmentGrant,
+            and_(AssignmentGrant.monitor_id == Monitor.id, AssignmentGrant.region == sender.region),
+        )
+        rows: list[Any] = []
+        for condition in among(session, Monitor.id, {result.monitor_id for result, _ in valid}):
+            rows += (await session.execute(lookup.where(condition))).all()
         existing = {row.id for row in rows}
         grants = {(row.id, row.epoch): row for row in rows if row.epoch is not None}
         accepted: list[ResultIn] = []
@@ -106,14 +103,6 @@ async def ingest_batch(
         for result_id in recorded.orphaned
     )
     return outcome
-
-
-def _among(column: Any, values: list[str], db: Database) -> Any:
-    """column IN values; on PostgreSQL as `= ANY(array)`: one parameter, so the statement is the
-    same text every time (500 expanded parameters cost more to compile and send than to run)."""
-    if db.is_sqlite:
-        return column.in_(values)
-    return column == any_(bindparam("among", values, type_=postgresql.ARRAY(String)))
 
 
 def _reject(result: ResultIn, reason: int, message: str) -> pb.RejectedResult:

@@ -18,9 +18,11 @@ from agent.protocol.traxo.agent.v1 import agent_pb2 as pb
 from agent.protocol.traxo.agent.v1 import agent_pb2_grpc as pb_grpc
 from control_plane.agents import registry
 from control_plane.agents.convert import MonitorAssignment, timestamp
-from control_plane.agents.coordinator import ALL, AgentCoordinator
+from control_plane.agents.coordinator import AgentCoordinator
 from control_plane.agents.ingest import ingest_batch
+from control_plane.agents.mailboxes import ALL
 from control_plane.agents.tokens import authenticate_token
+from control_plane.db import brief_error
 from control_plane.models import AgentToken
 from control_plane.settings import Settings
 
@@ -30,6 +32,10 @@ SERVICE_NAME = "traxo.agent.v1.AgentService"
 _BATCHES_AT_ONCE = 4
 _MAX_NAME = 128
 _TOKEN_RECHECK_S = 5.0
+_SNAPSHOT_AFTER_CHANGES = 1_000
+_SUPERSEDED = (
+    "this agent registered again (same token and name): this stream belongs to an older registration"
+)
 
 
 class AgentService(pb_grpc.AgentServiceServicer):
@@ -74,7 +80,7 @@ class AgentService(pb_grpc.AgentServiceServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"name must be 1-{_MAX_NAME} characters")
         now = self.coordinator.clock()
         async with self.db.session() as session:
-            registration = await registry.register(
+            registered = await registry.register(
                 session,
                 token,
                 name=name,
@@ -82,9 +88,18 @@ class AgentService(pb_grpc.AgentServiceServicer):
                 capabilities=list(request.capabilities),
                 now=now,
             )
-        log.info("agent %s (%s) registered in %s", registration.agent_id, name, registration.region)
-        # Assigning a large region takes a while; the agent's stream hears of it when it is done.
-        self.coordinator.reassign_soon(registration.region)
+        registration = registered.registration
+        log.info(
+            "agent %s (%s) registered in %s (incarnation %d)",
+            registration.agent_id,
+            name,
+            registration.region,
+            registration.incarnation,
+        )
+        if registered.joined:
+            # Assigning a large region takes a while; the agent's stream hears of it when it is done.
+            # (An agent that merely restarted keeps its share: nothing to rebalance.)
+            self.coordinator.reassign_soon(registration.region)
         return pb.RegisterResponse(
             agent_id=registration.agent_id, lease_duration=self._lease(), server_time=timestamp(now)
         )
@@ -108,19 +123,16 @@ class AgentService(pb_grpc.AgentServiceServicer):
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "unknown agent_id: register first")
         assert registration is not None
         coordinator = self.coordinator
-        mailbox = coordinator.open_mailbox(registration.member_key, registration.region, token.id)
+        if coordinator.superseded(registration):  # a newer registration got in first
+            await context.abort(grpc.StatusCode.ABORTED, _SUPERSEDED)
+        mailbox = coordinator.open_mailbox(registration)
         sent = coordinator.resume_state(registration.member_key, request.known_version)
         version = request.known_version
         try:
             current = await coordinator.load_assignments(registration.member_key, registration.region)
-            if sent is None:
-                version = coordinator.versions.next()
-                sent = current
-                yield pb.AssignmentUpdate(
-                    snapshot=pb.Snapshot(
-                        version=version, assignments=[a.to_proto() for a in current.values()]
-                    )
-                )
+            if sent is None or _snapshot_is_shorter(sent, current):
+                version, sent = coordinator.versions.next(), current
+                yield _snapshot(version, current)
             else:
                 yield pb.AssignmentUpdate(resumed=pb.Resumed(version=version))
                 for update, monitor_id, assignment in _diff(sent, current, None, coordinator):
@@ -132,11 +144,19 @@ class AgentService(pb_grpc.AgentServiceServicer):
                 await mailbox.wake.wait()
                 if mailbox.revoked:
                     await context.abort(grpc.StatusCode.UNAUTHENTICATED, "agent token revoked")
+                if mailbox.superseded:
+                    await context.abort(grpc.StatusCode.ABORTED, _SUPERSEDED)
                 pending = mailbox.take()
                 scope = None if ALL in pending else pending
                 current = await coordinator.load_assignments(
                     registration.member_key, registration.region, scope
                 )
+                if scope is None and _snapshot_is_shorter(sent, current):
+                    # A region's first agent, or a rebalance: a message per monitor would keep the
+                    # agent busy for minutes at 100,000 monitors; a snapshot replaces what it holds.
+                    version, sent = coordinator.versions.next(), current
+                    yield _snapshot(version, current)
+                    continue
                 for update, monitor_id, assignment in _diff(sent, current, scope, coordinator):
                     version = _apply(sent, update, monitor_id, assignment)
                     yield update
@@ -164,8 +184,8 @@ class AgentService(pb_grpc.AgentServiceServicer):
                     last_checks=self.coordinator.last_checks,
                 )
                 await finished.put(pb.ResultAck(sequence=batch.sequence, rejected=outcome.rejected))
-            except Exception as exc:  # no ack: the agent replays the batch after reconnecting
-                log.exception("storing a batch of %d results failed", len(batch.results))
+            except Exception as exc:  # no ack: the agent replays the batch after reconnecting (and again)
+                log.error("storing a batch of %d results failed: %s", len(batch.results), brief_error(exc))
                 await finished.put(exc)
             finally:
                 slots.release()
@@ -224,10 +244,31 @@ class AgentService(pb_grpc.AgentServiceServicer):
                     )
                 assert sender is not None
                 senders[batch.agent_id] = sender
+            if self.coordinator.superseded(sender):
+                await context.abort(grpc.StatusCode.ABORTED, _SUPERSEDED)
             await slots.acquire()
             task = asyncio.create_task(store(batch, sender))
             running.add(task)
             task.add_done_callback(running.discard)
+
+
+def _snapshot(version: int, assignments: dict[str, MonitorAssignment]) -> pb.AssignmentUpdate:
+    return pb.AssignmentUpdate(
+        snapshot=pb.Snapshot(version=version, assignments=[a.to_proto() for a in assignments.values()])
+    )
+
+
+def _snapshot_is_shorter(sent: dict[str, MonitorAssignment], current: dict[str, MonitorAssignment]) -> bool:
+    """True when more monitors changed than a quarter of `current` (and over _SNAPSHOT_AFTER_CHANGES):
+    one snapshot then costs both sides less than a change message per monitor."""
+    limit = max(_SNAPSHOT_AFTER_CHANGES, len(current) // 4)
+    changed = 0
+    for monitor_id in sent.keys() | current.keys():
+        if sent.get(monitor_id) != current.get(monitor_id):
+            changed += 1
+            if changed > limit:
+                return True
+    return False
 
 
 def _diff(

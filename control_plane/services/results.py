@@ -185,7 +185,10 @@ async def _record(
     if fast:
         existing = await results_pg.existing_monitors(session, monitor_ids)
     else:  # SQLite: one writer at a time, so nothing is deleted meanwhile
-        existing = set(await session.scalars(select(Monitor.id).where(Monitor.id.in_(monitor_ids))))
+        existing = set()
+        for start in range(0, len(monitor_ids), 500):  # IN lists under SQLite's variable limit
+            chunk = monitor_ids[start : start + 500]
+            existing.update(await session.scalars(select(Monitor.id).where(Monitor.id.in_(chunk))))
     live = [r for r in unique if r.monitor_id in existing]
     outcome.orphaned = [r.id for r in unique if r.monitor_id not in existing]
     fresh: list[ResultIn] = []

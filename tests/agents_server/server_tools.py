@@ -9,7 +9,7 @@ from typing import Any
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
-from sqlalchemy import select
+from sqlalchemy import insert, inspect, select
 
 from agent.ids import new_result_id
 from agent.protocol.traxo.agent.v1 import agent_pb2 as pb
@@ -19,8 +19,10 @@ from control_plane.agents.assigner import rendezvous_weight
 from control_plane.agents.coordinator import AgentCoordinator
 from control_plane.agents.registry import member_key
 from control_plane.db import Database
-from control_plane.models import AssignmentGrant
+from control_plane.ids import new_id
+from control_plane.models import AssignmentGrant, Monitor
 from control_plane.settings import Settings
+from tests.factories import monitor_row
 
 REGION = "us-east-1"
 ALL_CAPABILITIES = ("http", "tcp", "icmp", "dns", "ssl", "browser")
@@ -35,6 +37,17 @@ async def create_token(
             session, region=region, org=org, configured_regions=settings.regions
         )
         return token.id, raw
+
+
+async def insert_monitors(db: Database, org_id: str, count: int, **fields: object) -> list[str]:
+    """`count` monitors of `org_id` in one multi-row insert (tens of thousands in seconds)."""
+    row = monitor_row(org_id, **fields)
+    template = {attribute.key: getattr(row, attribute.key) for attribute in inspect(Monitor).column_attrs}
+    rows = [{**template, "id": new_id("mon")} for _ in range(count)]
+    async with db.session() as session:
+        await session.execute(insert(Monitor), rows)
+        await session.commit()
+    return [row["id"] for row in rows]
 
 
 async def revoke_token(db: Database, token_id: str) -> None:

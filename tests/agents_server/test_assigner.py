@@ -45,10 +45,10 @@ async def register(
     async with db.session() as session:
         token = await session.get(AgentToken, token_id)
         assert token is not None
-        registration = await registry.register(
+        registered = await registry.register(
             session, token, name=name, version="0.1.0", capabilities=list(capabilities), now=now
         )
-        return registration.member_key
+        return registered.registration.member_key
 
 
 async def rebalance(db: Database, region: str = REGION, live: Liveness | None = None) -> list[str]:
@@ -180,7 +180,7 @@ async def test_types_go_only_to_members_with_the_capability(
 
     # The only icmp member goes away: PING monitors are left unassigned rather than given to others.
     async with database.session() as session:
-        await session.execute(update(Agent).where(Agent.member_key == icmp).values(superseded_at=NOW))
+        await session.execute(update(Agent).where(Agent.member_key == icmp).values(lapsed_at=NOW))
         await session.commit()
     await rebalance(database)
     grants = await active_grants(database)
@@ -237,7 +237,7 @@ async def test_epochs_strictly_increase_with_every_change_of_owner(
     for _ in range(3):
         owner = (await active_grants(database))[monitor_id][0]
         async with database.session() as session:
-            await session.execute(update(Agent).where(Agent.member_key == owner).values(superseded_at=now))
+            await session.execute(update(Agent).where(Agent.member_key == owner).values(lapsed_at=now))
             await session.commit()
         now += timedelta(seconds=1)
         await rebalance(database, live=liveness(now))
@@ -314,8 +314,8 @@ async def test_a_started_coordinator_judges_nobody_during_its_grace_period(
     assert set(grants) == set(monitor_ids)
     assert {key for key, _ in grants.values()} == {fresh}
     async with database.session() as session:
-        superseded = await session.scalar(select(Agent.superseded_at).where(Agent.member_key == silent))
-    assert superseded is not None
+        lapsed = await session.scalar(select(Agent.lapsed_at).where(Agent.member_key == silent))
+    assert lapsed is not None
 
 
 async def test_during_the_grace_an_agent_registered_since_the_start_is_judged_as_usual(

@@ -13,6 +13,7 @@ import httpx
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from sqlalchemy import func, select
+from sqlalchemy import update as sql_update
 
 from agent.protocol.traxo.agent.v1 import agent_pb2 as pb
 from control_plane.agents.endpoint import AgentsEndpoint
@@ -28,6 +29,7 @@ from tests.agents_server.server_tools import (
     check_result,
     create_token,
     grant_history,
+    insert_monitors,
     name_that_wins,
     next_change,
     next_update,
@@ -153,17 +155,6 @@ async def test_a_region_other_than_the_tokens_is_permission_denied(
         await client.register(raw, region="eu-west-1")
     assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
     assert "us-east-1" in (caught.value.details() or "")
-
-
-async def test_renewal_holds_until_the_same_name_registers_again(
-    client: AgentClient, database: Database, settings: Settings
-) -> None:
-    _, raw = await create_token(database, settings)
-    first = await client.register(raw, name="box")
-    renew = client.stub.RenewLease
-    assert (await renew(pb.RenewLeaseRequest(agent_id=first), metadata=client.metadata(raw))).held
-    await client.register(raw, name="box")
-    assert not (await renew(pb.RenewLeaseRequest(agent_id=first), metadata=client.metadata(raw))).held
 
 
 # -- assignments -------------------------------------------------------------------------------
@@ -323,6 +314,36 @@ async def test_an_agent_joining_its_region_takes_over_only_what_it_wins(
     assert all(taken[m] > held[m] for m in taken)
     watch.cancel()
     other.cancel()
+
+
+async def test_an_agent_given_many_monitors_at_once_gets_one_snapshot_of_them(
+    client: AgentClient, endpoint: AgentsEndpoint, database: Database, settings: Settings, world: World
+) -> None:
+    """A region's first agent: its stream opens before the rebalance is done (empty), then gets the
+    region's monitors as one snapshot, not a change per monitor."""
+    await set_plan(database, world.org_a, "ENTERPRISE")
+    _, raw = await create_token(database, settings)
+    agent_id = await client.register(raw)
+    watch = client.watch(raw, agent_id)
+    empty = (await next_update(watch)).snapshot
+    assert list(empty.assignments) == []
+    monitor_ids = set(await insert_monitors(database, world.org_a, 1_500))
+    few = set(await insert_monitors(database, world.org_a, 3))
+
+    await endpoint.coordinator.reassign_region(REGION)
+
+    update = await next_update(watch)
+    assert update.WhichOneof("update") == "snapshot", update.WhichOneof("update")
+    assert update.snapshot.version > empty.version
+    assert {a.monitor_id for a in update.snapshot.assignments} == monitor_ids | few
+    # A few changes stay changes.
+    async with database.session() as session:
+        await session.execute(sql_update(Monitor).where(Monitor.id.in_(few)).values(interval=120))
+        await session.commit()
+    await endpoint.coordinator.reassign_monitors(few)
+    changed = {(await next_change(watch)).assignment.monitor_id for _ in few}
+    assert changed == few
+    watch.cancel()
 
 
 # -- results -----------------------------------------------------------------------------------
@@ -531,8 +552,8 @@ async def test_results_of_a_deleted_monitor_are_unknown_monitor(
 ) -> None:
     _, raw, agent_id, monitor, epoch = await registered_with_grant(client, database, settings, world)
     kept = await insert_monitor(database, world.org_a)
-    await client.register(raw)  # picks up the second monitor
-    agent_id = await client.register(raw)
+    assert client.coordinator is not None
+    await client.coordinator.reassign_monitors({kept.id})  # as if created through the API
     kept_epoch = (await active_grants(database))[kept.id][1]
     response = await api.delete(f"/api/monitors/{monitor.id}", headers=world.alice.headers)
     assert response.status_code == 200, response.text
