@@ -75,7 +75,8 @@ class AgentServiceServicer:
 
     def WatchAssignments(self, request, context):
         """The agent's assignments: first a Snapshot or a Resumed marker, then Changes, for as long as
-        the stream stays open.
+        the stream stays open. A later Snapshot may replace everything when it is shorter than the
+        changes it stands for (a whole region rebalanced at once).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
