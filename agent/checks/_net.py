@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import os
 import socket
 import time
 
@@ -11,6 +12,14 @@ from agent.checks.base import CheckError, ErrorKind
 
 # RFC 6761 §6.4: name lookup APIs should answer NXDOMAIN for these at once, without asking a server.
 _NEVER_RESOLVES = (".invalid", ".invalid.")
+
+
+def os_error_reason(exc: OSError) -> str:
+    """The system's words for a socket error ("Connection refused"), not asyncio's wrapper text
+    ("Connect call failed ('127.0.0.1', 80)"), which repeats the address the caller already names."""
+    if exc.errno:
+        return os.strerror(exc.errno)
+    return exc.strerror or str(exc) or type(exc).__name__
 
 
 def split_host_port(value: str, default_port: int) -> tuple[str, int]:

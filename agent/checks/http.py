@@ -19,6 +19,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.client_proto import ResponseHandler
 from aiohttp.helpers import is_ip_address
 
+from agent.checks._net import os_error_reason
 from agent.checks.assertions import ObservedResponse, check_response
 from agent.checks.base import CheckError, CheckResult, CheckSpec, ErrorKind, Status, Timings
 
@@ -186,7 +187,8 @@ def _convert(exc: aiohttp.ClientError) -> CheckError:
     if isinstance(exc, aiohttp.ClientSSLError):
         return CheckError(ErrorKind.TLS, f"TLS handshake with {exc.host} failed: {exc.os_error}")
     if isinstance(exc, aiohttp.ClientConnectorError):
-        return CheckError(ErrorKind.CONNECTION, f"could not connect to {exc.host}:{exc.port}: {exc.os_error}")
+        reason = os_error_reason(exc.os_error)
+        return CheckError(ErrorKind.CONNECTION, f"could not connect to {exc.host}:{exc.port}: {reason}")
     if isinstance(exc, aiohttp.TooManyRedirects):
         return CheckError(ErrorKind.HTTP_STATUS, f"more than {MAX_REDIRECTS} redirects")
     if isinstance(exc, aiohttp.InvalidURL):

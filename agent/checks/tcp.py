@@ -8,6 +8,7 @@ from time import perf_counter
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from agent.checks._net import os_error_reason
 from agent.checks.base import CheckError, CheckResult, CheckSpec, ErrorKind, Status, Timings
 
 __all__ = ["run"]
@@ -74,7 +75,7 @@ async def _connect(addresses: list[tuple[int, tuple[str, int]]], timings: Timing
         try:
             await loop.sock_connect(sock, sockaddr)
         except OSError as exc:
-            errors.append(f"{sockaddr[0]}:{sockaddr[1]}: {exc.strerror or exc}")
+            errors.append(f"{sockaddr[0]}:{sockaddr[1]}: {os_error_reason(exc)}")
             continue
         finally:
             timings.tcp = (perf_counter() - started) * 1000

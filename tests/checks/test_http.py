@@ -201,6 +201,7 @@ async def test_refused_connection(client: HttpClient, refused_port: int) -> None
     result = await client.run(spec(f"http://127.0.0.1:{refused_port}/"))
     assert result.status is Status.DOWN and result.error_kind is ErrorKind.CONNECTION
     assert f"127.0.0.1:{refused_port}" in (result.error_message or "")
+    assert (result.error_message or "").endswith(": Connection refused"), result.error_message
 
 
 async def test_unresolvable_name_is_a_dns_failure(client: HttpClient) -> None:

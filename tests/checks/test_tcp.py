@@ -27,6 +27,7 @@ async def test_refused_port_is_down(refused_port: int) -> None:
     result = await run(spec(f"tcp://127.0.0.1:{refused_port}"))
     assert result.status is Status.DOWN and result.error_kind is ErrorKind.CONNECTION
     assert f"127.0.0.1:{refused_port}" in (result.error_message or "")
+    assert (result.error_message or "").endswith(": Connection refused"), result.error_message
 
 
 async def test_bad_target_is_reported() -> None:
