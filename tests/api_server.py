@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import re
 import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import TypeVar
 import httpx
 
 from tests.processes import BIN, command_env, stop
+from tests.waiting import eventually_sync
 
 T = TypeVar("T")
 
@@ -48,9 +48,10 @@ def traxo_api(directory: Path, within: float = 60) -> Iterator[ApiServer]:
         process = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
     try:
         # Port 0: the kernel picks the port, and uvicorn's start-up line says which.
-        port = _wait_for(lambda: _listening_port(log_path, process), within, "traxo api to listen")
+        port = eventually_sync(lambda: _listening_port(log_path, process), within, "traxo api to listen")
+        assert port is not None
         server = ApiServer(port, log_path)
-        _wait_for(lambda: _ready(server), within, "traxo api to answer /readyz")
+        eventually_sync(lambda: _ready(server), within, "traxo api to answer /readyz")
         yield server
     finally:
         stop(process)
@@ -69,14 +70,3 @@ def _ready(server: ApiServer) -> bool:
         return httpx.get(f"{server.base_url}/readyz", timeout=1).status_code == 200
     except httpx.HTTPError:
         return False
-
-
-def _wait_for(condition: Callable[[], T | None], within: float, what: str) -> T:
-    deadline = time.monotonic() + within
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {within} s: {what}")
-        time.sleep(0.05)

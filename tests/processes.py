@@ -6,10 +6,11 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
+
+from tests.waiting import eventually_sync
 
 BIN = Path(sys.executable).parent
 
@@ -48,18 +49,16 @@ def start_traxo(*args: str, env: dict[str, str], cwd: Path | None = None) -> sub
 
 
 def wait_healthy(base_url: str, process: subprocess.Popen[str], timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def ready() -> bool:
         if process.poll() is not None:
             output = process.stdout.read() if process.stdout else ""
             raise AssertionError(f"process exited with {process.returncode}: {output}")
         try:
-            if httpx.get(f"{base_url}/readyz", timeout=1).status_code == 200:
-                return
+            return httpx.get(f"{base_url}/readyz", timeout=1).status_code == 200
         except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"{base_url} did not become ready in {timeout} s")
+            return False
+
+    eventually_sync(ready, timeout, f"{base_url} ready", 0.1)
 
 
 def stop(process: subprocess.Popen[str], timeout: float = 10) -> str:

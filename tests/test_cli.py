@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import time
-
 import httpx
 
 from tests.processes import command_env, free_port, run_traxo, start_traxo, stop, wait_healthy
+from tests.waiting import eventually_sync
 
 
 def test_users_create_prints_a_working_key_last(fresh_database_url):
@@ -107,12 +106,12 @@ def test_dev_prints_a_usable_key_and_runs_checks(tmp_path):
         )
         assert created.status_code == 201, created.text
         monitor_id = created.json()["data"]["id"]
-        deadline = time.monotonic() + 30
-        checks: list[dict[str, object]] = []
-        while not checks and time.monotonic() < deadline:
-            time.sleep(0.2)
-            checks = httpx.get(f"{base}/api/monitors/{monitor_id}/checks", headers=headers).json()["data"]
-        assert checks, "no check arrived from the dev agent within 30 s"
+        checks: list[dict[str, object]] = eventually_sync(
+            lambda: httpx.get(f"{base}/api/monitors/{monitor_id}/checks", headers=headers).json()["data"],
+            30,
+            "a check from the dev agent",
+            0.2,
+        )
         assert checks[0]["status"] == "UP" and checks[0]["region"] == "us-east-1"
         heartbeat = httpx.post(
             f"{base}/api/monitors",
