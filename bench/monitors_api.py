@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from control_plane import histogram  # noqa: E402
-from control_plane.services.results import PHASES  # noqa: E402
+from control_plane.results import PHASES  # noqa: E402
 
 SERVER = "postgresql://postgres@127.0.0.1:5432"
 REGIONS = ("us-east-1", "eu-west-1")

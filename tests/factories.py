@@ -7,7 +7,7 @@ from datetime import datetime
 from control_plane.db import Database
 from control_plane.ids import new_id
 from control_plane.models import Monitor
-from control_plane.services.results import ResultIn, record_results
+from control_plane.results import ResultIn, record_results
 from control_plane.timefmt import utcnow
 
 

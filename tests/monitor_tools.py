@@ -12,8 +12,8 @@ from control_plane import changes
 from control_plane.db import Database
 from control_plane.ids import new_id
 from control_plane.models import Incident, Monitor, Organization
+from control_plane.results import ResultIn, record_results
 from control_plane.services.accounts import AUTH_TOPIC
-from control_plane.services.results import ResultIn, record_results
 from tests.conftest import Account
 from tests.factories import monitor_row
 

@@ -1,4 +1,4 @@
-"""The results service: idempotent batch inserts that keep rollups and each monitor's lastCheck."""
+"""The results path: idempotent batch inserts that keep rollups and each monitor's lastCheck."""
 
 from __future__ import annotations
 
@@ -11,10 +11,11 @@ from sqlalchemy import delete, func, select
 
 from control_plane import histogram
 from control_plane.models import CheckResult, CheckRollup, Monitor, RollupBacklog
+from control_plane.results import LastCheckWriter, RecordOutcome, record_results, results_store
+from control_plane.results.domain import rollup_deltas
+from control_plane.results.postgres_store import PostgresResultsStore
+from control_plane.results.sqlite_store import SqliteResultsStore
 from control_plane.services import dashboard, history, monitors
-from control_plane.services import results as results_service
-from control_plane.services.last_checks import LastCheckWriter
-from control_plane.services.results import RecordOutcome, record_results
 from control_plane.workers.rollups import fold_rollups
 from tests.factories import insert_monitor, record, result
 
@@ -145,11 +146,9 @@ def test_histogram_percentiles_are_within_five_percent():
 async def test_a_rolled_back_batch_leaves_the_fast_path_working(database, world):
     """PostgreSQL's path creates its temp tables inside the batch's transaction; a rollback drops
     them, and the next batch on the same pooled connection must create them again."""
-    from control_plane.services import results_pg
-
     monitor = await insert_monitor(database, world.org_a)
     async with database.session() as session:
-        await results_pg.insert_new(session, [result(monitor.id, T0)])
+        await PostgresResultsStore().insert_new(session, [result(monitor.id, T0)])
         await session.rollback()
     async with database.session() as session:
         outcome = await record_results(session, [result(monitor.id, T0 + timedelta(minutes=1))])
@@ -207,7 +206,7 @@ async def test_the_fold_buckets_and_sums_as_python_does(database, world):
     ] + [result(monitor.id, T0 + timedelta(days=1, hours=2), response_time=7.0, total=9.0, status="DOWN")]
     await record(database, batch)
 
-    expected = results_service._rollup_deltas(batch)
+    expected = rollup_deltas(batch)
     for granularity in ("hour", "day"):
         for row in await rollups(database, monitor.id, granularity):
             delta = expected.pop((row.monitor_id, row.region, row.granularity, row.bucket_start))
@@ -290,13 +289,12 @@ async def test_a_replay_racing_its_original_is_stored_once(database, world):
 
 @pytest.mark.postgres_only
 async def test_deleting_a_monitor_waits_for_results_being_written_and_takes_them_too(database, world):
-    from control_plane.services import results_pg
-
+    store = PostgresResultsStore()
     monitor = await insert_monitor(database, world.org_a)
     async with database.session() as writer:
         # A batch in flight: it has found the monitor and is writing its results.
-        assert await results_pg.existing_monitors(writer, [monitor.id]) == {monitor.id}
-        await results_pg.insert_new(writer, [result(monitor.id, T0)])
+        assert await store.existing_monitors(writer, [monitor.id]) == {monitor.id}
+        await store.insert_new(writer, [result(monitor.id, T0)])
 
         async def delete_it() -> None:
             async with database.session() as session:
@@ -339,13 +337,9 @@ async def test_last_checks_written_behind_keep_the_newest(database, world):
 
 @pytest.mark.postgres_only
 @pytest.mark.parametrize("rolled_up_before", [False, True])
-async def test_deleting_a_monitor_while_a_fold_holds_its_queue(
-    database, world, monkeypatch, rolled_up_before
-):
+async def test_deleting_a_monitor_while_a_fold_holds_its_queue(database, world, rolled_up_before):
     """The fold has taken a monitor's queued results when the monitor is deleted: the deletion must
     not deadlock with it (nor fail), and the fold drops them instead of failing for good."""
-    from control_plane.services import results_pg
-
     monitor = await insert_monitor(database, world.org_a)
     kept = await insert_monitor(database, world.org_a)
     if rolled_up_before:
@@ -354,22 +348,21 @@ async def test_deleting_a_monitor_while_a_fold_holds_its_queue(
     await record(database, [result(monitor.id, T0 + timedelta(minutes=1)), result(kept.id, T0)])
 
     deletion: list[asyncio.Task] = []
-    take = results_pg.take_backlog
 
-    async def take_then_delete(session, limit):
-        taken = await take(session, limit)
-        if not deletion:  # the first time: delete the monitor while this fold holds its rows
+    class TakeThenDelete(PostgresResultsStore):
+        async def take_backlog(self, session, limit):
+            taken = await super().take_backlog(session, limit)
+            if not deletion:  # the first time: delete the monitor while this fold holds its rows
 
-            async def delete_it() -> None:
-                async with database.session() as other:
-                    await monitors.delete_monitor(other, world.org_a, monitor.id)
+                async def delete_it() -> None:
+                    async with database.session() as other:
+                        await monitors.delete_monitor(other, world.org_a, monitor.id)
 
-            deletion.append(asyncio.create_task(delete_it()))
-            await asyncio.sleep(0.5)
-        return taken
+                deletion.append(asyncio.create_task(delete_it()))
+                await asyncio.sleep(0.5)
+            return taken
 
-    monkeypatch.setattr(results_pg, "take_backlog", take_then_delete)
-    await fold_rollups(database)
+    await fold_rollups(database, store=TakeThenDelete())
     await asyncio.wait_for(deletion[0], 10)
     await fold_rollups(database)
 
@@ -381,7 +374,7 @@ async def test_deleting_a_monitor_while_a_fold_holds_its_queue(
 
 
 @pytest.mark.sqlite_only
-async def test_the_sqlite_fold_unqueues_exactly_what_it_read(database, world, monkeypatch):
+async def test_the_sqlite_fold_unqueues_exactly_what_it_read(database, world):
     """SQLite reuses the rowids of deleted rows: results stored by another connection between the
     fold's read and its delete must stay queued, whatever rowid they got."""
     kept = await insert_monitor(database, world.org_a)
@@ -389,42 +382,53 @@ async def test_the_sqlite_fold_unqueues_exactly_what_it_read(database, world, mo
     await record(database, [result(kept.id, T0 + timedelta(seconds=i)) for i in range(5)])
     await record(database, [result(doomed.id, T0 + timedelta(seconds=i)) for i in range(3)])  # newest rowids
 
-    queued = results_service._queued
     meanwhile: list[bool] = []
 
-    async def read_then_others_write(session, limit):
-        rows = await queued(session, limit)
-        if not meanwhile:  # between the fold's read and its delete
-            meanwhile.append(True)
-            async with database.session() as other:
-                await monitors.delete_monitor(other, world.org_a, doomed.id)
-            await record(database, [result(kept.id, T0 + timedelta(minutes=5, seconds=i)) for i in range(3)])
-        return rows
+    class ReadThenOthersWrite(SqliteResultsStore):
+        async def read_backlog(self, session, limit):
+            rows = await super().read_backlog(session, limit)
+            if not meanwhile:  # between the fold's read and its delete
+                meanwhile.append(True)
+                async with database.session() as other:
+                    await monitors.delete_monitor(other, world.org_a, doomed.id)
+                later = [result(kept.id, T0 + timedelta(minutes=5, seconds=i)) for i in range(3)]
+                await record(database, later)
+            return rows
 
-    monkeypatch.setattr(results_service, "_queued", read_then_others_write)
-    assert await fold_rollups(database) == 8  # 5 kept + the 3 deleted meanwhile (dropped)
+    store = ReadThenOthersWrite()
+    assert await fold_rollups(database, store=store) == 8  # 5 kept + the 3 deleted meanwhile (dropped)
     assert meanwhile
     assert await backlog_size(database) == 3  # the three stored meanwhile, still queued
     (hourly,) = await rollups(database, kept.id, "hour")  # folds them
     assert hourly.count == 8
 
 
-async def test_a_failed_last_check_write_keeps_its_notes_for_the_next(database, world, monkeypatch):
-    from control_plane.services import last_checks
+class FirstLastCheckWriteFails:
+    """The database's results store, but its first lastCheck write fails as if the connection dropped."""
 
+    def __init__(self, store) -> None:
+        self._store = store
+        self.failed = False
+
+    def __getattr__(self, name: str):
+        return getattr(self._store, name)
+
+    async def update_last_checks(self, session, newest) -> None:
+        if not self.failed:
+            self.failed = True
+            raise ConnectionError("the database went away")
+        await self._store.update_last_checks(session, newest)
+
+
+async def test_a_failed_last_check_write_keeps_its_notes_for_the_next(database, world):
     monitor = await insert_monitor(database, world.org_a)
-    writer = LastCheckWriter(database)  # not started: flushed by hand
+    store = FirstLastCheckWriteFails(results_store(database.engine))
+    writer = LastCheckWriter(database, store=store)  # not started: flushed by hand
     writer.note([(monitor.id, ("DOWN", None, T0))])
-    write = last_checks.write_last_checks
 
-    async def dropped_connection(session, newest):
-        raise ConnectionError("the database went away")
-
-    monkeypatch.setattr(last_checks, "write_last_checks", dropped_connection)
     with pytest.raises(ConnectionError):
         await writer.flush()
     writer.note([(monitor.id, ("UP", 3.0, T0 - timedelta(minutes=1)))])  # older: must not win
-    monkeypatch.setattr(last_checks, "write_last_checks", write)
     await writer.stop()
     async with database.session() as session:
         stored = await session.get(Monitor, monitor.id)

@@ -24,7 +24,7 @@ from control_plane.agents.registry import AGENTS_TOPIC, Registration, expire_lap
 from control_plane.agents.tokens import TOKENS_TOPIC
 from control_plane.db import Database, brief_error
 from control_plane.models import AgentToken, AssignmentGrant, Monitor
-from control_plane.services.last_checks import LastCheckWriter
+from control_plane.results import LastCheckWriter
 from control_plane.services.monitors import MONITORS_TOPIC
 from control_plane.settings import Settings
 from control_plane.timefmt import Clock, utcnow

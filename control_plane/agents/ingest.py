@@ -15,8 +15,7 @@ from control_plane.agents.id_sets import among
 from control_plane.agents.registry import Registration
 from control_plane.db import Database
 from control_plane.models import AssignmentGrant, Monitor
-from control_plane.services.last_checks import LastCheckWriter
-from control_plane.services.results import ResultIn, record_results
+from control_plane.results import LastCheckWriter, ResultIn, record_results
 
 Reason = pb.RejectedResult.Reason
 

@@ -16,8 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from control_plane.changes import ChangeFeed
 from control_plane.models import CheckRollup, Incident, Monitor, RollupBacklog
+from control_plane.results import bucket_start
 from control_plane.services.monitors import MONITORS_TOPIC
-from control_plane.services.results import bucket_start
 
 UPTIME_DAYS = 30
 # How late a late result for a closed day may show in the uptime (today's results show at once).

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from control_plane import histogram
 from control_plane.models import CheckResult, CheckRollup, CheckScreenshot, Incident, RollupBacklog
-from control_plane.services.results import PHASES, bucket_start
+from control_plane.results import PHASES, bucket_start
 
 PERFORMANCE_MEASURES = (*PHASES, "size")
 

@@ -17,9 +17,9 @@ from control_plane.models import Monitor, Organization
 from control_plane.monitor_config import validate_config
 from control_plane.monitor_targets import PASSIVE_TYPES, validate_target
 from control_plane.plans import limits_for
+from control_plane.results import delete_results_of, exclude_result_writers
 from control_plane.services.errors import Forbidden, InvalidInput, NotFound
 from control_plane.services.regions import known_regions
-from control_plane.services.results import delete_results_of, exclude_result_writers
 from control_plane.settings import Settings
 from control_plane.timefmt import utcnow
 

@@ -8,7 +8,7 @@ import logging
 from datetime import timedelta
 
 from control_plane.db import Database
-from control_plane.services.results import delete_expired, delete_results_of, orphaned_monitor_ids
+from control_plane.results import delete_expired, delete_results_of, orphaned_monitor_ids
 from control_plane.settings import Settings
 from control_plane.timefmt import Clock, utcnow
 

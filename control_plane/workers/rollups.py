@@ -12,19 +12,21 @@ import asyncio
 import logging
 
 from control_plane.db import Database
-from control_plane.services.results import fold_backlog
+from control_plane.results import ResultsStore, fold_backlog, results_store
 
 log = logging.getLogger(__name__)
 
 FOLD_LIMIT = 200_000  # results per transaction: bounds its locks and memory after a long pause
 
 
-async def fold_rollups(db: Database, *, limit: int = FOLD_LIMIT) -> int:
-    """Fold the whole backlog, `limit` results per transaction; returns how many were folded."""
+async def fold_rollups(db: Database, *, limit: int = FOLD_LIMIT, store: ResultsStore | None = None) -> int:
+    """Fold the whole backlog, `limit` results per transaction, through the database's store (or
+    `store`); returns how many were folded."""
+    store = store or results_store(db.engine)
     total = 0
     while True:
         async with db.session() as session:
-            taken = await fold_backlog(session, limit=limit)
+            taken = await fold_backlog(session, limit=limit, store=store)
         total += taken
         if taken < limit:
             break

@@ -1,35 +1,62 @@
-"""Each monitor's newest result (lastCheck), written behind ingestion instead of inside it.
+"""Each monitor's newest result (lastCheck), written after its batch commits: at once, or behind
+ingestion by a writer that gathers batches.
 
-Agents' batches note their monitors' newest results here once committed; one background task per
-process writes what has gathered, a few times a second, in one statement. Acknowledging a batch
-does not wait for it, and however many batches touched a monitor meanwhile, its row is written
-once. lastCheck is a copy kept for cheap lists, not a record: what a crash loses before it is
-written is put right by the monitor's next result (the results themselves are committed).
+Agents' batches note their monitors' newest results in a `LastCheckWriter` once committed; one
+background task per process writes what has gathered, a few times a second, in one statement.
+Acknowledging a batch does not wait for it, and however many batches touched a monitor meanwhile,
+its row is written once. lastCheck is a copy kept for cheap lists, not a record: what a crash
+loses before it is written is put right by the monitor's next result (the results themselves are
+committed).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
-from datetime import datetime
+from collections.abc import Iterable, Sequence
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from control_plane.db import Database
-from control_plane.services.results import write_last_checks
+from control_plane.results.domain import LastCheck, ResultIn, newest_per_monitor
+from control_plane.results.store import ResultsStore, results_store
 
 log = logging.getLogger(__name__)
 
-LastCheck = tuple[str, float | None, datetime]  # status, response time, checked at
+
+async def write_last_checks(
+    session: AsyncSession, newest: dict[str, LastCheck], *, store: ResultsStore | None = None
+) -> None:
+    """Monitors' newest results into their lastCheck (newest wins), committed here."""
+    await (store or results_store(session)).update_last_checks(session, newest)
+    await session.commit()
+
+
+class WriteLastChecksNow:
+    """After a batch commits: its monitors' lastCheck, written before `record_results` returns."""
+
+    def __init__(self, store: ResultsStore) -> None:
+        self._store = store
+
+    async def __call__(self, session: AsyncSession, stored: Sequence[ResultIn]) -> None:
+        await write_last_checks(session, newest_per_monitor(stored), store=self._store)
 
 
 class LastCheckWriter:
-    def __init__(self, db: Database, *, interval_seconds: float = 0.1) -> None:
+    def __init__(
+        self, db: Database, *, interval_seconds: float = 0.1, store: ResultsStore | None = None
+    ) -> None:
         self._db = db
+        self._store = store or results_store(db.engine)
         self._interval = interval_seconds
         self._pending: dict[str, LastCheck] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._flushing = asyncio.Lock()
+
+    async def after_commit(self, session: AsyncSession, stored: Sequence[ResultIn]) -> None:
+        """A batch's listener: its monitors' newest results, noted for the next flush."""
+        self.note(newest_per_monitor(stored).items())
 
     def note(self, newest: Iterable[tuple[str, LastCheck]]) -> None:
         """Monitors' newest results, committed: written with the next flush (newest wins)."""
@@ -58,7 +85,7 @@ class LastCheckWriter:
                 return
             try:
                 async with self._db.session() as session:
-                    await write_last_checks(session, batch)
+                    await write_last_checks(session, batch, store=self._store)
             except BaseException:
                 # Not lost: back in, unless something newer came meanwhile; the next flush retries.
                 self.note(batch.items())

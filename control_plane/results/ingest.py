@@ -1,0 +1,100 @@
+"""Check results in: one batch insert, idempotent by result id, then what follows a committed batch.
+
+Every writer of results (agents over gRPC, tests, benchmarks) goes through `record_results`, so
+the rollup backlog is always in step with the raw rows (queued in the same transaction), and
+every batch's stored results pass the same after-commit listeners (today: the lastCheck writer).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from sqlalchemy import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from control_plane.models import CheckScreenshot
+from control_plane.results.domain import ResultIn
+from control_plane.results.last_checks import LastCheckWriter, WriteLastChecksNow
+from control_plane.results.store import ResultsStore, results_store, retried
+
+
+@dataclass(slots=True)
+class RecordOutcome:
+    inserted: list[str] = field(default_factory=list)
+    duplicates: list[str] = field(default_factory=list)  # already stored: a replay
+    orphaned: list[str] = field(default_factory=list)  # their monitor no longer exists
+
+
+class AfterCommit(Protocol):
+    """What happens once a batch has committed, given the results it stored (not the duplicates nor
+    the orphans), in stored order. The session's transaction is over; a listener that writes
+    commits its own. A listener that fails fails `record` (the batch stays committed)."""
+
+    async def __call__(self, session: AsyncSession, stored: Sequence[ResultIn]) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ResultsIngest:
+    """Stores batches through `store`; calls each of `after_commit`, in order, after a batch commits."""
+
+    store: ResultsStore
+    after_commit: Sequence[AfterCommit] = ()
+
+    async def record(self, session: AsyncSession, results: Sequence[ResultIn]) -> RecordOutcome:
+        """Store a batch in one transaction (committed here). Replayed ids are skipped, not counted
+        twice. The new results are queued for their rollups in the same transaction."""
+        unique = list({result.id: result for result in results}.values())
+        if not unique:
+            return RecordOutcome()
+        outcome, stored = await retried(
+            session, lambda: self._insert(session, unique), self.store.retries_insert
+        )
+        # After the retried transaction, not inside it: a listener failing must not run the batch
+        # again (it would find its own results and report them as duplicates).
+        if stored:
+            for listener in self.after_commit:
+                await listener(session, stored)
+        return outcome
+
+    async def _insert(
+        self, session: AsyncSession, unique: list[ResultIn]
+    ) -> tuple[RecordOutcome, list[ResultIn]]:
+        outcome = RecordOutcome()
+        existing = await self.store.existing_monitors(session, sorted({r.monitor_id for r in unique}))
+        live = [r for r in unique if r.monitor_id in existing]
+        outcome.orphaned = [r.id for r in unique if r.monitor_id not in existing]
+        fresh: list[ResultIn] = []
+        if live:
+            inserted_ids = await self.store.insert_new(session, live)
+            fresh = [r for r in live if r.id in inserted_ids]
+            outcome.inserted = [r.id for r in fresh]
+            outcome.duplicates = [r.id for r in live if r.id not in inserted_ids]
+            screenshots = [
+                {"check_id": r.id, "png": r.screenshot_png, "created_at": r.checked_at}
+                for r in fresh
+                if r.screenshot_png
+            ]
+            if screenshots:
+                await session.execute(insert(CheckScreenshot), screenshots)
+        await session.commit()
+        return outcome, fresh
+
+
+async def record_results(
+    session: AsyncSession,
+    results: Sequence[ResultIn],
+    *,
+    last_checks: LastCheckWriter | None = None,
+    store: ResultsStore | None = None,
+) -> RecordOutcome:
+    """Store a batch (committed here) through the database's store, or `store`. Its monitors'
+    lastCheck is written before this returns, or, given a `last_checks` writer (agents'
+    ingestion), handed to it to write shortly after."""
+    store = store or results_store(session)
+    # What follows every committed batch; whatever else must (e.g. evaluating incidents) joins here.
+    after_commit: list[AfterCommit] = [
+        last_checks.after_commit if last_checks is not None else WriteLastChecksNow(store)
+    ]
+    return await ResultsIngest(store, after_commit).record(session, results)
