@@ -36,7 +36,7 @@ lint: $(INSTALLED)
 	$(BIN)/ruff format --check .
 
 typecheck: $(INSTALLED)
-	$(BIN)/mypy control_plane agent
+	$(BIN)/mypy control_plane agent traxo_protocol
 
 protos: $(INSTALLED)
 	$(BIN)/python scripts/gen_protos.py

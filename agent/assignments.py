@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Protocol
 
 from agent.convert import assignment_from_proto, assignment_to_proto
-from agent.protocol.traxo.agent.v1 import agent_pb2 as pb
 from agent.records import Assignment
+from traxo_protocol.traxo.agent.v1 import agent_pb2 as pb
 
 log = logging.getLogger(__name__)
 

@@ -17,10 +17,10 @@ import grpc
 from agent.assignments import AssignmentStore
 from agent.clock import Clock
 from agent.metrics import AgentMetrics
-from agent.protocol.traxo.agent.v1 import agent_pb2 as pb
-from agent.protocol.traxo.agent.v1.agent_pb2_grpc import AgentServiceStub
 from agent.results import ResultPipeline
 from agent.settings import AgentSettings
+from traxo_protocol.traxo.agent.v1 import agent_pb2 as pb
+from traxo_protocol.traxo.agent.v1.agent_pb2_grpc import AgentServiceStub
 
 log = logging.getLogger(__name__)
 

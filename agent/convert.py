@@ -8,8 +8,8 @@ from collections.abc import Iterable
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from agent.checks.base import CheckSpec, Status
-from agent.protocol.traxo.agent.v1 import agent_pb2 as pb
 from agent.records import Assignment, ResultRecord
+from traxo_protocol.traxo.agent.v1 import agent_pb2 as pb
 
 _STATUS = {Status.UP: pb.UP, Status.DOWN: pb.DOWN}
 

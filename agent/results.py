@@ -15,9 +15,9 @@ from typing import Any, Protocol
 from agent.clock import Clock
 from agent.convert import batch_from_payloads, encode_result
 from agent.metrics import AgentMetrics
-from agent.protocol.traxo.agent.v1 import agent_pb2 as pb
 from agent.records import ResultRecord
 from agent.spool import Spool
+from traxo_protocol.traxo.agent.v1 import agent_pb2 as pb
 
 log = logging.getLogger(__name__)
 

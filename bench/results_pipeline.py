@@ -31,8 +31,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from agent.ids import new_result_id  # noqa: E402
-from agent.protocol.traxo.agent.v1 import agent_pb2 as pb  # noqa: E402
-from agent.protocol.traxo.agent.v1.agent_pb2_grpc import AgentServiceStub  # noqa: E402
+from traxo_protocol.traxo.agent.v1 import agent_pb2 as pb  # noqa: E402
+from traxo_protocol.traxo.agent.v1.agent_pb2_grpc import AgentServiceStub  # noqa: E402
 
 BIN = ROOT / ".venv" / "bin"
 ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/test"

@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
-"""Regenerate agent/protocol/ from protos/ (grpcio-tools). Run from anywhere: scripts/gen_protos.py.
+"""Regenerate traxo_protocol/traxo/ from protos/ (grpcio-tools). Run from anywhere: scripts/gen_protos.py.
 
-The generated modules import each other as `agent.protocol.traxo.agent.v1...`, so both the agent and
-the control plane import them by that one fixed path; `agent/__init__.py` and the `agent.protocol`
-packages import nothing else, so the control plane pulls in none of the agent's dependencies.
+The generated modules import each other as `traxo_protocol.traxo.agent.v1...`, so the agent and the
+control plane both import them by that one fixed path. `traxo_protocol` needs only protobuf and grpcio:
+neither process pulls in the other's package or dependencies through it. Its top-level `__init__.py`
+and `capabilities.py` are written by hand; everything under `traxo_protocol/traxo/` is generated.
 """
 
 from __future__ import annotations
@@ -15,13 +16,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PROTO_ROOT = ROOT / "protos"
-PACKAGE_DIR = Path("agent/protocol")
-PACKAGE = "agent.protocol"
+PACKAGE_DIR = Path("traxo_protocol")
+PACKAGE = "traxo_protocol"
 INIT_DOC = '"""Generated from protos/ by scripts/gen_protos.py; do not edit."""\n'
 
 
 def generate(out_root: Path) -> list[Path]:
-    """Writes the generated package under out_root/agent/protocol and returns the files written."""
+    """Writes the generated modules under out_root/traxo_protocol and returns the files written."""
     import grpc_tools
     from grpc_tools import protoc
 
@@ -43,8 +44,9 @@ def generate(out_root: Path) -> list[Path]:
     written: list[Path] = []
     for proto in protos:
         parts = Path(proto).parent.parts
-        # Every directory level becomes a package so the fixed import path resolves.
-        for depth in range(len(parts) + 1):
+        # Every directory level below the package becomes a package so the fixed import path
+        # resolves (the package's own __init__.py is hand-written).
+        for depth in range(1, len(parts) + 1):
             init = out_dir.joinpath(*parts[:depth], "__init__.py")
             init.write_text(INIT_DOC)
             written.append(init)
@@ -57,7 +59,7 @@ def generate(out_root: Path) -> list[Path]:
 
 
 def _fix_imports(source: str, protos: list[str]) -> str:
-    # protoc writes `from traxo.agent.v1 import agent_pb2`; anchor it under agent.protocol.
+    # protoc writes `from traxo.agent.v1 import agent_pb2`; anchor it under traxo_protocol.
     for proto in protos:
         module = ".".join(Path(proto).parent.parts)
         source = re.sub(
@@ -71,7 +73,7 @@ def _fix_imports(source: str, protos: list[str]) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--out", type=Path, default=ROOT, help="root to write agent/protocol/ under")
+    parser.add_argument("--out", type=Path, default=ROOT, help="root to write traxo_protocol/ under")
     args = parser.parse_args()
     for path in generate(args.out):
         print(path)

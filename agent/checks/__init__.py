@@ -29,19 +29,25 @@ from agent.checks.base import (
     ErrorKind,
     Status,
 )
+from traxo_protocol.capabilities import CAPABILITY_FOR_TYPE
 
 __all__ = ["CheckRegistry", "load_registry"]
 
 log = logging.getLogger(__name__)
 
-# type -> (module, capability name announced to the control plane)
+_MODULE_FOR_TYPE = {
+    "HTTP": "agent.checks.http",
+    "TCP": "agent.checks.tcp",
+    "PING": "agent.checks.ping",
+    "DNS": "agent.checks.dns",
+    "SSL": "agent.checks.ssl",
+    "BROWSER": "agent.checks.browser",
+}
+# type -> (module, capability name announced to the control plane). The capability comes from the
+# protocol's map, the one the control plane assigns by: a type missing there fails here, at import.
 CHECK_MODULES: dict[str, tuple[str, str]] = {
-    "HTTP": ("agent.checks.http", "http"),
-    "TCP": ("agent.checks.tcp", "tcp"),
-    "PING": ("agent.checks.ping", "icmp"),
-    "DNS": ("agent.checks.dns", "dns"),
-    "SSL": ("agent.checks.ssl", "ssl"),
-    "BROWSER": ("agent.checks.browser", "browser"),
+    monitor_type: (module_name, CAPABILITY_FOR_TYPE[monitor_type])
+    for monitor_type, module_name in _MODULE_FOR_TYPE.items()
 }
 
 # A probe that hangs (a browser that never comes up) costs its type, not the agent's start.

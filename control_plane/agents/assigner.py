@@ -21,19 +21,11 @@ from control_plane import changes
 from control_plane.agents.id_sets import among
 from control_plane.models import Agent, AgentToken, AssignmentGrant, Monitor
 from control_plane.monitor_config import PASSIVE_TYPES
+from traxo_protocol.capabilities import CAPABILITY_FOR_TYPE
 
 log = logging.getLogger(__name__)
 
 ASSIGNMENTS_TOPIC = "assignments"  # payload: "region" (all of it changed) or "region:monitor_id"
-
-CAPABILITY_FOR_TYPE = {
-    "HTTP": "http",
-    "TCP": "tcp",
-    "PING": "icmp",
-    "DNS": "dns",
-    "SSL": "ssl",
-    "BROWSER": "browser",
-}
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from agent.protocol.traxo.agent.v1 import agent_pb2 as pb
 from control_plane.results import ResultIn
+from traxo_protocol.traxo.agent.v1 import agent_pb2 as pb
 
 RESULT_ID = re.compile(r"^chk_[a-z2-7]{20,40}$")
 MONITOR_ID = re.compile(r"^mon_[a-z0-9]{1,60}$")

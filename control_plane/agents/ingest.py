@@ -9,13 +9,13 @@ from typing import Any
 
 from sqlalchemy import and_, select
 
-from agent.protocol.traxo.agent.v1 import agent_pb2 as pb
 from control_plane.agents.convert import InvalidResult, result_from_proto
 from control_plane.agents.id_sets import among
 from control_plane.agents.registry import Registration
 from control_plane.db import Database
 from control_plane.models import AssignmentGrant, Monitor
 from control_plane.results import LastCheckWriter, ResultIn, record_results
+from traxo_protocol.traxo.agent.v1 import agent_pb2 as pb
 
 Reason = pb.RejectedResult.Reason
 

@@ -12,8 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from control_plane import changes
 from control_plane.ids import new_id
 from control_plane.models import Agent, AgentToken
+from traxo_protocol.capabilities import KNOWN_CAPABILITIES
 
-KNOWN_CAPABILITIES = frozenset({"http", "tcp", "icmp", "dns", "ssl", "browser"})
 AGENTS_TOPIC = "agents"  # payload: "agent_id:incarnation", a registration that fences older ones
 
 

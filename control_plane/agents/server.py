@@ -14,8 +14,6 @@ from google.protobuf.duration_pb2 import Duration
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from sqlalchemy import select
 
-from agent.protocol.traxo.agent.v1 import agent_pb2 as pb
-from agent.protocol.traxo.agent.v1 import agent_pb2_grpc as pb_grpc
 from control_plane.agents import registry
 from control_plane.agents.convert import MonitorAssignment, timestamp
 from control_plane.agents.coordinator import AgentCoordinator
@@ -25,6 +23,8 @@ from control_plane.agents.tokens import authenticate_token
 from control_plane.db import brief_error
 from control_plane.models import AgentToken
 from control_plane.settings import Settings
+from traxo_protocol.traxo.agent.v1 import agent_pb2 as pb
+from traxo_protocol.traxo.agent.v1 import agent_pb2_grpc as pb_grpc
 
 log = logging.getLogger(__name__)
 

@@ -10,9 +10,9 @@ import grpc
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from agent.protocol.traxo.agent.v1 import agent_pb2 as pb
-from agent.protocol.traxo.agent.v1 import agent_pb2_grpc
 from tests.waiting import eventually
+from traxo_protocol.traxo.agent.v1 import agent_pb2 as pb
+from traxo_protocol.traxo.agent.v1 import agent_pb2_grpc
 
 
 class FakeControlPlane(agent_pb2_grpc.AgentServiceServicer):

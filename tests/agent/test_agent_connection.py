@@ -11,10 +11,10 @@ from agent_fake_control_plane import FakeControlPlane
 
 from agent.checks import CheckRegistry
 from agent.checks.base import CheckResult, CheckSpec, Status
-from agent.protocol.traxo.agent.v1 import agent_pb2 as pb
 from agent.runtime import Agent, AuthenticationFailed
 from agent.settings import AgentSettings
 from tests.waiting import eventually
+from traxo_protocol.traxo.agent.v1 import agent_pb2 as pb
 
 StartAgent = Callable[..., Awaitable[Agent]]
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import aiohttp
 from agent_fake_control_plane import FakeControlPlane
 
-from agent.protocol.traxo.agent.v1 import agent_pb2 as pb
 from tests.checks.http_target import Target
+from traxo_protocol.traxo.agent.v1 import agent_pb2 as pb
 
 AGENT = str(Path(sys.executable).parent / "traxo-agent")
 

@@ -7,11 +7,11 @@ from collections.abc import AsyncIterator
 import grpc
 import pytest
 
-from agent.protocol.traxo.agent.v1.agent_pb2_grpc import AgentServiceStub
 from control_plane.agents.endpoint import AgentsEndpoint
 from control_plane.db import Database
 from control_plane.settings import Settings
 from tests.agents_server.server_tools import AgentClient
+from traxo_protocol.traxo.agent.v1.agent_pb2_grpc import AgentServiceStub
 
 
 @pytest.fixture

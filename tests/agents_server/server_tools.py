@@ -12,8 +12,6 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy import insert, inspect, select
 
 from agent.ids import new_result_id
-from agent.protocol.traxo.agent.v1 import agent_pb2 as pb
-from agent.protocol.traxo.agent.v1.agent_pb2_grpc import AgentServiceStub
 from control_plane.agents import tokens
 from control_plane.agents.assigner import rendezvous_weight
 from control_plane.agents.coordinator import AgentCoordinator
@@ -23,6 +21,8 @@ from control_plane.ids import new_id
 from control_plane.models import AssignmentGrant, Monitor
 from control_plane.settings import Settings
 from tests.factories import monitor_row
+from traxo_protocol.traxo.agent.v1 import agent_pb2 as pb
+from traxo_protocol.traxo.agent.v1.agent_pb2_grpc import AgentServiceStub
 
 REGION = "us-east-1"
 ALL_CAPABILITIES = ("http", "tcp", "icmp", "dns", "ssl", "browser")

@@ -11,7 +11,6 @@ import grpc
 import pytest
 from sqlalchemy import create_engine, func, select, text
 
-from agent.protocol.traxo.agent.v1 import agent_pb2 as pb
 from control_plane import migrate
 from control_plane.agents import registry
 from control_plane.agents.endpoint import AgentsEndpoint
@@ -31,6 +30,7 @@ from tests.agents_server.server_tools import (
 from tests.agents_server.test_grpc_service import CHANGE_BUDGET_S, expect_code
 from tests.conftest import World
 from tests.monitor_tools import set_plan
+from traxo_protocol.traxo.agent.v1 import agent_pb2 as pb
 
 
 async def renewed(client: AgentClient, raw: str, agent_id: str) -> bool:

@@ -15,7 +15,6 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from sqlalchemy import func, select
 from sqlalchemy import update as sql_update
 
-from agent.protocol.traxo.agent.v1 import agent_pb2 as pb
 from control_plane.agents.endpoint import AgentsEndpoint
 from control_plane.agents.registry import member_key
 from control_plane.db import Database
@@ -38,6 +37,7 @@ from tests.agents_server.server_tools import (
 from tests.conftest import World
 from tests.factories import insert_monitor
 from tests.monitor_tools import set_plan
+from traxo_protocol.traxo.agent.v1 import agent_pb2 as pb
 
 Reason = pb.RejectedResult.Reason
 CHANGE_BUDGET_S = 1.0
