@@ -4,17 +4,24 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from control_plane.agents.ingest import GrantedResult, Rejection, RejectReason
 from control_plane.results import ResultIn
 from traxo_protocol.traxo.agent.v1 import agent_pb2 as pb
 
 RESULT_ID = re.compile(r"^chk_[a-z2-7]{20,40}$")
 MONITOR_ID = re.compile(r"^mon_[a-z0-9]{1,60}$")
 _STATUS = {pb.UP: "UP", pb.DOWN: "DOWN"}
+_REASON = {
+    RejectReason.INVALID: pb.RejectedResult.INVALID,
+    RejectReason.UNKNOWN_MONITOR: pb.RejectedResult.UNKNOWN_MONITOR,
+    RejectReason.FENCED: pb.RejectedResult.FENCED,
+}
 _MAX_MESSAGE = 2000
 _MAX_MS = 86_400_000  # a day: no timing of one check is longer
 _MAX_DETAILS = 64 * 1024
@@ -59,6 +66,32 @@ class InvalidResult(Exception):
 
 def _time(value: Timestamp) -> datetime:
     return datetime.fromtimestamp(value.seconds + value.nanos / 1e9, UTC)
+
+
+def results_from_proto(
+    messages: Iterable[pb.CheckResult], *, region: str, agent_id: str, now: datetime
+) -> tuple[list[GrantedResult], list[Rejection]]:
+    """A batch from an agent of `region`: its valid results, and the others rejected as INVALID."""
+    valid: list[GrantedResult] = []
+    invalid: list[Rejection] = []
+    for message in messages:
+        try:
+            result = result_from_proto(message, region=region, agent_id=agent_id, now=now)
+        except InvalidResult as exc:
+            invalid.append(Rejection(message.result_id, RejectReason.INVALID, str(exc)))
+        else:
+            valid.append(GrantedResult(result, message.epoch))
+    return valid, invalid
+
+
+def ack_to_proto(sequence: int, rejected: Iterable[Rejection]) -> pb.ResultAck:
+    return pb.ResultAck(
+        sequence=sequence,
+        rejected=[
+            pb.RejectedResult(result_id=r.result_id, reason=_REASON[r.reason], message=r.message)
+            for r in rejected
+        ],
+    )
 
 
 def result_from_proto(message: pb.CheckResult, *, region: str, agent_id: str, now: datetime) -> ResultIn:

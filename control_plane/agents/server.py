@@ -15,7 +15,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from sqlalchemy import select
 
 from control_plane.agents import registry
-from control_plane.agents.convert import MonitorAssignment, timestamp
+from control_plane.agents.convert import MonitorAssignment, ack_to_proto, results_from_proto, timestamp
 from control_plane.agents.coordinator import AgentCoordinator
 from control_plane.agents.ingest import ingest_batch
 from control_plane.agents.mailboxes import ALL
@@ -176,14 +176,14 @@ class AgentService(pb_grpc.AgentServiceServicer):
 
         async def store(batch: pb.ResultBatch, sender: registry.Registration) -> None:
             try:
-                outcome = await ingest_batch(
-                    self.db,
-                    sender,
+                valid, invalid = results_from_proto(
                     batch.results,
+                    region=sender.region,
+                    agent_id=sender.agent_id,
                     now=self.coordinator.clock(),
-                    last_checks=self.coordinator.last_checks,
                 )
-                await finished.put(pb.ResultAck(sequence=batch.sequence, rejected=outcome.rejected))
+                outcome = await ingest_batch(self.db, sender, valid, last_checks=self.coordinator.last_checks)
+                await finished.put(ack_to_proto(batch.sequence, [*invalid, *outcome.rejected]))
             except Exception as exc:  # no ack: the agent replays the batch after reconnecting (and again)
                 log.error("storing a batch of %d results failed: %s", len(batch.results), brief_error(exc))
                 await finished.put(exc)

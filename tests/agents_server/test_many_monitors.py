@@ -13,6 +13,7 @@ from sqlalchemy import event, func, insert, select, text
 from sqlalchemy.exc import DBAPIError
 
 from control_plane.agents import registry
+from control_plane.agents.convert import results_from_proto
 from control_plane.agents.coordinator import AgentCoordinator
 from control_plane.agents.ingest import ingest_batch
 from control_plane.db import Database
@@ -123,10 +124,15 @@ async def test_a_batch_naming_more_monitors_than_a_statement_has_parameters_is_s
         await session.execute(insert(AssignmentGrant), grants)
         await session.commit()
 
-    outcome = await ingest_batch(
-        database, sender, [check_result(m, 1) for m in monitor_ids], now=coordinator.clock()
+    valid, invalid = results_from_proto(
+        [check_result(m, 1) for m in monitor_ids],
+        region=sender.region,
+        agent_id=sender.agent_id,
+        now=coordinator.clock(),
     )
+    outcome = await ingest_batch(database, sender, valid)
 
+    assert invalid == []
     assert outcome.rejected == [] and outcome.stored == len(monitor_ids)
     async with database.session() as session:
         stored = await session.scalar(select(func.count()).select_from(CheckResult))
