@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
 from fastapi.responses import HTMLResponse
+from fastapi.routing import APIRoute
 from sqlalchemy import text
 from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
@@ -19,6 +20,7 @@ from control_plane.agents.endpoint import AgentsEndpoint
 from control_plane.api.deps import Runtime, RuntimeDep
 from control_plane.api.errors import install_error_handlers
 from control_plane.api.middleware import ApiMiddleware
+from control_plane.api.openapi import build_openapi
 from control_plane.api.responses import JsonResponse
 from control_plane.api.routes import api_keys, billing, dashboard, monitors, organization, team
 from control_plane.settings import Settings
@@ -37,6 +39,27 @@ DOCS_CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
     "img-src 'self' data:; font-src 'self' data:; worker-src 'self' blob:; connect-src 'self'"
 )
+
+API_DESCRIPTION = (
+    "Traxo's REST API: uptime and synthetic monitors, their checks, incidents and performance, the "
+    "organization, its team, API keys and billing. Authenticate with an API key as a bearer token "
+    '(`Authorization: Bearer traxo_...`). Every error answers `{"error": "..."}` naming the field '
+    "or resource and what was wrong with it."
+)
+
+
+class TraxoApi(FastAPI):
+    """FastAPI with the completed OpenAPI document (openapi.py), built once."""
+
+    def openapi(self) -> dict[str, Any]:
+        if self.openapi_schema is None:
+            self.openapi_schema = build_openapi(self)
+        return self.openapi_schema
+
+
+def _operation_id(route: APIRoute) -> str:
+    # The handler's name (list_monitors, invite_member): what a generated client calls the method.
+    return route.name
 
 
 def create_app(
@@ -78,8 +101,11 @@ def create_app(
         if owns_runtime:
             await runtime.db.dispose()
 
-    app = FastAPI(
+    app = TraxoApi(
         title="Traxo API",
+        version="1",
+        description=API_DESCRIPTION,
+        generate_unique_id_function=_operation_id,
         default_response_class=JsonResponse,
         lifespan=lifespan,
         openapi_url=OPENAPI_URL,

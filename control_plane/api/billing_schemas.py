@@ -1,14 +1,26 @@
-"""Billing's request bodies: checkout's, and RevenueCat's webhook events, validated at the edge."""
+"""Billing's request bodies (checkout's, and RevenueCat's webhook events, validated at the edge) and
+its responses as the OpenAPI document states them."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
 import orjson
-from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    with_config,
+)
+from typing_extensions import TypedDict
 
 from control_plane.api.errors import describe_validation_error
-from control_plane.api.schemas import RequestModel, nul_character_path
+from control_plane.api.org_responses import PlanName
+from control_plane.api.responses import CLOSED, Data
+from control_plane.api.schemas import RequestModel, documented, examples, nul_character_path
 from control_plane.revenuecat import Subscriber
 from control_plane.services.billing import PAID_PLANS, BillingUsage, CheckoutOffer, RevenueCatEvent
 from control_plane.services.errors import InvalidInput
@@ -18,7 +30,10 @@ _PAID_NAMES = ", ".join(plan.value for plan in PAID_PLANS)
 
 
 class CheckoutRequest(RequestModel):
-    plan: str
+    model_config = examples({"plan": "PRO"})
+
+    # A plain string checked below, so that the error lists the plans; the document lists them too.
+    plan: Annotated[str, documented(enum=[plan.value for plan in PAID_PLANS])]
 
     @field_validator("plan")
     @classmethod
@@ -49,6 +64,22 @@ class WebhookEventIn(_RevenueCatModel):
 
 
 class WebhookIn(_RevenueCatModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "api_version": "1.0",
+                    "event": {
+                        "id": "CD489E0E-5D41-4B7E-9F6B-1D2F4C3A0001",
+                        "type": "INITIAL_PURCHASE",
+                        "app_user_id": "org_abc123",
+                        "product_id": "traxo_pro_monthly",
+                    },
+                }
+            ]
+        }
+    )
+
     api_version: str
     event: WebhookEventIn
 
@@ -87,16 +118,46 @@ def _describe(error: dict[str, Any]) -> str:
     return describe_validation_error(error)
 
 
-def billing_out(usage: BillingUsage) -> dict[str, Any]:
-    # The reference's one unwrapped answer.
+@with_config(CLOSED)
+class BillingOut(TypedDict):
+    """The reference's one answer not wrapped in `data`."""
+
+    plan: PlanName
+    monitorCount: int
+    monitorLimit: Annotated[int | None, Field(description="null: unlimited")]
+
+
+@with_config(CLOSED)
+class CheckoutOut(TypedDict):
+    productId: str
+    appUserId: Annotated[str, Field(description="RevenueCat's app user: the organization's id")]
+    apiKey: Annotated[str, Field(description="RevenueCat's public key for its web SDK")]
+
+
+@with_config(CLOSED)
+class PortalOut(TypedDict):
+    subscriptions: dict[str, Any]
+    entitlements: dict[str, Any]
+    managementUrl: str | None
+
+
+class CheckoutResponse(Data[CheckoutOut]):
+    pass
+
+
+class PortalResponse(Data[PortalOut]):
+    pass
+
+
+def billing_out(usage: BillingUsage) -> BillingOut:
     return {"plan": usage.plan, "monitorCount": usage.monitor_count, "monitorLimit": usage.monitor_limit}
 
 
-def checkout_out(offer: CheckoutOffer) -> dict[str, Any]:
+def checkout_out(offer: CheckoutOffer) -> CheckoutOut:
     return {"productId": offer.product_id, "appUserId": offer.app_user_id, "apiKey": offer.api_key}
 
 
-def portal_out(subscriber: Subscriber) -> dict[str, Any]:
+def portal_out(subscriber: Subscriber) -> PortalOut:
     return {
         "subscriptions": subscriber.subscriptions,
         "entitlements": subscriber.entitlements,

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -185,3 +185,21 @@ async def require_org_writer(request: Request) -> Member:
 
 
 OrgWriterDep = Annotated[Member, Depends(require_org_writer)]
+
+
+_KEY_REFUSED = "Missing, malformed, revoked or expired API key"
+_BUDGET_SPENT = (
+    "Rate limit exceeded: the organization's requests per minute (its plan's), or this address's "
+    "budget for failed authentications"
+)
+_READ_ONLY = "Your role VIEWER is read-only"
+_NO_ORGANIZATION = "You belong to no organization yet (create one with POST /api/organization)"
+
+# What each authenticating dependency may answer, whatever the route then does: the OpenAPI
+# document (openapi.py) lists these for every operation that depends on one, with the bearer scheme.
+AUTH_ERRORS: dict[Callable[..., Any], dict[int, str]] = {
+    get_principal: {401: _KEY_REFUSED, 429: _BUDGET_SPENT},
+    require_writer: {401: _KEY_REFUSED, 403: _READ_ONLY, 429: _BUDGET_SPENT},
+    require_member: {401: _KEY_REFUSED, 404: _NO_ORGANIZATION, 429: _BUDGET_SPENT},
+    require_org_writer: {401: _KEY_REFUSED, 403: _READ_ONLY, 404: _NO_ORGANIZATION, 429: _BUDGET_SPENT},
+}

@@ -41,6 +41,12 @@ _DEFAULT_MESSAGES = {
     429: "Rate limit exceeded",
 }
 
+# FastAPI's own details that say less than ours.
+_CLEARER_DETAILS = {
+    # A body that is not even UTF-8 text (JSON's encoding): json.loads fails before parsing.
+    "There was an error parsing the body": "Request body is not valid JSON: it must be UTF-8 text",
+}
+
 
 class ApiError(Exception):
     def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
@@ -107,6 +113,7 @@ def install_error_handlers(app: FastAPI) -> None:
         detail: str | None = exc.detail if isinstance(exc.detail, str) else None
         if detail == HTTPStatus(exc.status_code).phrase:
             detail = None
+        detail = _CLEARER_DETAILS.get(detail or "", detail)
         message = detail or _DEFAULT_MESSAGES.get(exc.status_code, "Request failed")
         return error_response(exc.status_code, message, getattr(exc, "headers", None))
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException
 from starlette.routing import Match, Mount, Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -30,6 +31,7 @@ class ApiMiddleware:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.router = router
+        self._fixed_paths: dict[str, frozenset[str]] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -49,10 +51,15 @@ class ApiMiddleware:
                 if too_large:
                     await _send_error(send, 413, f"Request body too large (limit {limit} bytes)")
                     return
-        extra_headers: list[tuple[bytes, bytes]] = []
-        scope[RESPONSE_HEADERS_KEY] = extra_headers
         # Routing rewrites the scope (a Mount moves root_path); the Allow list matches what came in.
         path, root_path = scope["path"], scope.get("root_path", "")
+        methods = self._methods_of_fixed_path(_route_path(path, root_path))
+        if methods is not None and scope["method"] not in methods:
+            allow = [(b"allow", _allow(methods).encode("latin-1"))]
+            await _send_error(send, 405, "Method not allowed", allow)
+            return
+        extra_headers: list[tuple[bytes, bytes]] = []
+        scope[RESPONSE_HEADERS_KEY] = extra_headers
         started = False
         received = 0
 
@@ -81,6 +88,21 @@ class ApiMiddleware:
             if not started:
                 await _send_error(send, 413, f"Request body too large (limit {limit} bytes)")
 
+    def _methods_of_fixed_path(self, route_path: str) -> frozenset[str] | None:
+        """The methods of a path without parameters, such as /api/team/invite, or None.
+
+        Such a path is that resource alone, whatever a parameterized path would also match
+        (DELETE /api/team/{member_id} with member_id "invite"): as OpenAPI matches concrete paths
+        before templated ones, a method it lacks is a 405 there, and its Allow list is its own.
+        """
+        if self._fixed_paths is None:  # on the first request: routes are all included by then
+            fixed: dict[str, set[str]] = {}
+            for route in iter_route_contexts(self.router.routes):
+                if route.path_format and "{" not in route.path_format and route.methods:
+                    fixed.setdefault(route.path_format, set()).update(route.methods)
+            self._fixed_paths = {path: frozenset(methods) for path, methods in fixed.items()}
+        return self._fixed_paths.get(route_path)
+
     def _with_full_allow(self, headers: Any, path: str, root_path: str) -> list[tuple[bytes, bytes]]:
         """Routing hands a 405 the methods of the first route whose path matched (`GET` for
         /api/monitors, though POST is there too); list every method some route answers there."""
@@ -98,17 +120,32 @@ class ApiMiddleware:
                 for route in self.router.routes
             ):
                 allowed.add(method)
-        order = {method: index for index, method in enumerate(_METHODS)}
-        allow = ", ".join(sorted(allowed - {""}, key=lambda method: (order.get(method, len(order)), method)))
         kept = [(name, value) for name, value in headers if name.lower() != b"allow"]
-        return [*kept, (b"allow", allow.encode("latin-1"))]
+        return [*kept, (b"allow", _allow(allowed).encode("latin-1"))]
 
 
-async def _send_error(send: Send, status: int, message: str) -> None:
+_ORDER = {method: index for index, method in enumerate(_METHODS)}
+
+
+def _allow(methods: set[str] | frozenset[str]) -> str:
+    return ", ".join(sorted(methods - {""}, key=lambda method: (_ORDER.get(method, len(_ORDER)), method)))
+
+
+def _route_path(path: str, root_path: str) -> str:
+    """The path as routes match it: without the root path a proxy serves the app under."""
+    if root_path and path.startswith(root_path) and path[len(root_path) : len(root_path) + 1] in ("", "/"):
+        return path[len(root_path) :]
+    return path
+
+
+async def _send_error(
+    send: Send, status: int, message: str, extra_headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
     body = orjson.dumps({"error": message})
     headers: list[Any] = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),
+        *(extra_headers or []),
     ]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

@@ -1,15 +1,22 @@
-"""Request bodies, validated once at the edge, and the serializers for responses."""
+"""Request bodies, validated once at the edge, and how their rules read in the OpenAPI document."""
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
-
-from control_plane.models import ApiKey, Membership, Organization, User
-from control_plane.services.accounts import OrgSnapshot, mask_key
-from control_plane.timefmt import iso
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetJsonSchemaHandler,
+    StringConstraints,
+    model_validator,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 SLUG_PATTERN = r"^[a-z0-9]+(?:-[a-z0-9]+)*$"
 EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -18,6 +25,15 @@ EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 # name they break lines and logs or carry terminal escapes to whoever lists it.
 _CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
+# The document's patterns for what the server strips and then checks: no surrounding whitespace
+# and no control character, in one regex. Where ECMA's \s and Python's differ (control characters,
+# U+FEFF) the pattern is the stricter, so whatever matches is accepted.
+_TEXT = r"[^\x00-\x1f\x7f-\x9f]"
+_EDGE = r"[^\s\x00-\x1f\x7f-\x9f]"
+NAME_DOC_PATTERN = rf"^{_EDGE}(?:{_TEXT}*{_EDGE})?$"
+_EMAIL_PART = r"[^@\s\x00-\x1f\x7f-\x9f]+"
+EMAIL_DOC_PATTERN = rf"^{_EMAIL_PART}@{_EMAIL_PART}\.{_EMAIL_PART}$"
+
 
 def reject_control_characters(value: str) -> str:
     if _CONTROL_CHARACTER.search(value):
@@ -25,11 +41,31 @@ def reject_control_characters(value: str) -> str:
     return value
 
 
+@dataclass(frozen=True, slots=True, eq=False)  # eq=False: hashed by identity, as Annotated needs
+class Documented:
+    """Annotated metadata adding keywords to a field's JSON schema, for rules that a validator
+    (not a pydantic constraint) enforces, so the document states them too."""
+
+    keywords: dict[str, Any]
+
+    def __get_pydantic_json_schema__(
+        self, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        return {**handler(core_schema), **self.keywords}
+
+
+def documented(**keywords: Any) -> Documented:
+    return Documented(keywords)
+
+
 # The one rule for names and URLs; leading and trailing whitespace is stripped before it applies.
 NoControlCharacters = AfterValidator(reject_control_characters)
 
 Name = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), NoControlCharacters
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=100),
+    NoControlCharacters,
+    documented(pattern=NAME_DOC_PATTERN),
 ]
 Slug = Annotated[
     str,
@@ -58,6 +94,32 @@ class RequestModel(BaseModel):
         elif data is not None:
             raise ValueError("Request body must be a JSON object")
         return data
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        """Optional fields are `X | None` in Python; in the document only those in `nullable` are."""
+        json_schema = handler(core_schema)
+        for name, field_schema in handler.resolve_ref_schema(json_schema).get("properties", {}).items():
+            if name not in cls.nullable:
+                drop_null(field_schema)
+        return json_schema
+
+
+def drop_null(field_schema: dict[str, Any]) -> None:
+    """Remove the `null` alternative (and a null default) from a field's JSON schema, in place."""
+    branches = field_schema.get("anyOf")
+    if branches is None or {"type": "null"} not in branches:
+        return
+    kept = [branch for branch in branches if branch != {"type": "null"}]
+    del field_schema["anyOf"]
+    if len(kept) == 1:
+        field_schema.update(kept[0])
+    else:
+        field_schema["anyOf"] = kept
+    if "default" in field_schema and field_schema["default"] is None:
+        del field_schema["default"]
 
 
 def nul_character_path(document: dict[str, Any]) -> str | None:
@@ -89,23 +151,39 @@ def _nul_character_in(value: Any, where: str = "") -> str | None:
     return None
 
 
+def examples(*bodies: dict[str, Any]) -> ConfigDict:
+    """A request model's examples, for the document's readers and its tests (schemathesis sends them)."""
+    return ConfigDict(json_schema_extra={"examples": list(bodies)})
+
+
 class OrganizationCreate(RequestModel):
+    model_config = examples({"name": "Acme Inc", "slug": "acme-inc"})
+
     name: Name
     slug: Slug
 
 
 class OrganizationUpdate(RequestModel):
+    model_config = examples({"name": "Acme Corporation"})
+
     name: Name | None = None
     slug: Slug | None = None
 
 
 class ApiKeyCreate(RequestModel):
+    model_config = examples({"name": "CI/CD Pipeline"})
+
     name: Name
 
 
 class TeamInvite(RequestModel):
+    model_config = examples({"email": "bob@example.com", "role": "ADMIN"})
+
     email: Annotated[
-        str, StringConstraints(strip_whitespace=True, min_length=3, max_length=320), NoControlCharacters
+        str,
+        StringConstraints(strip_whitespace=True, min_length=3, max_length=320),
+        NoControlCharacters,
+        documented(format="email", pattern=EMAIL_DOC_PATTERN),
     ]
     role: Literal["ADMIN", "VIEWER"]
 
@@ -114,37 +192,3 @@ class TeamInvite(RequestModel):
         if not EMAIL_PATTERN.match(self.email):
             raise ValueError("email: must be a valid email address")
         return self
-
-
-def organization_out(org: Organization | OrgSnapshot, *fields: str) -> dict[str, Any]:
-    full = {
-        "id": org.id,
-        "name": org.name,
-        "slug": org.slug,
-        "plan": org.plan,
-        "createdAt": iso(org.created_at),
-    }
-    return {name: full[name] for name in fields} if fields else full
-
-
-def api_key_out(key: ApiKey, *, raw_key: str | None = None) -> dict[str, Any]:
-    return {
-        "id": key.id,
-        "name": key.name,
-        "key": raw_key or mask_key(key.prefix, key.last4),
-        "lastUsed": iso(key.last_used_at),
-        "createdAt": iso(key.created_at),
-        "expiresAt": iso(key.expires_at),
-    }
-
-
-def member_out(membership: Membership, user: User) -> dict[str, Any]:
-    return {
-        "id": membership.id,
-        "userId": user.id,
-        "role": membership.role,
-        "name": user.name,
-        "email": user.email,
-        "image": user.image,
-        "joinedAt": iso(membership.joined_at),
-    }

@@ -1,0 +1,290 @@
+"""The served OpenAPI document: no FastAPI 422s, the bearer scheme on every authenticated operation,
+each operation's error statuses with the `{"error"}` body, request rules as the server applies
+them, and answers that match their documented schemas (test_openapi_conformance.py tries far more
+inputs against a live server on PostgreSQL)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import jsonschema_rs  # comes with schemathesis
+import pytest
+
+from control_plane.api.billing_schemas import CheckoutRequest
+from control_plane.api.monitor_schemas import MonitorCreate, MonitorUpdate
+from control_plane.api.schemas import (
+    ApiKeyCreate,
+    OrganizationCreate,
+    OrganizationUpdate,
+    RequestModel,
+    TeamInvite,
+)
+from tests.monitor_tools import create_monitor, insert_incident, record, set_plan
+
+ERROR_BODY = {"$ref": "#/components/schemas/ErrorResponse"}
+
+# What each operation can answer besides its success, as the reference and the code say: pinned,
+# so that a change to the contract is a change to this table too.
+ERROR_STATUSES: dict[tuple[str, str], set[int]] = {
+    ("GET", "/api/organization"): {401, 404, 429},
+    ("POST", "/api/organization"): {400, 401, 403, 409, 413, 429},
+    ("PATCH", "/api/organization"): {400, 401, 403, 404, 409, 413, 429},
+    ("GET", "/api/api-keys"): {401, 429},
+    ("POST", "/api/api-keys"): {400, 401, 403, 413, 429},
+    ("DELETE", "/api/api-keys/{key_id}"): {401, 403, 404, 429},
+    ("GET", "/api/team"): {401, 404, 429},
+    ("POST", "/api/team/invite"): {400, 401, 403, 404, 409, 413, 429},
+    ("DELETE", "/api/team/{member_id}"): {400, 401, 403, 404, 429},
+    ("GET", "/api/billing"): {401, 404, 429},
+    ("POST", "/api/billing/checkout"): {400, 401, 403, 404, 413, 429, 501},
+    ("POST", "/api/billing/portal"): {401, 403, 404, 429, 501, 502},
+    ("POST", "/api/billing/webhook"): {400, 401, 413, 429, 501},
+    ("GET", "/api/monitors"): {401, 404, 429},
+    ("POST", "/api/monitors"): {400, 401, 403, 404, 413, 429},
+    ("GET", "/api/monitors/{monitor_id}"): {401, 404, 429},
+    ("PUT", "/api/monitors/{monitor_id}"): {400, 401, 403, 404, 413, 429},
+    ("DELETE", "/api/monitors/{monitor_id}"): {401, 403, 404, 429},
+    ("POST", "/api/monitors/{monitor_id}/pause"): {401, 403, 404, 429},
+    ("POST", "/api/monitors/{monitor_id}/resume"): {401, 403, 404, 429},
+    ("GET", "/api/monitors/{monitor_id}/checks"): {400, 401, 404, 429},
+    ("GET", "/api/monitors/{monitor_id}/incidents"): {401, 404, 429},
+    ("GET", "/api/monitors/{monitor_id}/performance"): {400, 401, 404, 429},
+    ("GET", "/api/monitors/{monitor_id}/checks/{check_id}/screenshot"): {401, 404, 429},
+    ("GET", "/api/dashboard/stats"): {401, 404, 429},
+}
+PUBLIC = {("POST", "/api/billing/webhook")}  # RevenueCat's secret, not an API key
+REQUEST_MODELS: list[type[RequestModel]] = [
+    MonitorCreate,
+    MonitorUpdate,
+    OrganizationCreate,
+    OrganizationUpdate,
+    ApiKeyCreate,
+    TeamInvite,
+    CheckoutRequest,
+]
+
+
+@pytest.fixture
+async def document(api: httpx.AsyncClient) -> dict[str, Any]:
+    response = await api.get("/api/openapi.json")
+    assert response.status_code == 200
+    served: dict[str, Any] = response.json()
+    return served
+
+
+def operations(document: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
+    return {
+        (method.upper(), path): operation
+        for path, methods in document["paths"].items()
+        for method, operation in methods.items()
+    }
+
+
+async def test_no_operation_promises_fastapi_422(document):
+    for key, operation in operations(document).items():
+        assert "422" not in operation["responses"], key
+    assert not {"HTTPValidationError", "ValidationError"} & set(document["components"]["schemas"])
+
+
+async def test_the_bearer_scheme_guards_every_authenticated_operation(document):
+    schemes = document["components"]["securitySchemes"]
+    assert schemes["bearerAuth"]["type"] == "http" and schemes["bearerAuth"]["scheme"] == "bearer"
+    assert schemes["revenueCatWebhook"] == {
+        **schemes["revenueCatWebhook"],
+        "type": "apiKey",
+        "in": "header",
+        "name": "Authorization",
+    }
+    assert "security" not in document  # per operation: the public ones have none
+    for key, operation in operations(document).items():
+        expected = [{"revenueCatWebhook": []}] if key in PUBLIC else [{"bearerAuth": []}]
+        assert operation.get("security") == expected, key
+
+
+async def test_every_operation_documents_its_error_statuses_with_the_error_body(document):
+    documented = operations(document)
+    assert set(documented) == set(ERROR_STATUSES)
+    for key, operation in documented.items():
+        errors = {int(status) for status in operation["responses"] if not status.startswith("2")}
+        assert errors == ERROR_STATUSES[key], key
+        for status in errors:
+            response = operation["responses"][str(status)]
+            assert response["description"], (key, status)
+            assert response["content"] == {"application/json": {"schema": ERROR_BODY}}, (key, status)
+        assert "Retry-After" in operation["responses"]["429"]["headers"], key
+        successes = [status for status in operation["responses"] if status.startswith("2")]
+        assert len(successes) == 1, key
+
+
+async def test_every_bearer_operation_refuses_a_request_without_a_key(api, document):
+    for (method, path), operation in operations(document).items():
+        if (method, path) in PUBLIC:
+            continue
+        url = path.replace("{monitor_id}", "mon_x").replace("{check_id}", "chk_x")
+        url = url.replace("{key_id}", "key_x").replace("{member_id}", "mem_x")
+        body = {"json": {}} if "requestBody" in operation else {}
+        response = await api.request(method, url, **body)
+        assert response.status_code == 401, (method, path, response.text)
+        assert set(response.json()) == {"error"}
+
+
+async def test_optional_fields_are_nullable_exactly_where_the_server_takes_null(document):
+    schemas = document["components"]["schemas"]
+    for model in REQUEST_MODELS:
+        for name, field_schema in schemas[model.__name__]["properties"].items():
+            nullable = {"type": "null"} in field_schema.get("anyOf", [])
+            assert nullable == (name in model.nullable), f"{model.__name__}.{name}"
+            assert "default" not in field_schema or field_schema["default"] is not None or nullable
+
+
+async def test_request_rules_are_stated_as_the_server_applies_them(api, world, document):
+    schemas = document["components"]["schemas"]
+    assert schemas["CheckoutRequest"]["properties"]["plan"]["enum"] == ["PRO", "BUSINESS", "ENTERPRISE"]
+    email = schemas["TeamInvite"]["properties"]["email"]
+    assert email["format"] == "email" and email["maxLength"] == 320
+    checks = document["paths"]["/api/monitors/{monitor_id}/checks"]["get"]["parameters"]
+    date_filters = {
+        parameter["name"]: parameter["schema"] for parameter in checks if parameter["in"] == "query"
+    }
+    for name in ("from", "to"):
+        assert date_filters[name]["type"] == "string" and "anyOf" not in date_filters[name]
+    monitor = await create_monitor(api, world.alice)
+    url = f"/api/monitors/{monitor['id']}/checks"
+
+    async def status_of(name: str, value: str) -> int:
+        response = await api.get(url, params={name: value}, headers=world.alice.headers)
+        return response.status_code
+
+    pattern = jsonschema_rs.validator_for(date_filters["from"])
+    for value in ("2025-06-15", "2025-06-15T12:00:00Z", "2025-06-15T14:00:00.123+02:00", "2025-06-15t12:00z"):
+        assert pattern.is_valid(value) and await status_of("from", value) == 200, value
+    for value in ("20250615", "2025-W24-7", "2025-06-15 12:00", "2025-06-15T12:00:00+0200", "0000-01-01"):
+        assert not pattern.is_valid(value) and await status_of("to", value) == 400, value
+
+    names = jsonschema_rs.validator_for(schemas["ApiKeyCreate"]["properties"]["name"])
+    for value in ("CI", "CI/CD pipeline", "Zoë's key"):
+        assert names.is_valid(value), value
+    for value in ("", " ", " padded", "padded ", "tab\there", "bell\x07"):
+        assert not names.is_valid(value), repr(value)
+    emails = jsonschema_rs.validator_for(email)
+    assert emails.is_valid("nora@example.com") and not emails.is_valid(" nora@example.com")
+
+
+async def test_a_body_that_is_not_utf8_text_is_a_400_that_says_so(api, world):
+    response = await api.post(
+        "/api/api-keys",
+        content=b'{"name": "\xff"}',
+        headers={**world.alice.headers, "Content-Type": "application/json"},
+    )
+    assert response.status_code == 400
+    assert response.json() == {"error": "Request body is not valid JSON: it must be UTF-8 text"}
+
+
+async def test_a_fixed_path_answers_only_its_own_methods(api, world):
+    # DELETE /api/team/{member_id} would take member_id "invite"; the document's /api/team/invite
+    # (POST only) is matched first, as OpenAPI matches concrete paths before templated ones.
+    for method in ("DELETE", "GET", "OPTIONS"):
+        response = await api.request(method, "/api/team/invite", headers=world.alice.headers)
+        assert response.status_code == 405, method
+        assert response.headers["allow"] == "POST" and response.json() == {"error": "Method not allowed"}
+    assert (await api.delete("/api/team/mem_nobody", headers=world.alice.headers)).status_code == 404
+
+
+class Answers:
+    """Real answers checked against the schemas the document gives their operation and status."""
+
+    def __init__(self, document: dict[str, Any]) -> None:
+        self.document = document
+        self.checked: set[tuple[str, str, int]] = set()
+
+    def check(self, method: str, path: str, response: httpx.Response) -> None:
+        operation = self.document["paths"][path][method.lower()]
+        documented = operation["responses"].get(str(response.status_code))
+        assert documented is not None, (
+            f"{method} {path}: undocumented {response.status_code}: {response.text}"
+        )
+        schema = documented["content"]["application/json"]["schema"]
+        validator = jsonschema_rs.validator_for({**schema, "components": self.document["components"]})
+        errors = [
+            f"{error.message} at {list(error.instance_path)}"
+            for error in validator.iter_errors(response.json())
+        ]
+        assert not errors, f"{method} {path} {response.status_code}: {errors}\n{response.text}"
+        for name, header in documented.get("headers", {}).items():
+            if header.get("required"):
+                assert name in response.headers, f"{method} {path}: no {name} header"
+        self.checked.add((method, path, response.status_code))
+
+
+async def test_answers_match_their_documented_schemas(api, world, database, document):
+    await set_plan(database, world.org_a, "ENTERPRISE")
+    answers = Answers(document)
+    headers = world.alice.headers
+
+    async def call(method: str, path: str, url: str | None = None, **kwargs: Any) -> httpx.Response:
+        response = await api.request(method, url or path, headers=headers, **kwargs)
+        answers.check(method, path, response)
+        return response
+
+    http = (
+        await call(
+            "POST", "/api/monitors", json={"name": "API", "url": "https://example.com/", "type": "HTTP"}
+        )
+    ).json()
+    await call("POST", "/api/monitors", json={"name": "Cron", "type": "HEARTBEAT"})
+    await call("POST", "/api/monitors", json={"name": "LLM app", "type": "LLM"})
+    now = datetime.now(UTC)
+    await record(
+        database,
+        http["data"]["id"],
+        {"checked_at": now, "dns": 4.0, "tcp": 6.5, "total": 90.0, "size": 1024},
+        {
+            "checked_at": now - timedelta(minutes=1),
+            "status": "DOWN",
+            "status_code": 503,
+            "error_kind": "http_status",
+            "error_message": "HTTP 503 (expected 200)",
+        },
+    )
+    await insert_incident(database, world.org_a, http["data"]["id"], now - timedelta(hours=1), now)
+    await insert_incident(database, world.org_a, http["data"]["id"], now - timedelta(minutes=1))
+    monitor = "/api/monitors/{monitor_id}"
+    one = f"/api/monitors/{http['data']['id']}"
+
+    for path in (
+        "/api/monitors",
+        "/api/organization",
+        "/api/api-keys",
+        "/api/team",
+        "/api/billing",
+        "/api/dashboard/stats",
+    ):
+        await call("GET", path)
+    await call("GET", monitor, one)
+    await call("GET", f"{monitor}/checks", f"{one}/checks", params={"limit": 1})
+    await call("GET", f"{monitor}/incidents", f"{one}/incidents")
+    await call("GET", f"{monitor}/performance", f"{one}/performance")
+    await call("PUT", monitor, one, json={"name": "API (renamed)", "expectedStatus": None})
+    await call("POST", f"{monitor}/pause", f"{one}/pause")
+    await call("POST", f"{monitor}/resume", f"{one}/resume")
+    await call("GET", monitor, "/api/monitors/mon_missing")
+    await call("GET", f"{monitor}/checks", f"{one}/checks", params={"from": "2025-02-30"})
+    await call("POST", "/api/monitors", json={"name": "x", "type": "HTTP", "interval": 60.0})
+    await call("PATCH", "/api/organization", json={"name": "Org A (renamed)"})
+    await call("POST", "/api/organization", json={"name": "Second", "slug": "second"})
+    key = (await call("POST", "/api/api-keys", json={"name": "Spare"})).json()["data"]
+    await call("DELETE", "/api/api-keys/{key_id}", f"/api/api-keys/{key['id']}")
+    invited = await call("POST", "/api/team/invite", json={"email": world.nora.email, "role": "VIEWER"})
+    await call("DELETE", "/api/team/{member_id}", f"/api/team/{invited.json()['data']['id']}")
+    await call("POST", "/api/billing/checkout", json={"plan": "PRO"})  # 501: no RevenueCat here
+    await call("DELETE", monitor, one)
+    assert (await api.get("/api/monitors", headers=world.vera.headers)).status_code == 200
+    answers.check(
+        "POST", "/api/monitors", await api.post("/api/monitors", json={}, headers=world.vera.headers)
+    )
+    answers.check("GET", "/api/monitors", await api.get("/api/monitors"))
+
+    statuses = {status for _, _, status in answers.checked}
+    assert statuses >= {200, 201, 400, 401, 403, 404, 409, 501}
