@@ -268,6 +268,7 @@ async def create_organization(dsn: str) -> str:
     from control_plane.models import User
     from control_plane.services import organizations
     from control_plane.settings import Plan, async_database_url
+    from control_plane.timefmt import utcnow
 
     db = Database(async_database_url(dsn))
     try:
@@ -275,7 +276,7 @@ async def create_organization(dsn: str) -> str:
             user_id = await session.scalar(select(User.id).where(User.email == "bench@example.com"))
             assert user_id is not None, "`traxo users create` made no bench@example.com"
             org = await organizations.create_organization(
-                session, user_id=user_id, name="Bench", slug="bench", plan=Plan.ENTERPRISE
+                session, user_id=user_id, name="Bench", slug="bench", plan=Plan.ENTERPRISE, now=utcnow()
             )
             return org.id
     finally:

@@ -286,13 +286,14 @@ async def create_organization(dsn: str) -> str:
     from control_plane.models import User
     from control_plane.services import organizations
     from control_plane.settings import Plan, async_database_url
+    from control_plane.timefmt import utcnow
 
     db = Database(async_database_url(dsn))
     try:
         async with db.sessions() as session:
             user_id = await session.scalar(select(User.id).where(User.email == "bench@example.com"))
             org = await organizations.create_organization(
-                session, user_id=user_id, name="Bench", slug="bench", plan=Plan.ENTERPRISE
+                session, user_id=user_id, name="Bench", slug="bench", plan=Plan.ENTERPRISE, now=utcnow()
             )
             return org.id
     finally:

@@ -15,6 +15,7 @@ from control_plane.cli_support import load_settings, run_db, serve
 from control_plane.db import Database
 from control_plane.services import accounts
 from control_plane.settings import Settings
+from control_plane.timefmt import utcnow
 
 
 @click.group()
@@ -106,7 +107,7 @@ def users_create(email: str, name: str) -> None:
 
 async def _create_user(db: Database, email: str, name: str) -> tuple[str, str]:
     async with db.session() as session:
-        user, raw_key = await accounts.create_user(session, email=email, name=name)
+        user, raw_key = await accounts.create_user(session, email=email, name=name, now=utcnow())
         return user.id, raw_key
 
 

@@ -9,6 +9,7 @@ from control_plane.cli_support import load_settings, run_db
 from control_plane.db import Database
 from control_plane.services import plans
 from control_plane.settings import Plan
+from control_plane.timefmt import utcnow
 
 
 @click.group("orgs")
@@ -62,7 +63,7 @@ def _plan(value: str) -> Plan:
 
 async def _set_plan(db: Database, slug_or_id: str, plan: Plan) -> plans.PlanChange:
     async with db.session() as session:
-        return await plans.set_plan(session, slug_or_id, plan, actor="operator")
+        return await plans.set_plan(session, slug_or_id, plan, actor="operator", now=utcnow())
 
 
 @click.group("agents")

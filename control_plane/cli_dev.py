@@ -16,6 +16,7 @@ from control_plane.cli_support import load_settings, run_db, serve
 from control_plane.db import Database
 from control_plane.services import accounts, organizations
 from control_plane.settings import Plan, Settings
+from control_plane.timefmt import utcnow
 
 
 @click.command("dev")
@@ -155,8 +156,9 @@ async def _ensure_dev_account(db: Database, plan: Plan) -> str | None:
     async with db.session() as session:
         if await session.scalar(select(User.id).where(User.email == "dev@localhost")):
             return None
-        user, raw_key = await accounts.create_user(session, email="dev@localhost", name="Developer")
+        now = utcnow()  # a command's clock is the wall clock: it is the edge that reads it
+        user, raw_key = await accounts.create_user(session, email="dev@localhost", name="Developer", now=now)
         await organizations.create_organization(
-            session, user_id=user.id, name="Development", slug="dev", plan=plan
+            session, user_id=user.id, name="Development", slug="dev", plan=plan, now=now
         )
         return raw_key

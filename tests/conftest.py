@@ -25,6 +25,8 @@ from control_plane.db import Base, Database
 from control_plane.models import Membership, Role
 from control_plane.services import accounts, organizations
 from control_plane.settings import Plan, Settings
+from control_plane.timefmt import utcnow
+from tests.clock import MovableClock
 from tests.databases import scratch_database
 
 
@@ -76,8 +78,13 @@ async def database(migrated: str) -> AsyncIterator[Database]:
 
 
 @pytest.fixture(scope="session")
-def runtime(settings: Settings, database: Database) -> Runtime:
-    return Runtime.build(settings, database)
+def clock() -> MovableClock:
+    return MovableClock()
+
+
+@pytest.fixture(scope="session")
+def runtime(settings: Settings, database: Database, clock: MovableClock) -> Runtime:
+    return Runtime.build(settings, database, clock=clock)
 
 
 @pytest.fixture(autouse=True)
@@ -140,14 +147,14 @@ class World:
 
 async def make_account(db: Database, email: str, name: str) -> Account:
     async with db.session() as session:
-        user, key = await accounts.create_user(session, email=email, name=name)
+        user, key = await accounts.create_user(session, email=email, name=name, now=utcnow())
         return Account(user_id=user.id, email=user.email, key=key)
 
 
 async def make_org(db: Database, owner: Account, slug: str, plan: Plan = Plan.FREE) -> None:
     async with db.session() as session:
         org = await organizations.create_organization(
-            session, user_id=owner.user_id, name=slug.title(), slug=slug, plan=plan
+            session, user_id=owner.user_id, name=slug.title(), slug=slug, plan=plan, now=utcnow()
         )
         owner.org_id = org.id
         owner.member_id = await session.scalar(
@@ -161,7 +168,9 @@ async def add_member(db: Database, org_id: str, account: Account, role: Role) ->
     from control_plane.services import team
 
     async with db.session() as session:
-        membership, _ = await team.invite_member(session, org_id, email=account.email, role=role)
+        membership, _ = await team.invite_member(
+            session, org_id, email=account.email, role=role, now=utcnow()
+        )
         account.org_id = org_id
         account.member_id = membership.id
 

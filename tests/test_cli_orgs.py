@@ -15,6 +15,7 @@ from control_plane.db import Database
 from control_plane.models import AuditEvent, Monitor, Organization
 from control_plane.services import accounts, organizations
 from control_plane.settings import Plan, async_database_url
+from control_plane.timefmt import utcnow
 from tests.billing_support import MonitorSpec, add_monitors
 from tests.processes import BIN, command_env, free_port, run_traxo, wait_healthy
 
@@ -35,9 +36,9 @@ async def _seed(url: str) -> dict[str, object]:
             ("t@tiny.example", "tiny", Plan.FREE),
         ):
             async with db.session() as session:
-                user, _ = await accounts.create_user(session, email=email, name=slug)
+                user, _ = await accounts.create_user(session, email=email, name=slug, now=utcnow())
                 org = await organizations.create_organization(
-                    session, user_id=user.id, name=slug.title(), slug=slug, plan=plan
+                    session, user_id=user.id, name=slug.title(), slug=slug, plan=plan, now=utcnow()
                 )
                 ids[slug] = org.id
         ids["monitors"] = await add_monitors(

@@ -221,7 +221,7 @@ async def test_a_nul_character_in_a_path_is_a_plain_404(api, world, path):
 # --- update -------------------------------------------------------------------------------------
 
 
-async def test_update_changes_only_the_fields_given(api, world, database):
+async def test_update_changes_only_the_fields_given(api, world, database, clock):
     await set_plan(database, world.org_a, "BUSINESS")
     monitor = await create_monitor(
         api,
@@ -233,7 +233,7 @@ async def test_update_changes_only_the_fields_given(api, world, database):
         timeout=10,
         config={"followRedirects": False},
     )
-    await asyncio.sleep(0.002)  # updatedAt has millisecond resolution
+    clock.advance(timedelta(seconds=1))  # updatedAt has millisecond resolution: move the clock past it
     response = await api.put(
         f"/api/monitors/{monitor['id']}",
         json={"name": "Production API (Updated)", "interval": 30},

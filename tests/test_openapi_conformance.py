@@ -31,6 +31,7 @@ from control_plane.results import ResultIn, record_results
 from control_plane.services import accounts, organizations, team
 from control_plane.services.monitors import new_heartbeat_token
 from control_plane.settings import Plan, async_database_url
+from control_plane.timefmt import utcnow
 from tests.billing_support import PUBLIC_KEY, SECRET_KEY, WEBHOOK_SECRET, FakeRevenueCat
 from tests.databases import scratch_database
 from tests.factories import monitor_row
@@ -92,21 +93,35 @@ async def seed(url: str) -> Seeded:
     db = Database(async_database_url(url))
     try:
         async with db.session() as session:
-            owner, key = await accounts.create_user(session, email="owner@conformance.example", name="Owner")
-            org = await organizations.create_organization(
-                session, user_id=owner.id, name="Conformance", slug="conformance", plan=Plan.ENTERPRISE
+            owner, key = await accounts.create_user(
+                session, email="owner@conformance.example", name="Owner", now=utcnow()
             )
-            spare_key, _ = await accounts.create_key(session, owner.id, "Spare")
+            org = await organizations.create_organization(
+                session,
+                user_id=owner.id,
+                name="Conformance",
+                slug="conformance",
+                plan=Plan.ENTERPRISE,
+                now=utcnow(),
+            )
+            spare_key, _ = await accounts.create_key(session, owner.id, "Spare", now=utcnow())
             members = [membership.id for membership, _ in await team.list_members(session, org.id)]
             for name in ("admin", "viewer"):
-                user, _ = await accounts.create_user(session, email=f"{name}@conformance.example", name=name)
+                user, _ = await accounts.create_user(
+                    session, email=f"{name}@conformance.example", name=name, now=utcnow()
+                )
                 role = Role.ADMIN if name == "admin" else Role.VIEWER
-                membership, _ = await team.invite_member(session, org.id, email=user.email, role=role)
+                membership, _ = await team.invite_member(
+                    session, org.id, email=user.email, role=role, now=utcnow()
+                )
                 members.append(membership.id)
             invitable = []
             for index in range(3):
                 user, _ = await accounts.create_user(
-                    session, email=f"newcomer{index}@conformance.example", name=f"Newcomer {index}"
+                    session,
+                    email=f"newcomer{index}@conformance.example",
+                    name=f"Newcomer {index}",
+                    now=utcnow(),
                 )
                 invitable.append(user.email)
 

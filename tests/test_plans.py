@@ -9,12 +9,13 @@ from sqlalchemy import select
 from control_plane.models import AuditEvent, Monitor, Organization
 from control_plane.services import plans
 from control_plane.settings import Plan
+from control_plane.timefmt import utcnow
 from tests.billing_support import MonitorSpec, add_monitors, api_client
 
 
 async def set_plan(database, org_id: str, plan: Plan, actor: str = "operator") -> plans.PlanChange:
     async with database.session() as session:
-        return await plans.set_plan(session, org_id, plan, actor=actor)
+        return await plans.set_plan(session, org_id, plan, actor=actor, now=utcnow())
 
 
 async def monitors_of(database, org_id: str) -> dict[str, Monitor]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -19,6 +19,7 @@ from control_plane.plans import limits_for
 from control_plane.services.accounts import OrgSnapshot, Principal, PrincipalCache, authenticate
 from control_plane.services.dashboard import UptimeCache
 from control_plane.settings import Settings
+from control_plane.timefmt import Clock, utcnow
 
 # Budget for requests whose key is missing or wrong, per client address: slows key guessing.
 _FAILED_AUTH_PER_MINUTE = 60
@@ -33,9 +34,11 @@ class Runtime:
     rate_limiter: RateLimiter
     principals: PrincipalCache
     uptime: UptimeCache
+    # "Now" for every write a request makes: the wall clock in a server, one that tests move.
+    clock: Clock
 
     @classmethod
-    def build(cls, settings: Settings, db: Database | None = None) -> Runtime:
+    def build(cls, settings: Settings, db: Database | None = None, clock: Clock = utcnow) -> Runtime:
         db = db or Database(settings.database_url)
         return cls(
             settings=settings,
@@ -43,6 +46,7 @@ class Runtime:
             rate_limiter=RateLimiter(settings.redis_url),
             principals=PrincipalCache(db.changes, timedelta(seconds=settings.auth_cache_seconds)),
             uptime=UptimeCache(db.changes),
+            clock=clock,
         )
 
 
@@ -61,6 +65,14 @@ async def get_session(runtime: RuntimeDep) -> AsyncIterator[AsyncSession]:
 
 
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
+
+
+async def get_now(runtime: RuntimeDep) -> datetime:
+    return runtime.clock()
+
+
+# The request's "now", read once from the runtime's clock and handed to the services it calls.
+NowDep = Annotated[datetime, Depends(get_now)]
 
 
 async def _rate_limit(request: Request, runtime: Runtime, key: str, per_minute: int) -> None:
@@ -118,6 +130,7 @@ async def _authenticate(request: Request) -> Principal:
                 token,
                 cache=runtime.principals,
                 last_used_resolution=timedelta(seconds=runtime.settings.last_used_resolution_seconds),
+                now=runtime.clock(),
             )
     if principal is None:
         await spend_failed_authentication(request, runtime)

@@ -14,7 +14,6 @@ from control_plane.changes import ChangeFeed
 from control_plane.ids import hash_secret, new_api_key, new_id
 from control_plane.models import ApiKey, Membership, Organization, Role, User
 from control_plane.services.errors import Conflict, NotFound
-from control_plane.timefmt import utcnow
 
 AUTH_TOPIC = "auth"
 
@@ -46,7 +45,7 @@ def mask_key(prefix: str, last4: str) -> str:
     return f"{prefix}...{last4}"
 
 
-async def create_user(session: AsyncSession, *, email: str, name: str) -> tuple[User, str]:
+async def create_user(session: AsyncSession, *, email: str, name: str, now: datetime) -> tuple[User, str]:
     """Create a user and a first API key; returns the user and the key in clear (shown once)."""
     user = User(id=new_id("usr"), email=email.strip().lower(), name=name.strip())
     session.add(user)
@@ -55,12 +54,12 @@ async def create_user(session: AsyncSession, *, email: str, name: str) -> tuple[
     except IntegrityError as exc:
         await session.rollback()
         raise Conflict(f"A user with email {email!r} already exists") from exc
-    _, raw_key = _new_key(session, user.id, "Default")
+    _, raw_key = _new_key(session, user.id, "Default", now)
     await session.commit()
     return user, raw_key
 
 
-def _new_key(session: AsyncSession, user_id: str, name: str) -> tuple[ApiKey, str]:
+def _new_key(session: AsyncSession, user_id: str, name: str, now: datetime) -> tuple[ApiKey, str]:
     raw_key = new_api_key()
     key = ApiKey(
         id=new_id("key"),
@@ -69,14 +68,14 @@ def _new_key(session: AsyncSession, user_id: str, name: str) -> tuple[ApiKey, st
         key_hash=hash_secret(raw_key),
         prefix=raw_key[:8],
         last4=raw_key[-4:],
-        created_at=utcnow(),
+        created_at=now,
     )
     session.add(key)
     return key, raw_key
 
 
-async def create_key(session: AsyncSession, user_id: str, name: str) -> tuple[ApiKey, str]:
-    key, raw_key = _new_key(session, user_id, name)
+async def create_key(session: AsyncSession, user_id: str, name: str, *, now: datetime) -> tuple[ApiKey, str]:
+    key, raw_key = _new_key(session, user_id, name, now)
     await session.commit()
     return key, raw_key
 
@@ -90,11 +89,11 @@ async def list_keys(session: AsyncSession, user_id: str) -> list[ApiKey]:
     return list(rows)
 
 
-async def revoke_key(session: AsyncSession, user_id: str, key_id: str) -> None:
+async def revoke_key(session: AsyncSession, user_id: str, key_id: str, *, now: datetime) -> None:
     result = await session.execute(
         update(ApiKey)
         .where(ApiKey.id == key_id, ApiKey.user_id == user_id, ApiKey.revoked_at.is_(None))
-        .values(revoked_at=utcnow())
+        .values(revoked_at=now)
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
         await session.rollback()
@@ -162,11 +161,15 @@ class _CachedKey:
 
 
 async def authenticate(
-    engine: AsyncEngine, raw_key: str, *, cache: PrincipalCache, last_used_resolution: timedelta
+    engine: AsyncEngine,
+    raw_key: str,
+    *,
+    cache: PrincipalCache,
+    last_used_resolution: timedelta,
+    now: datetime,
 ) -> Principal | None:
     """Resolve a raw key to its principal; refresh lastUsed at most once per resolution."""
     key_hash = hash_secret(raw_key)
-    now = utcnow()
     entry = cache.get(key_hash, now)
     if entry is None:
         entry = await _load_key(engine, key_hash, now)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hmac
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -24,7 +25,6 @@ from control_plane.services.errors import InvalidInput, NotConfigured, NotFound
 from control_plane.services.monitors import count_monitors
 from control_plane.services.plans import change_plan
 from control_plane.settings import Plan, Settings
-from control_plane.timefmt import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +120,7 @@ class WebhookOutcome:
 
 
 async def handle_webhook_event(
-    session: AsyncSession, settings: Settings, event: RevenueCatEvent
+    session: AsyncSession, settings: Settings, event: RevenueCatEvent, *, now: datetime
 ) -> WebhookOutcome:
     """Record the event and apply it, once: the event id is the billing_events primary key.
 
@@ -129,9 +129,7 @@ async def handle_webhook_event(
     organization or product, types we do not act on) are still answered 2xx, or RevenueCat would
     retry them for days; they are recorded and logged.
     """
-    record = BillingEvent(
-        id=event.id, org_id=None, type=event.type, payload=event.payload, received_at=utcnow()
-    )
+    record = BillingEvent(id=event.id, org_id=None, type=event.type, payload=event.payload, received_at=now)
     session.add(record)
     try:
         await session.flush()
@@ -146,7 +144,7 @@ async def handle_webhook_event(
         await session.commit()
         return WebhookOutcome(False, f"Event {event.id} recorded: no organization matches its app_user_id")
     record.org_id = org.id
-    outcome = await _apply(session, settings, org, event)
+    outcome = await _apply(session, settings, org, event, now)
     await session.commit()
     log.info("RevenueCat event %s: %s", event.id, outcome.message)
     return outcome
@@ -163,14 +161,14 @@ async def _find_organization(session: AsyncSession, app_user_ids: tuple[str, ...
 
 
 async def _apply(
-    session: AsyncSession, settings: Settings, org: Organization, event: RevenueCatEvent
+    session: AsyncSession, settings: Settings, org: Organization, event: RevenueCatEvent, now: datetime
 ) -> WebhookOutcome:
     if event.type in _PURCHASE_TYPES or event.type == "PRODUCT_CHANGE":
         product_id = event.new_product_id if event.type == "PRODUCT_CHANGE" else event.product_id
         plan = plan_for_product(settings, product_id)
         if plan is None:
             return _unknown_product(event, product_id)
-        change = await change_plan(session, org, plan, actor=ACTOR)
+        change = await change_plan(session, org, plan, actor=ACTOR, now=now)
         return WebhookOutcome(change.plan_changed, f"Event {event.id} ({event.type}): {change.describe()}")
     if event.type == "EXPIRATION":
         plan = plan_for_product(settings, event.product_id)
@@ -183,7 +181,7 @@ async def _apply(
                 f"Event {event.id} (EXPIRATION): {event.product_id} is not the current plan "
                 f"{org.plan} of organization {org.slug}; nothing changed",
             )
-        change = await change_plan(session, org, Plan.FREE, actor=ACTOR)
+        change = await change_plan(session, org, Plan.FREE, actor=ACTOR, now=now)
         return WebhookOutcome(change.plan_changed, f"Event {event.id} (EXPIRATION): {change.describe()}")
     if event.type == "CANCELLATION":
         message = (
@@ -198,7 +196,7 @@ async def _apply(
                 actor=ACTOR,
                 message=message,
                 details={"eventId": event.id, "productId": event.product_id, "plan": org.plan},
-                created_at=utcnow(),
+                created_at=now,
             )
         )
         return WebhookOutcome(False, f"Event {event.id} (CANCELLATION) recorded: {message}")

@@ -6,6 +6,7 @@ import copy
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Text, cast, delete, func, select, update
@@ -21,7 +22,6 @@ from control_plane.results import delete_results_of, exclude_result_writers
 from control_plane.services.errors import Forbidden, InvalidInput, NotFound
 from control_plane.services.regions import known_regions
 from control_plane.settings import Settings
-from control_plane.timefmt import utcnow
 
 MONITORS_TOPIC = "monitors"  # payload: the monitor id; agents' assignment streams listen
 MAX_INTERVAL = 3600
@@ -101,7 +101,7 @@ async def _lock_org(session: AsyncSession, org: OrgContext) -> OrgContext:
 
 
 async def create_monitor(
-    session: AsyncSession, settings: Settings, org: OrgContext, fields: dict[str, Any]
+    session: AsyncSession, settings: Settings, org: OrgContext, fields: dict[str, Any], *, now: datetime
 ) -> Monitor:
     org = await _lock_org(session, org)
     limits = limits_for(org.plan)
@@ -119,7 +119,6 @@ async def create_monitor(
         "url": None,
         **fields,
     }
-    now = utcnow()
     monitor = Monitor(id=new_id("mon"), org_id=org.org_id, is_active=True, created_at=now, updated_at=now)
     await _apply(session, settings, org, monitor, fields)
     session.add(monitor)
@@ -130,7 +129,13 @@ async def create_monitor(
 
 
 async def update_monitor(
-    session: AsyncSession, settings: Settings, org: OrgContext, monitor_id: str, fields: dict[str, Any]
+    session: AsyncSession,
+    settings: Settings,
+    org: OrgContext,
+    monitor_id: str,
+    fields: dict[str, Any],
+    *,
+    now: datetime,
 ) -> Monitor:
     monitor = await get_monitor(session, org.org_id, monitor_id)
     current = {
@@ -157,7 +162,7 @@ async def update_monitor(
     # Compared after validation, which normalizes (a URL, a config's defaults): a PUT that leaves
     # the monitor as it was is no update, neither for updatedAt nor for the agents running it.
     if _settings_of(monitor) != before:
-        monitor.updated_at = utcnow()
+        monitor.updated_at = now
         await changes.publish(session, MONITORS_TOPIC, monitor.id)
     await session.commit()
     return monitor
@@ -224,7 +229,9 @@ async def _apply(
         monitor.heartbeat_token = None
 
 
-async def set_active(session: AsyncSession, org: OrgContext, monitor_id: str, active: bool) -> Monitor:
+async def set_active(
+    session: AsyncSession, org: OrgContext, monitor_id: str, active: bool, *, now: datetime
+) -> Monitor:
     if active:
         org = await _lock_org(session, org)
     monitor = await get_monitor(session, org.org_id, monitor_id)
@@ -241,7 +248,7 @@ async def set_active(session: AsyncSession, org: OrgContext, monitor_id: str, ac
             monitor.interval = limits.min_interval_seconds  # a downgrade's minimum applies from now on
     if monitor.is_active != active:
         monitor.is_active = active
-        monitor.updated_at = utcnow()
+        monitor.updated_at = now
         await changes.publish(session, MONITORS_TOPIC, monitor.id)
     await session.commit()
     return monitor

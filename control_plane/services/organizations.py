@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -12,16 +14,14 @@ from control_plane.models import Membership, Organization, Role
 from control_plane.services.accounts import AUTH_TOPIC
 from control_plane.services.errors import Conflict, NotFound
 from control_plane.settings import Plan
-from control_plane.timefmt import utcnow
 
 
 async def create_organization(
-    session: AsyncSession, *, user_id: str, name: str, slug: str, plan: Plan
+    session: AsyncSession, *, user_id: str, name: str, slug: str, plan: Plan, now: datetime
 ) -> Organization:
     if await session.scalar(select(Membership.id).where(Membership.user_id == user_id)):
         raise Conflict("You already belong to an organization; a user can only belong to one")
     await _ensure_slug_free(session, slug)
-    now = utcnow()
     org = Organization(
         id=new_id("org"), name=name, slug=slug, plan=plan.value, created_at=now, updated_at=now
     )
@@ -38,7 +38,7 @@ async def get_organization(session: AsyncSession, org_id: str) -> Organization:
 
 
 async def update_organization(
-    session: AsyncSession, org_id: str, *, name: str | None, slug: str | None
+    session: AsyncSession, org_id: str, *, name: str | None, slug: str | None, now: datetime
 ) -> Organization:
     org = await get_organization(session, org_id)
     if slug is not None and slug != org.slug:
@@ -46,7 +46,7 @@ async def update_organization(
         org.slug = slug
     if name is not None:
         org.name = name
-    org.updated_at = utcnow()
+    org.updated_at = now
     await _commit_or_conflict(session, slug or org.slug)
     return org
 

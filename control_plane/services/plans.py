@@ -19,7 +19,6 @@ from control_plane.plans import limits_for
 from control_plane.services.accounts import AUTH_TOPIC
 from control_plane.services.organizations import find_organization
 from control_plane.settings import Plan
-from control_plane.timefmt import utcnow
 
 MONITORS_TOPIC = "monitors"
 _BROWSER = "BROWSER"
@@ -106,7 +105,7 @@ async def change_plan(
     new_plan: Plan,
     *,
     actor: str,
-    now: datetime | None = None,
+    now: datetime,
 ) -> PlanChange:
     """Move `org` to `new_plan` inside the caller's transaction; the caller commits.
 
@@ -115,7 +114,6 @@ async def change_plan(
     stay active), and intervals below the plan's minimum are raised to it. One audit event says
     exactly what changed; caches and agent streams hear about every touched monitor.
     """
-    now = now or utcnow()
     # Serializes plan changes of one organization (PostgreSQL); SQLite has one writer anyway.
     locked = await session.scalar(
         select(Organization)
@@ -175,10 +173,12 @@ async def change_plan(
     return change
 
 
-async def set_plan(session: AsyncSession, slug_or_id: str, new_plan: Plan, *, actor: str) -> PlanChange:
+async def set_plan(
+    session: AsyncSession, slug_or_id: str, new_plan: Plan, *, actor: str, now: datetime
+) -> PlanChange:
     """An operator's plan change (`traxo orgs set-plan`): one transaction."""
     org = await find_organization(session, slug_or_id)
-    change = await change_plan(session, org, new_plan, actor=actor)
+    change = await change_plan(session, org, new_plan, actor=actor, now=now)
     await session.commit()
     return change
 

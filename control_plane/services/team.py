@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -11,7 +13,6 @@ from control_plane.ids import new_id
 from control_plane.models import Membership, Role, User
 from control_plane.services.accounts import AUTH_TOPIC
 from control_plane.services.errors import Conflict, Forbidden, InvalidInput, NotFound
-from control_plane.timefmt import utcnow
 
 
 async def list_members(session: AsyncSession, org_id: str) -> list[tuple[Membership, User]]:
@@ -25,14 +26,14 @@ async def list_members(session: AsyncSession, org_id: str) -> list[tuple[Members
 
 
 async def invite_member(
-    session: AsyncSession, org_id: str, *, email: str, role: Role
+    session: AsyncSession, org_id: str, *, email: str, role: Role, now: datetime
 ) -> tuple[Membership, User]:
     user = await session.scalar(select(User).where(User.email == email.strip().lower()))
     if user is None:
         raise NotFound(f"email: no Traxo user with email {email!r}; they must create an account first")
     if await session.scalar(select(Membership.id).where(Membership.user_id == user.id)):
         raise Conflict(f"email: {email!r} is already a member of an organization")
-    membership = Membership(id=new_id("mem"), org_id=org_id, user_id=user.id, role=role, joined_at=utcnow())
+    membership = Membership(id=new_id("mem"), org_id=org_id, user_id=user.id, role=role, joined_at=now)
     session.add(membership)
     await changes.publish(session, AUTH_TOPIC)
     try:

@@ -83,5 +83,5 @@ async def revenuecat_webhook(request: Request, runtime: RuntimeDep, session: Ses
             401, "Invalid webhook authorization: send RevenueCat's configured Authorization header"
         )
     event = parse_webhook(await request.body())
-    outcome = await billing.handle_webhook_event(session, runtime.settings, event)
+    outcome = await billing.handle_webhook_event(session, runtime.settings, event, now=runtime.clock())
     return message_response(outcome.message)

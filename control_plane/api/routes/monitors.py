@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 
-from control_plane.api.deps import MemberDep, OrgWriterDep, RuntimeDep, SessionDep
+from control_plane.api.deps import MemberDep, NowDep, OrgWriterDep, RuntimeDep, SessionDep
 from control_plane.api.errors import ApiError
 from control_plane.api.monitor_responses import (
     CheckPageResponse,
@@ -42,7 +42,7 @@ from control_plane.api.responses import (
 )
 from control_plane.services import history, monitors
 from control_plane.services.monitors import OrgContext
-from control_plane.timefmt import iso, utcnow
+from control_plane.timefmt import iso
 
 router = APIRouter(prefix="/api/monitors", tags=["monitors"])
 
@@ -79,7 +79,7 @@ async def create_monitor(
     body: MonitorCreate, member: OrgWriterDep, session: SessionDep, runtime: RuntimeDep
 ) -> JsonResponse:
     monitor = await monitors.create_monitor(
-        session, runtime.settings, _org(member), body.model_dump(exclude_unset=True)
+        session, runtime.settings, _org(member), body.model_dump(exclude_unset=True), now=runtime.clock()
     )
     return data_response(monitor_out(monitor, runtime.settings.public_url), status_code=201)
 
@@ -101,7 +101,12 @@ async def update_monitor(
 ) -> JsonResponse:
     """Changes the fields sent, and only those."""
     monitor = await monitors.update_monitor(
-        session, runtime.settings, _org(member), monitor_id, body.model_dump(exclude_unset=True)
+        session,
+        runtime.settings,
+        _org(member),
+        monitor_id,
+        body.model_dump(exclude_unset=True),
+        now=runtime.clock(),
     )
     return data_response(monitor_updated_out(monitor, runtime.settings.public_url))
 
@@ -117,7 +122,7 @@ async def delete_monitor(monitor_id: str, member: OrgWriterDep, session: Session
 async def pause_monitor(
     monitor_id: str, member: OrgWriterDep, session: SessionDep, runtime: RuntimeDep
 ) -> JsonResponse:
-    monitor = await monitors.set_active(session, _org(member), monitor_id, False)
+    monitor = await monitors.set_active(session, _org(member), monitor_id, False, now=runtime.clock())
     return data_message_response(monitor_out(monitor, runtime.settings.public_url), "Monitor paused")
 
 
@@ -127,7 +132,7 @@ async def pause_monitor(
 async def resume_monitor(
     monitor_id: str, member: OrgWriterDep, session: SessionDep, runtime: RuntimeDep
 ) -> JsonResponse:
-    monitor = await monitors.set_active(session, _org(member), monitor_id, True)
+    monitor = await monitors.set_active(session, _org(member), monitor_id, True, now=runtime.clock())
     return data_message_response(monitor_out(monitor, runtime.settings.public_url), "Monitor resumed")
 
 
@@ -182,11 +187,12 @@ async def monitor_performance(
     monitor_id: str,
     member: MemberDep,
     session: SessionDep,
+    now: NowDep,
     hours: Annotated[int, Query(ge=1, le=168)] = 24,
 ) -> JsonResponse:
     """Averages, p95 and an hourly series of the phase timings over the last `hours` hours."""
     monitor = await monitors.get_monitor(session, member.org_id, monitor_id)
-    data = await history.performance(session, monitor.id, hours=hours, now=utcnow())
+    data = await history.performance(session, monitor.id, hours=hours, now=now)
     for point in data["timeSeries"]:
         point["timestamp"] = iso(point["timestamp"])
     return data_response(data)

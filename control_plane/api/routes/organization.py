@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from control_plane.api.deps import MemberDep, OrgWriterDep, RuntimeDep, SessionDep, WriterDep
+from control_plane.api.deps import MemberDep, NowDep, OrgWriterDep, RuntimeDep, SessionDep, WriterDep
 from control_plane.api.openapi import errors
 from control_plane.api.org_responses import (
     OrganizationCreatedResponse,
@@ -45,13 +45,16 @@ async def create_organization(
         name=body.name,
         slug=body.slug,
         plan=runtime.settings.default_plan,
+        now=runtime.clock(),
     )
     return data_response(organization_created_out(org), status_code=201)
 
 
 @router.patch("", response_model=OrganizationUpdatedResponse, responses=errors(_SLUG_TAKEN))
 async def update_organization(
-    body: OrganizationUpdate, member: OrgWriterDep, session: SessionDep
+    body: OrganizationUpdate, member: OrgWriterDep, session: SessionDep, now: NowDep
 ) -> JsonResponse:
-    org = await organizations.update_organization(session, member.org_id, name=body.name, slug=body.slug)
+    org = await organizations.update_organization(
+        session, member.org_id, name=body.name, slug=body.slug, now=now
+    )
     return data_response(organization_updated_out(org))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from control_plane.api.deps import MemberDep, OrgWriterDep, SessionDep
+from control_plane.api.deps import MemberDep, NowDep, OrgWriterDep, SessionDep
 from control_plane.api.openapi import errors
 from control_plane.api.org_responses import TeamInviteResponse, TeamMemberListResponse, member_out
 from control_plane.api.responses import (
@@ -36,10 +36,12 @@ async def list_team_members(member: MemberDep, session: SessionDep) -> JsonRespo
         (409, "The user already belongs to an organization"),
     ),
 )
-async def invite_member(body: TeamInvite, member: OrgWriterDep, session: SessionDep) -> JsonResponse:
+async def invite_member(
+    body: TeamInvite, member: OrgWriterDep, session: SessionDep, now: NowDep
+) -> JsonResponse:
     """Adds an existing Traxo user to the organization (OWNER or ADMIN only)."""
     membership, user = await team.invite_member(
-        session, member.org_id, email=body.email, role=Role(body.role)
+        session, member.org_id, email=body.email, role=Role(body.role), now=now
     )
     return data_message_response(
         member_out(membership, user), "Team member invited successfully", status_code=201
