@@ -264,11 +264,11 @@ async def create_organization(dsn: str) -> str:
     """The benchmark user's organization on ENTERPRISE, made by the service POST /api/organization calls."""
     from sqlalchemy import select
 
+    from control_plane.core.timefmt import utcnow
     from control_plane.db import Database
     from control_plane.models import User
     from control_plane.services import organizations
     from control_plane.settings import Plan, async_database_url
-    from control_plane.timefmt import utcnow
 
     db = Database(async_database_url(dsn))
     try:

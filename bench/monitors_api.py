@@ -34,7 +34,7 @@ import psycopg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from control_plane import histogram  # noqa: E402
+from control_plane.domain import histogram  # noqa: E402
 from control_plane.results import PHASES  # noqa: E402
 
 SERVER = "postgresql://postgres@127.0.0.1:5432"
@@ -282,11 +282,11 @@ async def create_organization(dsn: str) -> str:
     """The benchmark user's organization on ENTERPRISE, made by the service POST /api/organization calls."""
     from sqlalchemy import select
 
+    from control_plane.core.timefmt import utcnow
     from control_plane.db import Database
     from control_plane.models import User
     from control_plane.services import organizations
     from control_plane.settings import Plan, async_database_url
-    from control_plane.timefmt import utcnow
 
     db = Database(async_database_url(dsn))
     try:

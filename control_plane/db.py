@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
-from control_plane.changes import ChangeFeed
+from control_plane.core.changes import ChangeFeed
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",

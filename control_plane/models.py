@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import (
@@ -21,14 +20,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from control_plane.core.timefmt import utcnow
 from control_plane.db import Base, UTCDateTime
-from control_plane.timefmt import utcnow
-
-
-class Role(StrEnum):
-    OWNER = "OWNER"
-    ADMIN = "ADMIN"
-    VIEWER = "VIEWER"
+from control_plane.domain.roles import Role as Role  # the column type; importers of models keep it
 
 
 class User(Base):

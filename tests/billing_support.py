@@ -15,8 +15,8 @@ from aiohttp import web
 
 from control_plane.api.app import create_app
 from control_plane.api.deps import Runtime
+from control_plane.core.ids import new_id
 from control_plane.db import Database
-from control_plane.ids import new_id
 from control_plane.models import Monitor
 
 SECRET_KEY = "sk_test_traxo_secret"

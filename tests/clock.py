@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from control_plane.timefmt import utcnow
+from control_plane.core.timefmt import utcnow
 
 
 class MovableClock:

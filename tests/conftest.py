@@ -21,11 +21,11 @@ import control_plane.models  # noqa: F401  (all tables registered)
 from control_plane import migrate
 from control_plane.api.app import create_app
 from control_plane.api.deps import Runtime
+from control_plane.core.timefmt import utcnow
 from control_plane.db import Base, Database
 from control_plane.models import Membership, Role
 from control_plane.services import accounts, organizations
 from control_plane.settings import Plan, Settings
-from control_plane.timefmt import utcnow
 from tests.clock import MovableClock
 from tests.databases import scratch_database
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from control_plane.core.ids import new_id
+from control_plane.core.timefmt import utcnow
 from control_plane.db import Database
-from control_plane.ids import new_id
 from control_plane.models import Monitor
 from control_plane.results import ResultIn, record_results
-from control_plane.timefmt import utcnow
 
 
 def monitor_row(org_id: str, **fields: object) -> Monitor:

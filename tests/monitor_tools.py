@@ -8,9 +8,9 @@ from typing import Any
 import httpx
 from sqlalchemy import func, select, update
 
-from control_plane import changes
+from control_plane.core import changes
+from control_plane.core.ids import new_id
 from control_plane.db import Database
-from control_plane.ids import new_id
 from control_plane.models import Incident, Monitor, Organization
 from control_plane.results import ResultIn, record_results
 from control_plane.services.accounts import AUTH_TOPIC

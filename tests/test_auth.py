@@ -10,8 +10,8 @@ import httpx
 import pytest
 from sqlalchemy import select, update
 
+from control_plane.core.timefmt import utcnow
 from control_plane.models import ApiKey
-from control_plane.timefmt import utcnow
 from tests.waiting import eventually
 
 
@@ -147,7 +147,7 @@ async def test_a_revocation_reaches_other_replicas(settings, database, world):
 
 async def test_a_plan_change_applies_to_the_next_request(api, world, database):
     """Cached principals carry the plan; changing it through a service empties the cache."""
-    from control_plane import changes
+    from control_plane.core import changes
     from control_plane.models import Organization
     from control_plane.services.accounts import AUTH_TOPIC
 

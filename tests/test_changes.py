@@ -6,10 +6,10 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from control_plane import changes
-from control_plane.ids import new_id
+from control_plane.core import changes
+from control_plane.core.ids import new_id
+from control_plane.core.timefmt import utcnow
 from control_plane.models import Membership, Role
-from control_plane.timefmt import utcnow
 
 TOPIC = "test-topic"
 

@@ -11,11 +11,11 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from control_plane.core.timefmt import utcnow
 from control_plane.db import Database
 from control_plane.models import AuditEvent, Monitor, Organization
 from control_plane.services import accounts, organizations
 from control_plane.settings import Plan, async_database_url
-from control_plane.timefmt import utcnow
 from tests.billing_support import MonitorSpec, add_monitors
 from tests.processes import BIN, command_env, free_port, run_traxo, wait_healthy
 

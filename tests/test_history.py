@@ -7,12 +7,12 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import delete, func, select
 
+from control_plane.core.ids import new_id
+from control_plane.core.timefmt import utcnow
 from control_plane.db import Database
-from control_plane.ids import new_id
 from control_plane.models import CheckResult, CheckRollup, Incident, Monitor
 from control_plane.services import monitors
 from control_plane.services.dashboard import CLOSED_DAYS_TTL, UptimeCache, average_uptime
-from control_plane.timefmt import utcnow
 from control_plane.workers.retention import apply_retention
 from control_plane.workers.rollups import fold_rollups
 from control_plane.workers.runner import PeriodicJob, WorkerRunner

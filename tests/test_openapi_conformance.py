@@ -24,14 +24,14 @@ import httpx
 import pytest
 
 from control_plane import migrate
+from control_plane.core.ids import new_id
+from control_plane.core.timefmt import utcnow
 from control_plane.db import Database
-from control_plane.ids import new_id
 from control_plane.models import Incident, Role
 from control_plane.results import ResultIn, record_results
 from control_plane.services import accounts, organizations, team
 from control_plane.services.monitors import new_heartbeat_token
 from control_plane.settings import Plan, async_database_url
-from control_plane.timefmt import utcnow
 from tests.billing_support import PUBLIC_KEY, SECRET_KEY, WEBHOOK_SECRET, FakeRevenueCat
 from tests.databases import scratch_database
 from tests.factories import monitor_row

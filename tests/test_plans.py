@@ -6,10 +6,10 @@ import dataclasses
 
 from sqlalchemy import select
 
+from control_plane.core.timefmt import utcnow
 from control_plane.models import AuditEvent, Monitor, Organization
 from control_plane.services import plans
 from control_plane.settings import Plan
-from control_plane.timefmt import utcnow
 from tests.billing_support import MonitorSpec, add_monitors, api_client
 
 

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import delete, func, select
 
-from control_plane import histogram
+from control_plane.domain import histogram
 from control_plane.models import CheckResult, CheckRollup, Monitor, RollupBacklog
 from control_plane.results import LastCheckWriter, RecordOutcome, record_results, results_store
 from control_plane.results.domain import rollup_deltas

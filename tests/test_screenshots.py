@@ -6,8 +6,8 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
+from control_plane.core.timefmt import utcnow
 from control_plane.models import CheckScreenshot
-from control_plane.timefmt import utcnow
 from control_plane.workers.retention import apply_retention
 from tests.factories import insert_monitor, record, result
 

@@ -9,8 +9,8 @@ from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from control_plane import changes
-from control_plane.ids import new_id
+from control_plane.core import changes
+from control_plane.core.ids import new_id
 from control_plane.models import Agent, AgentToken
 from traxo_protocol.capabilities import KNOWN_CAPABILITIES
 

@@ -8,11 +8,11 @@ from collections.abc import Collection, Sequence
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from control_plane import changes
-from control_plane.ids import hash_secret, new_id
+from control_plane.core import changes
+from control_plane.core.errors import Conflict, InvalidInput, NotFound
+from control_plane.core.ids import hash_secret, new_id
+from control_plane.core.timefmt import utcnow
 from control_plane.models import AgentToken, Organization
-from control_plane.services.errors import Conflict, InvalidInput, NotFound
-from control_plane.timefmt import utcnow
 
 TOKENS_TOPIC = "agent_tokens"  # payload: the revoked token id
 TOKEN_PREFIX = "traxo_agent_"
@@ -23,7 +23,7 @@ async def create_token(
 ) -> tuple[AgentToken, str]:
     """A new token for `region`; with `org` (slug or id) the region is that organization's private
     location."""
-    from control_plane.monitor_config import REGION_PATTERN
+    from control_plane.domain.monitor_config import REGION_PATTERN
 
     if not REGION_PATTERN.match(region):
         raise InvalidInput(f"region: {region!r} must be 1-64 lowercase letters, digits and hyphens")

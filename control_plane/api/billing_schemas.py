@@ -21,9 +21,9 @@ from control_plane.api.errors import describe_validation_error
 from control_plane.api.org_responses import PlanName
 from control_plane.api.responses import CLOSED, Data
 from control_plane.api.schemas import RequestModel, documented, examples, nul_character_path
-from control_plane.revenuecat import Subscriber
+from control_plane.core.errors import InvalidInput
+from control_plane.integrations.revenuecat import Subscriber
 from control_plane.services.billing import PAID_PLANS, BillingUsage, CheckoutOffer, RevenueCatEvent
-from control_plane.services.errors import InvalidInput
 from control_plane.settings import Plan
 
 _PAID_NAMES = ", ".join(plan.value for plan in PAID_PLANS)

@@ -13,13 +13,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from control_plane.api.errors import ApiError
 from control_plane.api.middleware import RESPONSE_HEADERS_KEY
 from control_plane.api.ratelimit import RateLimiter
+from control_plane.core.timefmt import Clock, utcnow
 from control_plane.db import Database
+from control_plane.domain.plans import limits_for
 from control_plane.models import Role
-from control_plane.plans import limits_for
 from control_plane.services.accounts import OrgSnapshot, Principal, PrincipalCache, authenticate
 from control_plane.services.dashboard import UptimeCache
 from control_plane.settings import Settings
-from control_plane.timefmt import Clock, utcnow
 
 # Budget for requests whose key is missing or wrong, per client address: slows key guessing.
 _FAILED_AUTH_PER_MINUTE = 60

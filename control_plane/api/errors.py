@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from control_plane.api.responses import JsonResponse
-from control_plane.services.errors import (
+from control_plane.core.errors import (
     Conflict,
     DomainError,
     Forbidden,

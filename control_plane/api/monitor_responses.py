@@ -13,7 +13,7 @@ from pydantic import Field, with_config
 from typing_extensions import TypedDict
 
 from control_plane.api.responses import CLOSED, Data, DataWithMessage, Page, Timestamp, one_of
-from control_plane.monitor_config import HTTP_METHODS, MONITOR_TYPES
+from control_plane.domain.monitor_config import HTTP_METHODS, MONITOR_TYPES
 
 MonitorTypeName = Annotated[str, one_of(*MONITOR_TYPES)]
 HttpMethodName = Annotated[str, one_of(*HTTP_METHODS)]

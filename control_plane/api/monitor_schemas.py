@@ -23,11 +23,11 @@ from control_plane.api.monitor_responses import (
 )
 from control_plane.api.responses import iso_at
 from control_plane.api.schemas import Name, NoControlCharacters, RequestModel, examples
+from control_plane.core.errors import InvalidInput
+from control_plane.core.timefmt import iso, parse_iso
+from control_plane.domain.monitor_config import HTTP_METHODS, MONITOR_TYPES
 from control_plane.models import CheckResult, Incident, Monitor
-from control_plane.monitor_config import HTTP_METHODS, MONITOR_TYPES
-from control_plane.services.errors import InvalidInput
 from control_plane.services.monitors import MAX_INTERVAL
-from control_plane.timefmt import iso, parse_iso
 
 MonitorType = Literal[MONITOR_TYPES]  # type: ignore[valid-type]
 HttpMethod = Literal[HTTP_METHODS]  # type: ignore[valid-type]

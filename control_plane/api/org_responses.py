@@ -9,11 +9,11 @@ from pydantic import Field, with_config
 from typing_extensions import TypedDict
 
 from control_plane.api.responses import CLOSED, Data, DataWithMessage, Timestamp, iso_at, one_of
+from control_plane.core.timefmt import iso
 from control_plane.models import ApiKey, Membership, Organization, Role, User
 from control_plane.services.accounts import OrgSnapshot, mask_key
 from control_plane.services.dashboard import DashboardStats
 from control_plane.settings import Plan
-from control_plane.timefmt import iso
 
 PlanName = Annotated[str, one_of(*Plan)]
 

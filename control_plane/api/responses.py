@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, WithJsonSchema, with_config
 from starlette.responses import JSONResponse
 from typing_extensions import TypedDict  # pydantic reads typing's TypedDict only from Python 3.12
 
-from control_plane.timefmt import iso
+from control_plane.core.timefmt import iso
 
 T = TypeVar("T")
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from control_plane import histogram
+from control_plane.domain import histogram
 
 PHASES = ("dns", "tcp", "tls", "ttfb", "download", "total")
 

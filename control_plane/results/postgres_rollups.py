@@ -6,7 +6,7 @@ from __future__ import annotations
 import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from control_plane.histogram import THRESHOLDS
+from control_plane.domain.histogram import THRESHOLDS
 from control_plane.results.domain import RollupDelta, RollupDeltas
 from control_plane.results.postgres_connection import driver_connection
 

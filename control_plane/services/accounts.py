@@ -9,11 +9,11 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from control_plane import changes
-from control_plane.changes import ChangeFeed
-from control_plane.ids import hash_secret, new_api_key, new_id
+from control_plane.core import changes
+from control_plane.core.changes import ChangeFeed
+from control_plane.core.errors import Conflict, NotFound
+from control_plane.core.ids import hash_secret, new_api_key, new_id
 from control_plane.models import ApiKey, Membership, Organization, Role, User
-from control_plane.services.errors import Conflict, NotFound
 
 AUTH_TOPIC = "auth"
 

@@ -17,11 +17,11 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from control_plane.ids import new_id
+from control_plane.core.errors import InvalidInput, NotConfigured, NotFound
+from control_plane.core.ids import new_id
+from control_plane.domain.plans import limits_for
+from control_plane.integrations.revenuecat import RevenueCatClient, Subscriber
 from control_plane.models import AuditEvent, BillingEvent, Organization
-from control_plane.plans import limits_for
-from control_plane.revenuecat import RevenueCatClient, Subscriber
-from control_plane.services.errors import InvalidInput, NotConfigured, NotFound
 from control_plane.services.monitors import count_monitors
 from control_plane.services.plans import change_plan
 from control_plane.settings import Plan, Settings

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Integer, and_, case, func, literal_column, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from control_plane.changes import ChangeFeed
+from control_plane.core.changes import ChangeFeed
 from control_plane.models import CheckRollup, Incident, Monitor, RollupBacklog
 from control_plane.results import bucket_start
 from control_plane.services.monitors import MONITORS_TOPIC

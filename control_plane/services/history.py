@@ -14,7 +14,7 @@ import orjson
 from sqlalchemy import Float, Integer, Text, and_, cast, func, literal_column, null, or_, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from control_plane import histogram
+from control_plane.domain import histogram
 from control_plane.models import CheckResult, CheckRollup, CheckScreenshot, Incident, RollupBacklog
 from control_plane.results import PHASES, bucket_start
 

@@ -12,14 +12,14 @@ from typing import Any
 from sqlalchemy import Text, cast, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from control_plane import changes
-from control_plane.ids import new_id
+from control_plane.core import changes
+from control_plane.core.errors import Forbidden, InvalidInput, NotFound
+from control_plane.core.ids import new_id
+from control_plane.domain.monitor_config import validate_config
+from control_plane.domain.monitor_targets import PASSIVE_TYPES, validate_target
+from control_plane.domain.plans import limits_for
 from control_plane.models import Monitor, Organization
-from control_plane.monitor_config import validate_config
-from control_plane.monitor_targets import PASSIVE_TYPES, validate_target
-from control_plane.plans import limits_for
 from control_plane.results import delete_results_of, exclude_result_writers
-from control_plane.services.errors import Forbidden, InvalidInput, NotFound
 from control_plane.services.regions import known_regions
 from control_plane.settings import Settings
 

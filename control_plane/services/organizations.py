@@ -8,11 +8,11 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from control_plane import changes
-from control_plane.ids import new_id
+from control_plane.core import changes
+from control_plane.core.errors import Conflict, NotFound
+from control_plane.core.ids import new_id
 from control_plane.models import Membership, Organization, Role
 from control_plane.services.accounts import AUTH_TOPIC
-from control_plane.services.errors import Conflict, NotFound
 from control_plane.settings import Plan
 
 

@@ -12,10 +12,10 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from control_plane import changes
-from control_plane.ids import new_id
+from control_plane.core import changes
+from control_plane.core.ids import new_id
+from control_plane.domain.plans import limits_for
 from control_plane.models import AuditEvent, Monitor, Organization
-from control_plane.plans import limits_for
 from control_plane.services.accounts import AUTH_TOPIC
 from control_plane.services.organizations import find_organization
 from control_plane.settings import Plan

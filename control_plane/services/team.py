@@ -8,11 +8,11 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from control_plane import changes
-from control_plane.ids import new_id
+from control_plane.core import changes
+from control_plane.core.errors import Conflict, Forbidden, InvalidInput, NotFound
+from control_plane.core.ids import new_id
 from control_plane.models import Membership, Role, User
 from control_plane.services.accounts import AUTH_TOPIC
-from control_plane.services.errors import Conflict, Forbidden, InvalidInput, NotFound
 
 
 async def list_members(session: AsyncSession, org_id: str) -> list[tuple[Membership, User]]:

@@ -7,10 +7,10 @@ import asyncio
 import logging
 from datetime import timedelta
 
+from control_plane.core.timefmt import Clock, utcnow
 from control_plane.db import Database
 from control_plane.results import delete_expired, delete_results_of, orphaned_monitor_ids
 from control_plane.settings import Settings
-from control_plane.timefmt import Clock, utcnow
 
 log = logging.getLogger(__name__)
 

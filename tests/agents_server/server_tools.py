@@ -16,8 +16,8 @@ from control_plane.agents import tokens
 from control_plane.agents.assigner import rendezvous_weight
 from control_plane.agents.coordinator import AgentCoordinator
 from control_plane.agents.registry import member_key
+from control_plane.core.ids import new_id
 from control_plane.db import Database
-from control_plane.ids import new_id
 from control_plane.models import AssignmentGrant, Monitor
 from control_plane.settings import Settings
 from tests.factories import monitor_row

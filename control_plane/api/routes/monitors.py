@@ -40,9 +40,9 @@ from control_plane.api.responses import (
     page_response,
     pagination,
 )
+from control_plane.core.timefmt import iso
 from control_plane.services import history, monitors
 from control_plane.services.monitors import OrgContext
-from control_plane.timefmt import iso
 
 router = APIRouter(prefix="/api/monitors", tags=["monitors"])
 

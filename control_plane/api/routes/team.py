@@ -15,7 +15,7 @@ from control_plane.api.responses import (
     message_response,
 )
 from control_plane.api.schemas import TeamInvite
-from control_plane.models import Role
+from control_plane.domain.roles import Role
 from control_plane.services import team
 
 router = APIRouter(prefix="/api/team", tags=["team"])

@@ -11,7 +11,7 @@ import ipaddress
 import re
 from urllib.parse import urlsplit
 
-from control_plane.services.errors import InvalidInput
+from control_plane.core.errors import InvalidInput
 
 PASSIVE_TYPES = ("HEARTBEAT", "LLM")  # nothing to reach: the control plane receives their traffic
 URL_TYPES = ("HTTP", "BROWSER")

@@ -14,7 +14,7 @@ from urllib.parse import quote
 
 import aiohttp
 
-from control_plane.services.errors import UpstreamError
+from control_plane.core.errors import UpstreamError
 
 __all__ = ["RevenueCatClient", "Subscriber"]
 

@@ -11,12 +11,12 @@ from pathlib import Path
 import click
 
 from control_plane import migrate
-from control_plane.cli_addresses import Listener, require_free, with_public_url
-from control_plane.cli_support import load_settings, run_db, serve
+from control_plane.commands.addresses import Listener, require_free, with_public_url
+from control_plane.commands.support import load_settings, run_db, serve
+from control_plane.core.timefmt import utcnow
 from control_plane.db import Database
 from control_plane.services import accounts, organizations
 from control_plane.settings import Plan, Settings
-from control_plane.timefmt import utcnow
 
 
 @click.command("dev")

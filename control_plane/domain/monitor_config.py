@@ -22,10 +22,12 @@ from pydantic import (
     field_validator,
 )
 
-from control_plane.monitor_targets import PASSIVE_TYPES as PASSIVE_TYPES  # re-exported for older importers
-from control_plane.monitor_targets import URL_TYPES as URL_TYPES
-from control_plane.monitor_targets import host_name, host_port, http_url
-from control_plane.services.errors import InvalidInput
+from control_plane.core.errors import InvalidInput
+from control_plane.domain.monitor_targets import (
+    PASSIVE_TYPES as PASSIVE_TYPES,  # re-exported for older importers
+)
+from control_plane.domain.monitor_targets import URL_TYPES as URL_TYPES
+from control_plane.domain.monitor_targets import host_name, host_port, http_url
 
 MONITOR_TYPES = ("HTTP", "TCP", "PING", "DNS", "SSL", "HEARTBEAT", "BROWSER", "LLM")
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")

@@ -5,11 +5,11 @@ from __future__ import annotations
 import click
 
 from control_plane import migrate
-from control_plane.cli_support import load_settings, run_db
+from control_plane.commands.support import load_settings, run_db
+from control_plane.core.timefmt import utcnow
 from control_plane.db import Database
 from control_plane.services import plans
 from control_plane.settings import Plan
-from control_plane.timefmt import utcnow
 
 
 @click.group("orgs")

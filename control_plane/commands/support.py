@@ -9,8 +9,8 @@ from typing import Any
 
 import click
 
+from control_plane.core.errors import DomainError
 from control_plane.db import Database
-from control_plane.services.errors import DomainError
 from control_plane.settings import Settings
 
 

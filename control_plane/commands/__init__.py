@@ -1,0 +1,1 @@
+"""The `traxo` command: serving, migrating, operators' commands and `traxo dev`."""

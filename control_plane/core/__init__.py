@@ -1,0 +1,1 @@
+"""The kernel every part of the control plane uses: ids, time, domain errors, the change feed."""

@@ -1,0 +1,1 @@
+"""Monitoring rules without I/O: monitor targets and config, plan limits, latency histograms."""

@@ -1,0 +1,1 @@
+"""Clients of services outside Traxo (RevenueCat), each converting its errors once."""
