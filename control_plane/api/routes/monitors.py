@@ -22,13 +22,15 @@ from control_plane.api.monitor_schemas import (
     DATE_FILTER_PATTERN,
     MonitorCreate,
     MonitorUpdate,
+    parse_date_filter,
+)
+from control_plane.api.monitor_serializers import (
     check_out,
     monitor_detail_out,
     monitor_incident_out,
     monitor_list_items,
     monitor_out,
     monitor_updated_out,
-    parse_date_filter,
 )
 from control_plane.api.openapi import errors
 from control_plane.api.responses import (

@@ -1,4 +1,4 @@
-"""The ORM models. Every row that users see belongs to an organization."""
+"""Monitors and what their checks leave: raw results, rollups and their queue, incidents, screenshots."""
 
 from __future__ import annotations
 
@@ -16,65 +16,12 @@ from sqlalchemy import (
     LargeBinary,
     String,
     Text,
-    UniqueConstraint,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
 from control_plane.core.timefmt import utcnow
 from control_plane.db import Base, UTCDateTime
 from control_plane.domain.roles import Role as Role  # the column type; importers of models keep it
-
-
-class User(Base):
-    __tablename__ = "users"
-
-    id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    email: Mapped[str] = mapped_column(String(320), unique=True)
-    name: Mapped[str] = mapped_column(String(100))
-    image: Mapped[str | None] = mapped_column(String(2048), default=None)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-
-
-class Organization(Base):
-    __tablename__ = "organizations"
-
-    id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    name: Mapped[str] = mapped_column(String(100))
-    slug: Mapped[str] = mapped_column(String(50), unique=True)
-    plan: Mapped[str] = mapped_column(String(20))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
-
-
-class Membership(Base):
-    """A user's place in an organization. One organization per user: user_id is unique."""
-
-    __tablename__ = "memberships"
-
-    id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
-    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), unique=True)
-    role: Mapped[str] = mapped_column(String(10))
-    joined_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-
-    __table_args__ = (Index("ix_memberships_org_id_joined_at", "org_id", "joined_at"),)
-
-
-class ApiKey(Base):
-    """An API key, kept only as its SHA-256 hash plus what the masked display needs."""
-
-    __tablename__ = "api_keys"
-
-    id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
-    name: Mapped[str] = mapped_column(String(100))
-    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    prefix: Mapped[str] = mapped_column(String(16))
-    last4: Mapped[str] = mapped_column(String(4))
-    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
-    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
 
 
 class Monitor(Base):
@@ -213,100 +160,6 @@ class Incident(Base):
     __table_args__ = (
         Index("ix_incidents_monitor_id_started_at", "monitor_id", "started_at"),
         Index("ix_incidents_org_id_started_at", "org_id", "started_at"),
-    )
-
-
-class AuditEvent(Base):
-    """What happened to an organization that its people should be able to find later."""
-
-    __tablename__ = "audit_events"
-
-    id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
-    action: Mapped[str] = mapped_column(String(64))
-    actor: Mapped[str] = mapped_column(String(100))  # a user id, "revenuecat", "operator"
-    message: Mapped[str] = mapped_column(Text)
-    details: Mapped[dict[str, Any]] = mapped_column(JSON)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-
-    __table_args__ = (Index("ix_audit_events_org_id_created_at", "org_id", "created_at"),)
-
-
-class BillingEvent(Base):
-    """A RevenueCat webhook event already applied: its id makes redelivery a no-op."""
-
-    __tablename__ = "billing_events"
-
-    id: Mapped[str] = mapped_column(String(100), primary_key=True)
-    org_id: Mapped[str | None] = mapped_column(ForeignKey("organizations.id", ondelete="SET NULL"))
-    type: Mapped[str] = mapped_column(String(40))
-    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
-    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-
-
-class AgentToken(Base):
-    """Lets agents of one region connect; org-scoped tokens make a private location of that org."""
-
-    __tablename__ = "agent_tokens"
-
-    id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    region: Mapped[str] = mapped_column(String(64), index=True)
-    org_id: Mapped[str | None] = mapped_column(
-        ForeignKey("organizations.id", ondelete="CASCADE"), default=None
-    )
-    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    prefix: Mapped[str] = mapped_column(String(16))
-    last4: Mapped[str] = mapped_column(String(4))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
-
-
-class Agent(Base):
-    """An agent: one per token and agent name, so a restarted agent (same token, same name) is the
-    same agent, with the same id, member key and share of its region's monitors. Each registration
-    counts an incarnation; streams opened under an older one are ended (agents/registry.py)."""
-
-    __tablename__ = "agents"
-
-    id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    token_id: Mapped[str] = mapped_column(ForeignKey("agent_tokens.id", ondelete="CASCADE"))
-    member_key: Mapped[str] = mapped_column(String(200))
-    name: Mapped[str] = mapped_column(String(128))
-    region: Mapped[str] = mapped_column(String(64))
-    version: Mapped[str] = mapped_column(String(32))
-    capabilities: Mapped[list[str]] = mapped_column(JSON)
-    incarnation: Mapped[int] = mapped_column(BigInteger, server_default="1")
-    registered_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    renewed_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    # Set when its lease lapsed; a later registration clears it.
-    lapsed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
-
-    __table_args__ = (
-        UniqueConstraint("token_id", "name", name="uq_agents_token_id_name"),
-        Index("ix_agents_region_lapsed_at", "region", "lapsed_at"),
-        Index("ix_agents_member_key", "member_key"),
-    )
-
-
-class AssignmentGrant(Base):
-    """Monitor M runs in region R on member K under epoch E, from granted_at until revoked_at.
-
-    Epochs only grow per monitor and region, so a result carrying an epoch says exactly which
-    grant it ran under; results scheduled after that grant's revocation are fenced off.
-    """
-
-    __tablename__ = "assignment_grants"
-
-    monitor_id: Mapped[str] = mapped_column(ForeignKey("monitors.id", ondelete="CASCADE"), primary_key=True)
-    region: Mapped[str] = mapped_column(String(64), primary_key=True)
-    epoch: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    member_key: Mapped[str] = mapped_column(String(200))
-    granted_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
-
-    __table_args__ = (
-        Index("ix_assignment_grants_member_key_revoked_at", "member_key", "revoked_at"),
-        Index("ix_assignment_grants_region_revoked_at", "region", "revoked_at"),
     )
 
 

@@ -1,0 +1,32 @@
+"""The ORM models, one module per part. Every row that users see belongs to an organization."""
+
+from control_plane.domain.roles import Role
+from control_plane.models.accounts import ApiKey, AuditEvent, BillingEvent, Membership, Organization, User
+from control_plane.models.agents import Agent, AgentToken, AssignmentGrant
+from control_plane.models.monitoring import (
+    CheckResult,
+    CheckRollup,
+    CheckScreenshot,
+    Incident,
+    Monitor,
+    RollupBacklog,
+)
+
+__all__ = [
+    "Agent",
+    "AgentToken",
+    "ApiKey",
+    "AssignmentGrant",
+    "AuditEvent",
+    "BillingEvent",
+    "CheckResult",
+    "CheckRollup",
+    "CheckScreenshot",
+    "Incident",
+    "Membership",
+    "Monitor",
+    "Organization",
+    "Role",
+    "RollupBacklog",
+    "User",
+]
