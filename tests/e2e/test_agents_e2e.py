@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
@@ -32,13 +32,13 @@ from tests.conftest import Account, make_account, make_org
 from tests.databases import scratch_database
 from tests.factories import insert_monitor
 from tests.processes import BIN, command_env, free_port
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.slow
 
 EAST, WEST = "e2e-east", "e2e-west"
 LEASE_S = 1.0  # short leases so that a killed agent's monitors move within seconds
 OUTAGE_S = 30.0
-T = TypeVar("T")
 
 
 # -- local peers ---------------------------------------------------------------------------------
@@ -155,19 +155,6 @@ class AgentProcess(Process):
             return (await self.metrics()).get(name, 0.0)
         except httpx.HTTPError:
             return -1.0
-
-
-async def eventually(
-    condition: Callable[[], Awaitable[T]], within: float, what: str, interval: float = 0.05
-) -> T:
-    deadline = time.monotonic() + within
-    while True:
-        value = await condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {within} s: {what} (last: {value!r})")
-        await asyncio.sleep(interval)
 
 
 @dataclass

@@ -24,10 +24,10 @@ from tests.e2e.test_agents_e2e import (
     Target,
     _connected,
     _create_token,
-    eventually,
     serve,
 )
 from tests.processes import free_port
+from tests.waiting import eventually
 
 pytestmark = pytest.mark.slow
 
