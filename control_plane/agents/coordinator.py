@@ -27,7 +27,7 @@ from control_plane.models import AgentToken, AssignmentGrant, Monitor
 from control_plane.results import LastCheckWriter
 from control_plane.services.monitors import MONITORS_TOPIC
 from control_plane.settings import Settings
-from control_plane.timefmt import Clock, utcnow
+from control_plane.core.timefmt import Clock, utcnow
 
 log = logging.getLogger(__name__)
 
