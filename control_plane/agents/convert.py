@@ -5,18 +5,24 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from control_plane.agents.assignment_reads import MonitorAssignment
 from control_plane.agents.ingest import GrantedResult, Rejection, RejectReason
+from control_plane.agents.watch import AssignmentUpdate, ChangeKind, Resumed, Snapshot
 from control_plane.results import ResultIn
 from traxo_protocol.traxo.agent.v1 import agent_pb2 as pb
 
 RESULT_ID = re.compile(r"^chk_[a-z2-7]{20,40}$")
 MONITOR_ID = re.compile(r"^mon_[a-z0-9]{1,60}$")
 _STATUS = {pb.UP: "UP", pb.DOWN: "DOWN"}
+_CHANGE_KIND = {
+    ChangeKind.ADD: pb.Change.ADD,
+    ChangeKind.UPDATE: pb.Change.UPDATE,
+    ChangeKind.REMOVE: pb.Change.REMOVE,
+}
 _REASON = {
     RejectReason.INVALID: pb.RejectedResult.INVALID,
     RejectReason.UNKNOWN_MONITOR: pb.RejectedResult.UNKNOWN_MONITOR,
@@ -30,34 +36,33 @@ _MAX_SCREENSHOT = 5 * 1024 * 1024
 _FUTURE_TOLERANCE = timedelta(minutes=10)
 
 
-@dataclass(frozen=True, slots=True)
-class MonitorAssignment:
-    """What an agent needs of a monitor, as read from the database."""
+def assignment_to_proto(assignment: MonitorAssignment) -> pb.Assignment:
+    return pb.Assignment(
+        monitor_id=assignment.monitor_id,
+        type=assignment.type,
+        target=assignment.target,
+        interval_seconds=assignment.interval,
+        timeout_seconds=float(assignment.timeout),
+        method=assignment.method or "GET",
+        expected_status=assignment.expected_status or 0,
+        expected_keyword=assignment.expected_keyword or "",
+        config_json=json.dumps(assignment.config or {}, separators=(",", ":"), sort_keys=True),
+        epoch=assignment.epoch,
+    )
 
-    monitor_id: str
-    type: str
-    target: str
-    interval: int
-    timeout: int
-    method: str
-    expected_status: int | None
-    expected_keyword: str | None
-    config: dict[str, object]
-    epoch: int
 
-    def to_proto(self) -> pb.Assignment:
-        return pb.Assignment(
-            monitor_id=self.monitor_id,
-            type=self.type,
-            target=self.target,
-            interval_seconds=self.interval,
-            timeout_seconds=float(self.timeout),
-            method=self.method or "GET",
-            expected_status=self.expected_status or 0,
-            expected_keyword=self.expected_keyword or "",
-            config_json=json.dumps(self.config or {}, separators=(",", ":"), sort_keys=True),
-            epoch=self.epoch,
-        )
+def update_to_proto(update: AssignmentUpdate) -> pb.AssignmentUpdate:
+    if isinstance(update, Snapshot):
+        assignments = [assignment_to_proto(a) for a in update.assignments]
+        return pb.AssignmentUpdate(snapshot=pb.Snapshot(version=update.version, assignments=assignments))
+    if isinstance(update, Resumed):
+        return pb.AssignmentUpdate(resumed=pb.Resumed(version=update.version))
+    if update.assignment is None:
+        assignment = pb.Assignment(monitor_id=update.monitor_id)
+    else:
+        assignment = assignment_to_proto(update.assignment)
+    change = pb.Change(version=update.version, kind=_CHANGE_KIND[update.kind], assignment=assignment)
+    return pb.AssignmentUpdate(change=change)
 
 
 class InvalidResult(Exception):

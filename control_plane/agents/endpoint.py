@@ -1,4 +1,11 @@
-"""The agents' side of a control-plane process: coordinator plus gRPC server, started and stopped together."""
+"""The agents' side of a control-plane process: its parts built and wired, the gRPC server started,
+and all of it stopped together.
+
+The parts: the coordinator keeps grants current; the mailboxes tell open assignment streams what
+changed; the change log numbers what streams send and remembers where they stopped; the fences end
+streams whose token was revoked or whose agent registered again; the lastCheck writer follows
+ingestion. Change notifications reach them through the subscriptions made here.
+"""
 
 from __future__ import annotations
 
@@ -6,28 +13,81 @@ import logging
 
 import grpc
 
+from control_plane.agents.assigner import ASSIGNMENTS_TOPIC
+from control_plane.agents.change_log import ChangeLog
+from control_plane.agents.clock import SYSTEM_CLOCK, Clock
 from control_plane.agents.coordinator import AgentCoordinator
-from control_plane.agents.server import start_grpc_server
-from control_plane.db import Database
+from control_plane.agents.fences import Fences
+from control_plane.agents.mailboxes import Mailboxes
+from control_plane.agents.registry import AGENTS_TOPIC
+from control_plane.agents.server import AgentService, start_grpc_server
+from control_plane.agents.tokens import TOKENS_TOPIC
+from control_plane.agents.watch import AssignmentStreams
+from control_plane.core.changes import Subscriber
+from control_plane.db import Database, brief_error
+from control_plane.results import LastCheckWriter
+from control_plane.services.monitors import MONITORS_TOPIC
 from control_plane.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
 class AgentsEndpoint:
-    def __init__(self, coordinator: AgentCoordinator, server: grpc.aio.Server, port: int) -> None:
+    def __init__(
+        self,
+        db: Database,
+        coordinator: AgentCoordinator,
+        change_log: ChangeLog,
+        last_checks: LastCheckWriter,
+        subscriptions: list[tuple[str, Subscriber]],
+    ) -> None:
         self.coordinator = coordinator
-        self.server = server
-        self.port = port
+        self.change_log = change_log
+        self._db = db
+        self._last_checks = last_checks
+        self._subscriptions = subscriptions
+        self.server: grpc.aio.Server | None = None
+        self.port = 0
 
     @classmethod
-    async def start(cls, db: Database, settings: Settings, address: tuple[str, int]) -> AgentsEndpoint:
-        coordinator = AgentCoordinator(db, settings)
+    async def start(
+        cls, db: Database, settings: Settings, address: tuple[str, int], *, clock: Clock = SYSTEM_CLOCK
+    ) -> AgentsEndpoint:
+        mailboxes = Mailboxes()
+        change_log = ChangeLog(clock)
+        fences = Fences(db, clock, mailboxes)
+        coordinator = AgentCoordinator(db, settings, clock, announce=mailboxes.post_all)
+        last_checks = LastCheckWriter(db)
+        subscriptions: list[tuple[str, Subscriber]] = [
+            (MONITORS_TOPIC, coordinator.on_monitor_changed),
+            (ASSIGNMENTS_TOPIC, mailboxes.on_assignments_changed),
+            (TOKENS_TOPIC, fences.on_token_revoked),
+            (AGENTS_TOPIC, fences.on_agent_registered),
+        ]
+        for topic, subscriber in subscriptions:
+            db.changes.subscribe(topic, subscriber)
+        db.changes.on_reset(mailboxes.on_reset)
+        endpoint = cls(db, coordinator, change_log, last_checks, subscriptions)
+        last_checks.start()
         await coordinator.start()
-        server, port = await start_grpc_server(coordinator, settings, *address)
-        return cls(coordinator, server, port)
+        service = AgentService(
+            db, clock, coordinator, AssignmentStreams(db, mailboxes, change_log, fences), fences, last_checks
+        )
+        try:
+            endpoint.server, endpoint.port = await start_grpc_server(service, settings, *address)
+        except BaseException:
+            await endpoint.stop()
+            raise
+        return endpoint
 
     async def stop(self) -> None:
         # Streams end with UNAVAILABLE; agents reconnect (to another replica, or to us after restart).
-        await self.server.stop(grace=2)
+        if self.server is not None:
+            await self.server.stop(grace=2)
         await self.coordinator.stop()
+        try:
+            await self._last_checks.stop()
+        except Exception as exc:
+            log.error("writing the last lastCheck updates failed: %s", brief_error(exc))
+        for topic, subscriber in self._subscriptions:
+            self._db.changes.unsubscribe(topic, subscriber)

@@ -1,11 +1,13 @@
-"""What an open assignment stream is told by the coordinator, and the versions it numbers changes by."""
+"""What this process's open assignment streams are told: which monitors to look at again, and when to end."""
 
 from __future__ import annotations
 
 import asyncio
-import time
+import logging
 
 from control_plane.agents.registry import Registration
+
+log = logging.getLogger(__name__)
 
 ALL = "*"  # an event for every monitor of a stream
 
@@ -34,12 +36,55 @@ class StreamMailbox:
         return pending
 
 
-class VersionClock:
-    """Assignment versions: strictly increasing in this process, and unlike another replica's."""
+class Mailboxes:
+    """The mailboxes of the streams open in this process, and which of them hears of what."""
 
     def __init__(self) -> None:
-        self._last = 0
+        self._open: set[StreamMailbox] = set()
 
-    def next(self) -> int:
-        self._last = max(self._last + 1, time.time_ns() // 1000)
-        return self._last
+    def open(self, registration: Registration) -> StreamMailbox:
+        mailbox = StreamMailbox(registration)
+        self._open.add(mailbox)
+        return mailbox
+
+    def close(self, mailbox: StreamMailbox) -> None:
+        self._open.discard(mailbox)
+
+    def on_assignments_changed(self, payload: str) -> None:
+        """A region's grants changed (the assigner's "region" or "region:monitor_id")."""
+        region, _, monitor_id = payload.partition(":")
+        for mailbox in list(self._open):
+            if mailbox.region == region:
+                mailbox.post(monitor_id or ALL)
+
+    def post_all(self, monitor_id: str) -> None:
+        """Every stream looks at the monitor (or with ALL, everything) again."""
+        for mailbox in list(self._open):
+            mailbox.post(monitor_id)
+
+    def on_reset(self) -> None:
+        """Change notifications may have been missed: every stream looks at everything again."""
+        self.post_all(ALL)
+
+    def end_token(self, token_id: str) -> None:
+        for mailbox in list(self._open):
+            if mailbox.token_id == token_id:
+                mailbox.revoked = True
+                mailbox.wake.set()
+
+    def end_older(self, agent_id: str, incarnation: int) -> None:
+        """End the streams of the agent's registrations before `incarnation`."""
+        for mailbox in list(self._open):
+            registration = mailbox.registration
+            if registration.agent_id == agent_id and registration.incarnation < incarnation:
+                # Usually the stream of a process that is gone (its connection not yet timed out);
+                # if it is alive, two processes share this token and agent name.
+                log.warning(
+                    "agent %s registered again (incarnation %d): ending the stream of incarnation %d;"
+                    " if both processes are running, give each its own --name",
+                    agent_id,
+                    incarnation,
+                    registration.incarnation,
+                )
+                mailbox.superseded = True
+                mailbox.wake.set()

@@ -1,27 +1,30 @@
-"""The gRPC AgentService: thin handlers over tokens, registry, coordinator and ingest."""
+"""The gRPC AgentService: thin handlers over tokens, registry, coordinator, assignment streams and
+ingest; protobuf in and out goes through convert.py."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import aclosing
 from pathlib import Path
 from typing import Any
 
 import grpc
 from google.protobuf.duration_pb2 import Duration
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from sqlalchemy import select
 
 from control_plane.agents import registry
-from control_plane.agents.convert import MonitorAssignment, ack_to_proto, results_from_proto, timestamp
+from control_plane.agents.clock import Clock
+from control_plane.agents.convert import ack_to_proto, results_from_proto, timestamp, update_to_proto
 from control_plane.agents.coordinator import AgentCoordinator
+from control_plane.agents.fences import Fences, StreamEnded, Superseded, TokenRevoked
 from control_plane.agents.ingest import ingest_batch
-from control_plane.agents.mailboxes import ALL
 from control_plane.agents.tokens import authenticate_token
-from control_plane.db import brief_error
+from control_plane.agents.watch import AssignmentStreams
+from control_plane.db import Database, brief_error
 from control_plane.models import AgentToken
+from control_plane.results import LastCheckWriter
 from control_plane.settings import Settings
 from traxo_protocol.traxo.agent.v1 import agent_pb2 as pb
 from traxo_protocol.traxo.agent.v1 import agent_pb2_grpc as pb_grpc
@@ -31,17 +34,25 @@ log = logging.getLogger(__name__)
 SERVICE_NAME = "traxo.agent.v1.AgentService"
 _BATCHES_AT_ONCE = 4
 _MAX_NAME = 128
-_TOKEN_RECHECK_S = 5.0
-_SNAPSHOT_AFTER_CHANGES = 1_000
-_SUPERSEDED = (
-    "this agent registered again (same token and name): this stream belongs to an older registration"
-)
+_ENDED_CODES = {TokenRevoked: grpc.StatusCode.UNAUTHENTICATED, Superseded: grpc.StatusCode.ABORTED}
 
 
 class AgentService(pb_grpc.AgentServiceServicer):
-    def __init__(self, coordinator: AgentCoordinator) -> None:
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        coordinator: AgentCoordinator,
+        assignments: AssignmentStreams,
+        fences: Fences,
+        last_checks: LastCheckWriter,
+    ) -> None:
+        self.db = db
+        self.clock = clock
         self.coordinator = coordinator
-        self.db = coordinator.db
+        self.assignments = assignments
+        self.fences = fences
+        self.last_checks = last_checks
 
     async def _token(self, context: grpc.aio.ServicerContext) -> AgentToken:
         metadata = dict(context.invocation_metadata() or ())
@@ -55,11 +66,6 @@ class AgentService(pb_grpc.AgentServiceServicer):
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, "unknown or revoked agent token")
         assert token is not None
         return token
-
-    async def _still_valid(self, token: AgentToken) -> bool:
-        async with self.db.session() as session:
-            revoked_at = await session.scalar(select(AgentToken.revoked_at).where(AgentToken.id == token.id))
-        return revoked_at is None
 
     def _lease(self) -> Duration:
         lease = Duration()
@@ -78,7 +84,7 @@ class AgentService(pb_grpc.AgentServiceServicer):
         name = request.name.strip()
         if not name or len(name) > _MAX_NAME:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"name must be 1-{_MAX_NAME} characters")
-        now = self.coordinator.clock()
+        now = self.clock.wall()
         async with self.db.session() as session:
             registered = await registry.register(
                 session,
@@ -108,7 +114,7 @@ class AgentService(pb_grpc.AgentServiceServicer):
         self, request: pb.RenewLeaseRequest, context: grpc.aio.ServicerContext
     ) -> pb.RenewLeaseResponse:
         token = await self._token(context)
-        now = self.coordinator.clock()
+        now = self.clock.wall()
         async with self.db.session() as session:
             held = await registry.renew(session, token, request.agent_id, now=now)
         return pb.RenewLeaseResponse(held=held, lease_duration=self._lease(), server_time=timestamp(now))
@@ -122,46 +128,13 @@ class AgentService(pb_grpc.AgentServiceServicer):
         if registration is None:
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "unknown agent_id: register first")
         assert registration is not None
-        coordinator = self.coordinator
-        if coordinator.superseded(registration):  # a newer registration got in first
-            await context.abort(grpc.StatusCode.ABORTED, _SUPERSEDED)
-        mailbox = coordinator.open_mailbox(registration)
-        sent = coordinator.resume_state(registration.member_key, request.known_version)
-        version = request.known_version
         try:
-            current = await coordinator.load_assignments(registration.member_key, registration.region)
-            if sent is None or _snapshot_is_shorter(sent, current):
-                version, sent = coordinator.versions.next(), current
-                yield _snapshot(version, current)
-            else:
-                yield pb.AssignmentUpdate(resumed=pb.Resumed(version=version))
-                for update, monitor_id, assignment in _diff(sent, current, None, coordinator):
-                    # (version, sent) always describe the same state, whichever yield is interrupted:
-                    # an agent resuming from `version` must get exactly the changes after it.
-                    version = _apply(sent, update, monitor_id, assignment)
-                    yield update
-            while True:
-                await mailbox.wake.wait()
-                if mailbox.revoked:
-                    await context.abort(grpc.StatusCode.UNAUTHENTICATED, "agent token revoked")
-                if mailbox.superseded:
-                    await context.abort(grpc.StatusCode.ABORTED, _SUPERSEDED)
-                pending = mailbox.take()
-                scope = None if ALL in pending else pending
-                current = await coordinator.load_assignments(
-                    registration.member_key, registration.region, scope
-                )
-                if scope is None and _snapshot_is_shorter(sent, current):
-                    # A region's first agent, or a rebalance: a message per monitor would keep the
-                    # agent busy for minutes at 100,000 monitors; a snapshot replaces what it holds.
-                    version, sent = coordinator.versions.next(), current
-                    yield _snapshot(version, current)
-                    continue
-                for update, monitor_id, assignment in _diff(sent, current, scope, coordinator):
-                    version = _apply(sent, update, monitor_id, assignment)
-                    yield update
-        finally:
-            coordinator.close_mailbox(mailbox, version, sent or {})
+            # Closed at once when the call ends, so where the stream stopped is kept for resuming.
+            async with aclosing(self.assignments.watch(registration, request.known_version)) as updates:
+                async for update in updates:
+                    yield update_to_proto(update)
+        except StreamEnded as ended:
+            await _end(context, ended)
 
     async def StreamResults(
         self, request_iterator: AsyncIterator[pb.ResultBatch], context: grpc.aio.ServicerContext
@@ -180,9 +153,9 @@ class AgentService(pb_grpc.AgentServiceServicer):
                     batch.results,
                     region=sender.region,
                     agent_id=sender.agent_id,
-                    now=self.coordinator.clock(),
+                    now=self.clock.wall(),
                 )
-                outcome = await ingest_batch(self.db, sender, valid, last_checks=self.coordinator.last_checks)
+                outcome = await ingest_batch(self.db, sender, valid, last_checks=self.last_checks)
                 await finished.put(ack_to_proto(batch.sequence, [*invalid, *outcome.rejected]))
             except Exception as exc:  # no ack: the agent replays the batch after reconnecting (and again)
                 log.error("storing a batch of %d results failed: %s", len(batch.results), brief_error(exc))
@@ -224,16 +197,10 @@ class AgentService(pb_grpc.AgentServiceServicer):
         running: set[asyncio.Task[None]],
     ) -> None:
         senders: dict[str, registry.Registration] = {}
-        checked = time.monotonic()
+        token_watch = self.fences.watch_token(token.id)
         async for batch in request_iterator:
-            # A token revoked while the stream is open stops it: at once when this process heard of
-            # the revocation, else (revoked by another process, no LISTEN on SQLite) within seconds.
-            if time.monotonic() - checked > _TOKEN_RECHECK_S:
-                checked = time.monotonic()
-                if not await self._still_valid(token):
-                    self.coordinator.revoked_tokens.add(token.id)
-            if token.id in self.coordinator.revoked_tokens:
-                await context.abort(grpc.StatusCode.UNAUTHENTICATED, "agent token revoked")
+            if await token_watch.revoked():
+                await _end(context, TokenRevoked())
             sender = senders.get(batch.agent_id)
             if sender is None:
                 async with self.db.session() as session:
@@ -244,71 +211,16 @@ class AgentService(pb_grpc.AgentServiceServicer):
                     )
                 assert sender is not None
                 senders[batch.agent_id] = sender
-            if self.coordinator.superseded(sender):
-                await context.abort(grpc.StatusCode.ABORTED, _SUPERSEDED)
+            if self.fences.superseded(sender):
+                await _end(context, Superseded())
             await slots.acquire()
             task = asyncio.create_task(store(batch, sender))
             running.add(task)
             task.add_done_callback(running.discard)
 
 
-def _snapshot(version: int, assignments: dict[str, MonitorAssignment]) -> pb.AssignmentUpdate:
-    return pb.AssignmentUpdate(
-        snapshot=pb.Snapshot(version=version, assignments=[a.to_proto() for a in assignments.values()])
-    )
-
-
-def _snapshot_is_shorter(sent: dict[str, MonitorAssignment], current: dict[str, MonitorAssignment]) -> bool:
-    """True when more monitors changed than a quarter of `current` (and over _SNAPSHOT_AFTER_CHANGES):
-    one snapshot then costs both sides less than a change message per monitor."""
-    limit = max(_SNAPSHOT_AFTER_CHANGES, len(current) // 4)
-    changed = 0
-    for monitor_id in sent.keys() | current.keys():
-        if sent.get(monitor_id) != current.get(monitor_id):
-            changed += 1
-            if changed > limit:
-                return True
-    return False
-
-
-def _diff(
-    sent: dict[str, MonitorAssignment],
-    current: dict[str, MonitorAssignment],
-    scope: set[str] | None,
-    coordinator: AgentCoordinator,
-) -> list[tuple[pb.AssignmentUpdate, str, MonitorAssignment | None]]:
-    """Changes that turn `sent` into `current` (within `scope`, or everything), each with the
-    monitor id and what `sent` holds for it once the change is out (`_apply`)."""
-    updates: list[tuple[pb.AssignmentUpdate, str, MonitorAssignment | None]] = []
-    considered = set(sent) | set(current) if scope is None else scope
-    for monitor_id in sorted(considered):
-        old, new = sent.get(monitor_id), current.get(monitor_id)
-        if new is None and old is not None:
-            kind = pb.Change.REMOVE
-            assignment = pb.Assignment(monitor_id=monitor_id)
-        elif new is not None and new != old:
-            kind = pb.Change.ADD if old is None else pb.Change.UPDATE
-            assignment = new.to_proto()
-        else:
-            continue
-        update = pb.AssignmentUpdate(
-            change=pb.Change(version=coordinator.versions.next(), kind=kind, assignment=assignment)
-        )
-        updates.append((update, monitor_id, new))
-    return updates
-
-
-def _apply(
-    sent: dict[str, MonitorAssignment],
-    update: pb.AssignmentUpdate,
-    monitor_id: str,
-    assignment: MonitorAssignment | None,
-) -> int:
-    if assignment is None:
-        sent.pop(monitor_id, None)
-    else:
-        sent[monitor_id] = assignment
-    return int(update.change.version)
+async def _end(context: grpc.aio.ServicerContext, ended: StreamEnded) -> None:
+    await context.abort(_ENDED_CODES[type(ended)], str(ended))
 
 
 SERVER_OPTIONS = [
@@ -327,11 +239,11 @@ def _read_pair(key_path: str, cert_path: str) -> tuple[bytes, bytes]:
 
 
 async def start_grpc_server(
-    coordinator: AgentCoordinator, settings: Settings, host: str, port: int
+    service: AgentService, settings: Settings, host: str, port: int
 ) -> tuple[grpc.aio.Server, int]:
     """Serves AgentService and the standard health service; returns the started server and its port."""
     server = grpc.aio.server(options=SERVER_OPTIONS)
-    pb_grpc.add_AgentServiceServicer_to_server(AgentService(coordinator), server)
+    pb_grpc.add_AgentServiceServicer_to_server(service, server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     address = f"{host}:{port}"

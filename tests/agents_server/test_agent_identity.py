@@ -156,7 +156,7 @@ async def test_an_agent_back_from_a_lapsed_lease_rejoins_under_its_id(
     agent_id = await client.register(raw, name="box")
     coordinator = endpoint.coordinator
     async with database.session() as session:
-        later = coordinator.clock() + timedelta(hours=1)
+        later = coordinator.clock.wall() + timedelta(hours=1)
         assert await registry.expire_lapsed(session, REGION, cutoff=later, now=later) == 1
     await coordinator.reassign_region(REGION)
     assert await active_grants(database) == {}

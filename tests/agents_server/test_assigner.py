@@ -12,9 +12,9 @@ from sqlalchemy import delete, select, update
 from control_plane.agents import registry
 from control_plane.agents.assigner import Liveness, choose_member, live_members, reassign
 from control_plane.agents.coordinator import RECONNECT_ALLOWANCE, AgentCoordinator
+from control_plane.core.errors import Conflict
 from control_plane.db import Database
 from control_plane.models import Agent, AgentToken, Monitor
-from control_plane.services.errors import Conflict
 from control_plane.services.regions import known_regions
 from control_plane.settings import Settings
 from tests.agents_server.server_tools import (
@@ -281,11 +281,16 @@ async def test_paused_and_deleted_monitors_lose_their_grants(
 
 
 class ManualClock:
+    """A control_plane.agents.clock.Clock that moves only when a test sets `now`."""
+
     def __init__(self, now: datetime) -> None:
         self.now = now
 
-    def __call__(self) -> datetime:
+    def wall(self) -> datetime:
         return self.now
+
+    def monotonic(self) -> float:
+        return self.now.timestamp()
 
 
 async def test_a_started_coordinator_judges_nobody_during_its_grace_period(

@@ -222,7 +222,7 @@ async def test_monitor_changes_through_the_api_reach_the_stream_within_a_second(
 
 async def wait_resumable(endpoint: AgentsEndpoint, key: str, version: int) -> None:
     async def ready() -> bool:
-        return endpoint.coordinator.resume_state(key, version) is not None
+        return endpoint.change_log.resume(key, version) is not None
 
     assert await poll(ready), "the closed stream was never recorded for resuming"
 

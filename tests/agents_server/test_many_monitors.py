@@ -13,6 +13,7 @@ from sqlalchemy import event, func, insert, select, text
 from sqlalchemy.exc import DBAPIError
 
 from control_plane.agents import registry
+from control_plane.agents.assignment_reads import load_assignments
 from control_plane.agents.convert import results_from_proto
 from control_plane.agents.coordinator import AgentCoordinator
 from control_plane.agents.ingest import ingest_batch
@@ -66,7 +67,7 @@ async def register(
         token = await session.get(AgentToken, token_id)
         assert token is not None
         registered = await registry.register(
-            session, token, name=name, version="0.1.0", capabilities=["http"], now=coordinator.clock()
+            session, token, name=name, version="0.1.0", capabilities=["http"], now=coordinator.clock.wall()
         )
         return registered.registration
 
@@ -105,7 +106,8 @@ async def test_a_region_with_more_monitors_than_a_statement_has_parameters_gets_
     assert await coordinator.reassign_region(REGION, monitor_ids) == []
     await coordinator.reassign_monitors(set(monitor_ids))
     assert await active_grants(database) == grants
-    loaded = await coordinator.load_assignments(first, REGION, monitor_ids)
+    async with database.session() as session:
+        loaded = await load_assignments(session, first, REGION, monitor_ids)
     assert set(loaded) == {monitor_id for monitor_id, (key, _) in grants.items() if key == first}
 
 
@@ -115,7 +117,7 @@ async def test_a_batch_naming_more_monitors_than_a_statement_has_parameters_is_s
     token_id, _ = await create_token(database, settings)
     sender = await register(database, coordinator, token_id, "agent-1")
     monitor_ids = await insert_monitors(database, world.org_a, 33_000)
-    now = coordinator.clock()
+    now = coordinator.clock.wall()
     grants = [
         {"monitor_id": m, "region": REGION, "epoch": 1, "member_key": sender.member_key, "granted_at": now}
         for m in monitor_ids
@@ -128,7 +130,7 @@ async def test_a_batch_naming_more_monitors_than_a_statement_has_parameters_is_s
         [check_result(m, 1) for m in monitor_ids],
         region=sender.region,
         agent_id=sender.agent_id,
-        now=coordinator.clock(),
+        now=coordinator.clock.wall(),
     )
     outcome = await ingest_batch(database, sender, valid)
 
