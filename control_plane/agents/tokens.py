@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Collection, Sequence
+from datetime import datetime
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -11,7 +12,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from control_plane.core import changes
 from control_plane.core.errors import Conflict, InvalidInput, NotFound
 from control_plane.core.ids import hash_secret, new_id
-from control_plane.core.timefmt import utcnow
 from control_plane.models import AgentToken, Organization
 
 TOKENS_TOPIC = "agent_tokens"  # payload: the revoked token id
@@ -19,7 +19,12 @@ TOKEN_PREFIX = "traxo_agent_"
 
 
 async def create_token(
-    session: AsyncSession, *, region: str, org: str | None = None, configured_regions: Collection[str] = ()
+    session: AsyncSession,
+    *,
+    region: str,
+    now: datetime,
+    org: str | None = None,
+    configured_regions: Collection[str] = (),
 ) -> tuple[AgentToken, str]:
     """A new token for `region`; with `org` (slug or id) the region is that organization's private
     location."""
@@ -54,18 +59,18 @@ async def create_token(
         token_hash=hash_secret(raw),
         prefix=raw[: len(TOKEN_PREFIX) + 2],
         last4=raw[-4:],
-        created_at=utcnow(),
+        created_at=now,
     )
     session.add(token)
     await session.commit()
     return token, raw
 
 
-async def revoke_token(session: AsyncSession, token_id: str) -> None:
+async def revoke_token(session: AsyncSession, token_id: str, *, now: datetime) -> None:
     result = await session.execute(
         update(AgentToken)
         .where(AgentToken.id == token_id, AgentToken.revoked_at.is_(None))
-        .values(revoked_at=utcnow())
+        .values(revoked_at=now)
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
         await session.rollback()

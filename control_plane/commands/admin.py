@@ -86,7 +86,7 @@ def agents_create_token(region: str, org: str | None) -> None:
     async def create(db: Database) -> tuple[str, str]:
         async with db.session() as session:
             token, raw = await tokens.create_token(
-                session, region=region, org=org, configured_regions=settings.regions
+                session, region=region, org=org, configured_regions=settings.regions, now=utcnow()
             )
             return token.id, raw
 
@@ -106,7 +106,7 @@ def agents_revoke_token(token_id: str) -> None:
 
     async def revoke(db: Database) -> None:
         async with db.session() as session:
-            await tokens.revoke_token(session, token_id)
+            await tokens.revoke_token(session, token_id, now=utcnow())
 
     run_db(settings, revoke)
     click.echo(f"revoked {token_id}")

@@ -119,7 +119,9 @@ async def _valid_or_new_token(db: Database, settings: Settings, region: str, sav
     async with db.session() as session:
         if saved and await tokens.authenticate_token(session, saved) is not None:
             return saved
-        _, raw = await tokens.create_token(session, region=region, configured_regions=settings.regions)
+        _, raw = await tokens.create_token(
+            session, region=region, configured_regions=settings.regions, now=utcnow()
+        )
         return raw
 
 

@@ -17,6 +17,7 @@ from control_plane.agents.assigner import rendezvous_weight
 from control_plane.agents.coordinator import AgentCoordinator
 from control_plane.agents.registry import member_key
 from control_plane.core.ids import new_id
+from control_plane.core.timefmt import utcnow
 from control_plane.db import Database
 from control_plane.models import AssignmentGrant, Monitor
 from control_plane.settings import Settings
@@ -34,7 +35,7 @@ async def create_token(
     """(token id, raw token)."""
     async with db.session() as session:
         token, raw = await tokens.create_token(
-            session, region=region, org=org, configured_regions=settings.regions
+            session, region=region, org=org, configured_regions=settings.regions, now=utcnow()
         )
         return token.id, raw
 
@@ -52,7 +53,7 @@ async def insert_monitors(db: Database, org_id: str, count: int, **fields: objec
 
 async def revoke_token(db: Database, token_id: str) -> None:
     async with db.session() as session:
-        await tokens.revoke_token(session, token_id)
+        await tokens.revoke_token(session, token_id, now=utcnow())
 
 
 async def active_grants(db: Database, region: str = REGION) -> dict[str, tuple[str, int]]:
