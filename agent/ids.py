@@ -20,7 +20,7 @@ def _base32(value: int, length: int) -> str:
 
 def new_result_id(now_ms: int | None = None) -> str:
     """`chk_` + 36 base32 characters: 50 bits of milliseconds since the epoch, then 130 random bits
-    (ids are at least 128 random bits, DESIGN.md).
+    (ids carry at least 128 random bits).
 
     Time first: ids made close together are close in the primary key index, so the control plane
     appends to a few hot index pages instead of writing all over a large one.

@@ -1,4 +1,4 @@
-"""Plan rules on monitors (DESIGN.md, Plans): count, minimum interval, BROWSER, resume."""
+"""Plan rules on monitors (README, Self-hosting: plans): count, minimum interval, BROWSER, resume."""
 
 from __future__ import annotations
 

@@ -6,8 +6,9 @@ import re
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-# A path that climbs out of the checkout: `../shared`, or `parents[N]` beyond the repository root.
-OUTSIDE = re.compile(r"\.\./shared|/shared/spec|parents\[(\d+)\]")
+# A path that climbs out of the checkout: a relative `../` in a string, or `parents[N]` beyond the
+# repository root.
+OUTSIDE = re.compile(r"[\"']\.\./\w+/|parents\[(\d+)\]")
 
 
 def test_no_test_reads_a_file_outside_the_repository():

@@ -1,4 +1,4 @@
-"""What each plan allows (DESIGN.md, Plans)."""
+"""What each plan allows (README, Self-hosting: plans)."""
 
 from __future__ import annotations
 
