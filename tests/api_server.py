@@ -14,7 +14,6 @@ import httpx
 from tests.processes import BIN, command_env, stop
 from tests.waiting import eventually_sync
 
-
 _LISTENING = re.compile(r"Uvicorn running on http://127\.0\.0\.1:(\d+)")
 
 
