@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from control_plane.core.errors import InvalidInput
+from control_plane.domain.incident_rules import HeartbeatConfig, IncidentRules
 from control_plane.domain.monitor_targets import (
     PASSIVE_TYPES as PASSIVE_TYPES,  # re-exported for older importers
 )
@@ -101,7 +102,7 @@ Assertion = Annotated[
 ]
 
 
-class HttpConfig(_Strict):
+class HttpConfig(IncidentRules):
     method: Literal[HTTP_METHODS] | None = None  # type: ignore[valid-type]
     headers: dict[str, Annotated[str, StringConstraints(max_length=8192)]] | None = None
     body: Annotated[str, StringConstraints(max_length=65536)] | None = None
@@ -198,20 +199,20 @@ class Viewport(_Strict):
     height: Annotated[int, Field(ge=240, le=2160)]
 
 
-class BrowserConfig(_Strict):
+class BrowserConfig(IncidentRules):
     steps: Annotated[list[BrowserStep], Field(max_length=50)] | None = None
     stepTimeout: StepTimeout | None = None
     viewport: Viewport | None = None
 
 
-class PingConfig(_Strict):
+class PingConfig(IncidentRules):
     count: Annotated[int, Field(ge=1, le=10)] | None = None
     interval: Annotated[float, Field(ge=0.2, le=5)] | None = None
     packetTimeout: Annotated[float, Field(ge=0.2, le=10)] | None = None
     lossThresholdPercent: Annotated[float, Field(ge=1, le=100)] | None = None
 
 
-class DnsConfig(_Strict):
+class DnsConfig(IncidentRules):
     recordType: Literal["A", "AAAA", "CNAME", "MX", "NS", "TXT", "SOA", "CAA", "SRV"] | None = None
     resolver: str | None = None
     protocol: Literal["UDP", "TCP"] | None = None
@@ -229,7 +230,7 @@ class DnsConfig(_Strict):
         return value
 
 
-class SslConfig(_Strict):
+class SslConfig(IncidentRules):
     expiryThresholdDays: Annotated[int, Field(ge=1, le=365)] | None = None
     caBundle: Annotated[str, StringConstraints(max_length=262144)] | None = None
     serverName: str | None = None
@@ -254,18 +255,18 @@ class SslConfig(_Strict):
         return value
 
 
-class EmptyConfig(_Strict):
-    pass
+class EmptyConfig(IncidentRules):
+    """TCP and LLM: nothing of their own, the incident rules only."""
 
 
-CONFIG_MODELS: dict[str, type[_Strict]] = {
+CONFIG_MODELS: dict[str, type[BaseModel]] = {
     "HTTP": HttpConfig,
     "BROWSER": BrowserConfig,
     "TCP": EmptyConfig,
     "PING": PingConfig,
     "DNS": DnsConfig,
     "SSL": SslConfig,
-    "HEARTBEAT": EmptyConfig,
+    "HEARTBEAT": HeartbeatConfig,
     "LLM": EmptyConfig,
 }
 

@@ -3,11 +3,20 @@
 from control_plane.domain.roles import Role
 from control_plane.models.accounts import ApiKey, AuditEvent, BillingEvent, Membership, Organization, User
 from control_plane.models.agents import Agent, AgentToken, AssignmentGrant
+from control_plane.models.incidents import (
+    HeartbeatState,
+    Incident,
+    IncidentBacklog,
+    IncidentEvent,
+    IncidentUpdate,
+    MaintenanceWindow,
+    MonitorState,
+    RegionState,
+)
 from control_plane.models.monitoring import (
     CheckResult,
     CheckRollup,
     CheckScreenshot,
-    Incident,
     Monitor,
     RollupBacklog,
 )
@@ -22,10 +31,17 @@ __all__ = [
     "CheckResult",
     "CheckRollup",
     "CheckScreenshot",
+    "HeartbeatState",
     "Incident",
+    "IncidentBacklog",
+    "IncidentEvent",
+    "IncidentUpdate",
+    "MaintenanceWindow",
     "Membership",
     "Monitor",
+    "MonitorState",
     "Organization",
+    "RegionState",
     "Role",
     "RollupBacklog",
     "User",

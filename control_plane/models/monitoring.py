@@ -1,4 +1,4 @@
-"""Monitors and what their checks leave: raw results, rollups and their queue, incidents, screenshots."""
+"""Monitors and what their checks leave: raw results, rollups and their queue, screenshots."""
 
 from __future__ import annotations
 
@@ -143,24 +143,6 @@ class RollupBacklog(Base):
     download_ms: Mapped[float | None] = mapped_column(Float, default=None)
     total_ms: Mapped[float | None] = mapped_column(Float, default=None)
     size_bytes: Mapped[int | None] = mapped_column(BigInteger, default=None)
-
-
-class Incident(Base):
-    """A monitor's downtime: opened and resolved by the incident engine."""
-
-    __tablename__ = "incidents"
-
-    id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    org_id: Mapped[str] = mapped_column(ForeignKey("organizations.id", ondelete="CASCADE"))
-    monitor_id: Mapped[str] = mapped_column(ForeignKey("monitors.id", ondelete="CASCADE"))
-    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
-    cause: Mapped[str | None] = mapped_column(Text, default=None)
-
-    __table_args__ = (
-        Index("ix_incidents_monitor_id_started_at", "monitor_id", "started_at"),
-        Index("ix_incidents_org_id_started_at", "org_id", "started_at"),
-    )
 
 
 class CheckScreenshot(Base):
