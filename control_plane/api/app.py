@@ -22,7 +22,16 @@ from control_plane.api.errors import install_error_handlers
 from control_plane.api.middleware import ApiMiddleware
 from control_plane.api.openapi import build_openapi
 from control_plane.api.responses import JsonResponse
-from control_plane.api.routes import api_keys, billing, dashboard, monitors, organization, team
+from control_plane.api.routes import (
+    api_keys,
+    billing,
+    dashboard,
+    incidents,
+    maintenance,
+    monitors,
+    organization,
+    team,
+)
 from control_plane.settings import Settings
 from control_plane.workers.jobs import build_runner
 
@@ -82,7 +91,7 @@ def create_app(
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         if owns_runtime:
             await runtime.db.start()
-        runner = build_runner(runtime.db, settings) if workers else None
+        runner = build_runner(runtime.db, settings, runtime.clock) if workers else None
         if runner is not None:
             await runner.start()
         agents = await AgentsEndpoint.start(runtime.db, settings, grpc_address) if grpc_address else None
@@ -124,6 +133,8 @@ def create_app(
         billing.router,
         monitors.router,
         dashboard.router,
+        incidents.router,
+        maintenance.router,
     ):
         app.include_router(router)
 

@@ -12,6 +12,7 @@ from typing import Annotated, Any, NotRequired
 from pydantic import Field, with_config
 from typing_extensions import TypedDict
 
+from control_plane.api.incident_schemas import IncidentSummaryOut, MonitorIncidentOut
 from control_plane.api.responses import CLOSED, Data, DataWithMessage, Page, Timestamp, one_of
 from control_plane.domain.monitor_config import HTTP_METHODS, MONITOR_TYPES
 
@@ -119,32 +120,6 @@ class CheckOut(TypedDict):
     checkedAt: Timestamp
     error: Annotated[str | None, Field(description="Why the check failed or warned")]
     errorKind: Annotated[str | None, Field(description="The kind of failure, e.g. timeout, dns, tls")]
-
-
-Duration = Annotated[int | None, Field(description="Seconds; null while the incident is open")]
-
-
-@with_config(CLOSED)
-class IncidentSummaryOut(TypedDict):
-    """An incident as a monitor's detail lists it."""
-
-    id: str
-    startedAt: Timestamp
-    resolvedAt: Timestamp | None
-    duration: Duration
-    cause: str | None
-
-
-@with_config(CLOSED)
-class MonitorIncidentOut(TypedDict):
-    id: str
-    monitorId: str
-    monitorName: str
-    startedAt: Timestamp
-    resolvedAt: Timestamp | None
-    duration: Duration
-    cause: str | None
-    isActive: bool
 
 
 @with_config(CLOSED)

@@ -7,20 +7,20 @@ from typing import Any
 
 import orjson
 
+from control_plane.api import incident_schemas
+from control_plane.api.incident_schemas import MonitorIncidentOut
 from control_plane.api.monitor_responses import (
     CheckOut,
-    IncidentSummaryOut,
     LastCheckOut,
     MonitorCheckOut,
     MonitorDetailOut,
-    MonitorIncidentOut,
     MonitorOut,
     MonitorSummaryOut,
     MonitorUpdatedOut,
 )
 from control_plane.api.responses import iso_at
-from control_plane.core.timefmt import iso
-from control_plane.models import CheckResult, Incident, Monitor
+from control_plane.models import CheckResult, Monitor
+from control_plane.services.incidents import IncidentRow
 
 
 def _heartbeat_url(public_url: str, heartbeat_token: str) -> str:
@@ -146,7 +146,7 @@ def monitor_updated_out(monitor: Monitor, public_url: str) -> MonitorUpdatedOut:
 
 
 def monitor_detail_out(
-    monitor: Monitor, checks: Sequence[CheckResult], incidents: Sequence[Incident], public_url: str
+    monitor: Monitor, checks: Sequence[CheckResult], incidents: Sequence[IncidentRow], public_url: str
 ) -> MonitorDetailOut:
     view: MonitorDetailOut = {
         "id": monitor.id,
@@ -163,7 +163,7 @@ def monitor_detail_out(
         "config": monitor.config,
         "createdAt": iso_at(monitor.created_at),
         "checks": [_monitor_check_out(check) for check in checks],
-        "incidents": [_incident_summary_out(incident) for incident in incidents],
+        "incidents": [incident_schemas.incident_summary_out(row) for row in incidents],
     }
     _add_passive_urls(view, monitor, public_url)
     return view
@@ -197,30 +197,6 @@ def check_out(check: CheckResult) -> CheckOut:
     }
 
 
-def incident_duration(incident: Incident) -> int | None:
-    if incident.resolved_at is None:
-        return None
-    return round((incident.resolved_at - incident.started_at).total_seconds())
-
-
-def _incident_summary_out(incident: Incident) -> IncidentSummaryOut:
-    return {
-        "id": incident.id,
-        "startedAt": iso_at(incident.started_at),
-        "resolvedAt": iso(incident.resolved_at),
-        "duration": incident_duration(incident),
-        "cause": incident.cause,
-    }
-
-
-def monitor_incident_out(incident: Incident, monitor: Monitor) -> MonitorIncidentOut:
-    return {
-        "id": incident.id,
-        "monitorId": incident.monitor_id,
-        "monitorName": monitor.name,
-        "startedAt": iso_at(incident.started_at),
-        "resolvedAt": iso(incident.resolved_at),
-        "duration": incident_duration(incident),
-        "cause": incident.cause,
-        "isActive": incident.resolved_at is None,
-    }
+def monitor_incident_out(row: IncidentRow, monitor: Monitor) -> MonitorIncidentOut:
+    """An incident of `monitor` (the row has its name too; the signature is the routes')."""
+    return incident_schemas.monitor_incident_out(row)

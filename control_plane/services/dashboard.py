@@ -3,6 +3,8 @@
 The 30-day uptime sums ~60 daily rollups per monitor (31 days, each region). All but today's belong to
 closed days, which change only when late results arrive (an agent replaying its spool), so their
 per-monitor sums are kept per organization for a minute; today's rollups are always read live.
+Maintenance is left out of the uptime by subtracting the checks inside its windows, read live on
+every request (not cached), so a window created, changed or deleted shows at once.
 """
 
 from __future__ import annotations
@@ -11,12 +13,14 @@ import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Integer, and_, case, func, literal_column, select, union_all
+from sqlalchemy import Integer, case, func, literal_column, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from control_plane.core.changes import ChangeFeed
 from control_plane.models import CheckRollup, Incident, Monitor, RollupBacklog
+from control_plane.models.incidents import KIND_DOWN, KIND_NO_DATA
 from control_plane.results import bucket_start
+from control_plane.services.maintenance_time import Interval, checks_in_intervals, maintenance_intervals
 from control_plane.services.monitors import MONITORS_TOPIC
 
 UPTIME_DAYS = 30
@@ -141,27 +145,63 @@ async def average_uptime(
         if cache is not None:
             cache.put(org_id, since, midnight, closed, now=now, generation=generation)
     today = await _up_counts(session, org_id, midnight, None)
+    monitor_ids = closed.keys() | today.keys()
+    in_maintenance = await _maintenance_counts(session, org_id, sorted(monitor_ids), since, now)
     uptimes = []
-    for monitor_id in closed.keys() | today.keys():
+    for monitor_id in monitor_ids:
         up, count = closed.get(monitor_id, (0, 0))
         up_today, count_today = today.get(monitor_id, (0, 0))
-        if count + count_today:
-            uptimes.append(100.0 * (up + up_today) / (count + count_today))
+        up_out, count_out = in_maintenance.get(monitor_id, (0, 0))
+        # Clamped: the closed days may be a minute behind the live count of maintenance's checks.
+        up, count = max(0, up + up_today - up_out), max(0, count + count_today - count_out)
+        if count:
+            uptimes.append(100.0 * min(up, count) / count)
     # fsum: the same figure whatever order the monitors come in.
     return round(math.fsum(uptimes) / len(uptimes), 2) if uptimes else None
+
+
+async def _maintenance_counts(
+    session: AsyncSession, org_id: str, monitor_ids: list[str], since: datetime, now: datetime
+) -> UpCounts:
+    """Per monitor: up and total counts of its checks inside maintenance since `since`. Monitors
+    sharing the same windows (an organization-wide one) are counted together, one range per window."""
+    if not monitor_ids:
+        return {}
+    intervals = await maintenance_intervals(session, org_id, monitor_ids, since, now)
+    sharing: dict[tuple[Interval, ...], list[str]] = {}
+    for monitor_id, windows in intervals.items():
+        if windows:
+            sharing.setdefault(tuple(windows), []).append(monitor_id)
+    pieces = [(ids, window) for windows, ids in sharing.items() for window in windows]
+    counts: UpCounts = {}
+    for (_, monitor_id), (up, total) in (await checks_in_intervals(session, pieces)).items():
+        known_up, known_total = counts.get(monitor_id, (0, 0))
+        counts[monitor_id] = (known_up + up, known_total + total)
+    return counts
+
+
+async def currently_down(session: AsyncSession, org_id: str) -> int:
+    """Active monitors with an open DOWN or NO_DATA incident (their checks failing, late, or not
+    arriving); certificate and DNS incidents do not make a monitor down."""
+    return int(
+        await session.scalar(
+            select(func.count(func.distinct(Incident.monitor_id)))
+            .join(Monitor, Monitor.id == Incident.monitor_id)
+            .where(
+                Incident.org_id == org_id,
+                Incident.resolved_at.is_(None),
+                Incident.kind.in_((KIND_DOWN, KIND_NO_DATA)),
+                Monitor.is_active.is_(True),
+            )
+        )
+        or 0
+    )
 
 
 async def dashboard_stats(
     session: AsyncSession, org_id: str, *, now: datetime, cache: UptimeCache | None = None
 ) -> DashboardStats:
-    total, down = (
-        await session.execute(
-            select(
-                func.count(),
-                func.count().filter(and_(Monitor.is_active.is_(True), Monitor.last_check_status == "DOWN")),
-            ).where(Monitor.org_id == org_id)
-        )
-    ).one()
+    total = await session.scalar(select(func.count()).select_from(Monitor).where(Monitor.org_id == org_id))
     midnight = bucket_start(now, "day")
     incidents_today = int(
         await session.scalar(
@@ -172,8 +212,8 @@ async def dashboard_stats(
         or 0
     )
     return DashboardStats(
-        total_monitors=int(total),
-        currently_down=int(down),
+        total_monitors=int(total or 0),
+        currently_down=await currently_down(session, org_id),
         avg_uptime=await average_uptime(session, org_id, now=now, cache=cache),
         incidents_today=incidents_today,
     )

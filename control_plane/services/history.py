@@ -15,8 +15,10 @@ from sqlalchemy import Float, Integer, Text, and_, cast, func, literal_column, n
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from control_plane.domain import histogram
-from control_plane.models import CheckResult, CheckRollup, CheckScreenshot, Incident, RollupBacklog
+from control_plane.models import CheckResult, CheckRollup, CheckScreenshot, RollupBacklog
 from control_plane.results import PHASES, bucket_start
+from control_plane.services import incidents
+from control_plane.services.incidents import IncidentRow
 
 PERFORMANCE_MEASURES = (*PHASES, "size")
 
@@ -56,11 +58,9 @@ async def screenshot(session: AsyncSession, monitor_id: str, check_id: str) -> b
 
 async def recent_incidents(
     session: AsyncSession, monitor_id: str, limit: int | None = None
-) -> Sequence[Incident]:
-    query = select(Incident).where(Incident.monitor_id == monitor_id).order_by(Incident.started_at.desc())
-    if limit is not None:
-        query = query.limit(limit)
-    return (await session.scalars(query)).all()
+) -> list[IncidentRow]:
+    """The monitor's incidents, newest first, as the incident views show them (services/incidents.py)."""
+    return await incidents.monitor_incidents(session, monitor_id, limit=limit)
 
 
 def _round(value: float | None, digits: int = 1) -> float | None:
