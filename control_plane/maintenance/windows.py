@@ -19,7 +19,7 @@ from functools import lru_cache
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from croniter import croniter
+from croniter import CroniterError, croniter
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -75,7 +75,10 @@ def _cron_times(schedule: Schedule, after: datetime) -> Iterator[datetime]:
     series = croniter(schedule.recurrence, base.astimezone(zone))
     keep_repeated_hour = schedule.recurrence.split()[1] == "*"
     while True:
-        local: datetime = series.get_next(datetime)
+        try:
+            local: datetime = series.get_next(datetime)
+        except (CroniterError, OverflowError):  # no date matches (0 0 30 2 *: February 30), or past 9999
+            return
         when = local.astimezone(UTC)
         if when >= schedule.ends_at:
             return
