@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     # How often queued results are folded into their rollups. Reads count the queue, so this only
     # trades database work (a rollup row is rewritten once per fold) against the queue's size.
     rollup_fold_seconds: float = Field(default=5, gt=0)
+    # The incident engine's sweep: results a crashed process left unevaluated, regions gone
+    # silent (NO_DATA incidents), flapping incidents stable long enough to close.
+    incident_sweep_seconds: float = Field(default=5, gt=0)
     # Agents renew their lease about three times per period; one that misses
     # `agent_lease_missed_periods` whole periods loses its monitors to its region's other agents.
     agent_lease_seconds: float = Field(default=10, gt=0)
@@ -56,6 +59,11 @@ class Settings(BaseSettings):
     # Monitor changes are assigned as they happen; this full pass over every monitor of a region is
     # the safety net for changes nobody announced (another process on a SQLite file, say).
     agent_full_pass_seconds: float = Field(default=60, gt=0)
+    # Heartbeat pings: the start of a ping's body kept as its log (the rest is dropped, not
+    # refused), pings per token per minute, and how often the sweep looks for late heartbeats.
+    heartbeat_body_max_bytes: int = Field(default=10_000, ge=0)
+    heartbeat_pings_per_minute: int = Field(default=60, ge=1)
+    heartbeat_sweep_seconds: float = Field(default=2, gt=0)
     grpc_port: int = Field(default=50051, ge=0, le=65535)
     # TLS for the agent protocol (PEM files); plaintext gRPC when unset.
     grpc_tls_cert: str | None = None

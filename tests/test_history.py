@@ -77,9 +77,20 @@ async def test_dashboard_stats(api, world, database):
     await record(database, [result(other.id, now, status="DOWN")])
     midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
     async with database.session() as session:
-        for started in (midnight + timedelta(seconds=1), midnight - timedelta(seconds=1)):
+        # One open since just after midnight, one resolved that opened just before (at most one
+        # incident of a kind is open per monitor).
+        for started, resolved in (
+            (midnight + timedelta(seconds=1), None),
+            (midnight - timedelta(seconds=1), midnight),
+        ):
             session.add(
-                Incident(id=new_id("inc"), org_id=world.org_a, monitor_id=flaky.id, started_at=started)
+                Incident(
+                    id=new_id("inc"),
+                    org_id=world.org_a,
+                    monitor_id=flaky.id,
+                    started_at=started,
+                    resolved_at=resolved,
+                )
             )
         session.add(Incident(id=new_id("inc"), org_id=world.org_b, monitor_id=other.id, started_at=now))
         await session.commit()

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from control_plane.agents.id_sets import among
+from control_plane.core.id_sets import among
 from control_plane.models import AgentToken, AssignmentGrant, Monitor
 
 

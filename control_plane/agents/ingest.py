@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import and_, select
 
-from control_plane.agents.id_sets import among
+from control_plane.core.id_sets import among
 from control_plane.agents.registry import Registration
 from control_plane.db import Database
 from control_plane.models import AssignmentGrant, Monitor

@@ -110,3 +110,7 @@ def rules_of(config: dict[str, Any], region_count: int, *, monitor_type: str = "
         flap_threshold=int(config.get("flapThreshold") or DEFAULT_FLAP_THRESHOLD),
         depends_on=tuple(config.get("dependsOn") or ()),
     )
+
+
+# Where a HEARTBEAT monitor's pings come from, as results: one pseudo-region, judged alone.
+HEARTBEAT_REGION = "heartbeat"

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from datetime import datetime
+from typing import Any, Protocol
 
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from control_plane.models import CheckScreenshot
+from control_plane.core.timefmt import utcnow
+from control_plane.incidents import IncidentEngine, backlog_row
+from control_plane.models import CheckScreenshot, IncidentBacklog
 from control_plane.results.domain import ResultIn
 from control_plane.results.last_checks import LastCheckWriter, WriteLastChecksNow
 from control_plane.results.store import ResultsStore, results_store, retried
@@ -78,8 +81,36 @@ class ResultsIngest:
             ]
             if screenshots:
                 await session.execute(insert(CheckScreenshot), screenshots)
+            if fresh:  # the incident engine's queue, in this transaction: no result escapes it
+                queued_at = utcnow()  # bookkeeping (the sweep leaves fresh rows to their writer)
+                await session.execute(insert(IncidentBacklog), [_queued(r, queued_at) for r in fresh])
         await session.commit()
         return outcome, fresh
+
+
+def _queued(r: ResultIn, queued_at: datetime) -> dict[str, Any]:
+    return backlog_row(
+        result_id=r.id,
+        monitor_id=r.monitor_id,
+        region=r.region,
+        at=r.scheduled_at or r.checked_at,
+        up=r.status == "UP",
+        error_kind=r.error_kind,
+        error_message=r.error_message,
+        details=r.details,
+        queued_at=queued_at,
+    )
+
+
+class EvaluateIncidents:
+    """After a batch commits, the incident engine takes and evaluates that batch's queued results
+    (if it fails, or the process dies first, the engine's sweep takes them later)."""
+
+    def __init__(self, engine: IncidentEngine) -> None:
+        self._engine = engine
+
+    async def __call__(self, session: AsyncSession, stored: Sequence[ResultIn]) -> None:
+        await self._engine.evaluate_results(session, [r.id for r in stored])
 
 
 async def record_results(
@@ -88,13 +119,16 @@ async def record_results(
     *,
     last_checks: LastCheckWriter | None = None,
     store: ResultsStore | None = None,
+    incidents: IncidentEngine | None = None,
 ) -> RecordOutcome:
     """Store a batch (committed here) through the database's store, or `store`. Its monitors'
     lastCheck is written before this returns, or, given a `last_checks` writer (agents'
-    ingestion), handed to it to write shortly after."""
+    ingestion), handed to it to write shortly after. The incident engine (`incidents`, or one with
+    the system clock) evaluates the batch before this returns."""
     store = store or results_store(session)
-    # What follows every committed batch; whatever else must (e.g. evaluating incidents) joins here.
+    # What follows every committed batch.
     after_commit: list[AfterCommit] = [
-        last_checks.after_commit if last_checks is not None else WriteLastChecksNow(store)
+        last_checks.after_commit if last_checks is not None else WriteLastChecksNow(store),
+        EvaluateIncidents(incidents or IncidentEngine()),
     ]
     return await ResultsIngest(store, after_commit).record(session, results)

@@ -2,14 +2,32 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
+
+from control_plane.core.timefmt import utcnow
 from control_plane.db import Database
+from control_plane.heartbeats.deadlines import sweep_heartbeats
+from control_plane.incidents import IncidentEngine
+from control_plane.incidents.sweep import sweep
 from control_plane.settings import Settings
 from control_plane.workers.retention import apply_retention
 from control_plane.workers.rollups import fold_rollups
 from control_plane.workers.runner import PeriodicJob, WorkerRunner
 
 
-def build_runner(db: Database, settings: Settings) -> WorkerRunner:
+def build_runner(db: Database, settings: Settings, clock: Callable[[], datetime] = utcnow) -> WorkerRunner:
+    """`clock` is the runtime's (tests move it)."""
+    engine = IncidentEngine(clock)
+
+    async def incidents() -> None:
+        async with db.session() as session:
+            await sweep(session, engine, now=clock())
+
+    async def heartbeats() -> None:
+        async with db.session() as session:
+            await sweep_heartbeats(session, now=clock())
+
     async def retention() -> None:
         await apply_retention(db, settings)
 
@@ -21,5 +39,7 @@ def build_runner(db: Database, settings: Settings) -> WorkerRunner:
         [
             PeriodicJob("retention", settings.retention_interval_seconds, retention),
             PeriodicJob("rollups", settings.rollup_fold_seconds, rollups),
+            PeriodicJob("incidents", settings.incident_sweep_seconds, incidents),
+            PeriodicJob("heartbeats", settings.heartbeat_sweep_seconds, heartbeats),
         ],
     )

@@ -1,0 +1,135 @@
+"""The engine's state rows: taken from the queue, locked, and written back.
+
+Monitor states are locked (`FOR UPDATE`, in id order, so two replicas never deadlock) before
+anything of a monitor is read; a replica evaluating the same monitor waits, then reads what the
+first wrote. Region states are only written under their monitor's lock. (SQLite has one writer
+at a time and ignores `FOR UPDATE`.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Table, delete, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from control_plane.core.id_sets import among
+from control_plane.incidents.fold import Observation, Region
+from control_plane.models import IncidentBacklog, MonitorState, RegionState
+
+_BACKLOG = IncidentBacklog.__table__
+_REGIONS: Table = RegionState.__table__  # type: ignore[assignment]
+
+
+def _observation(row: Any) -> Observation:
+    return Observation(
+        row.result_id, row.monitor_id, row.region, row.checked_at, row.up, row.error, row.signal
+    )
+
+
+async def take_results(session: AsyncSession, result_ids: Sequence[str]) -> list[Observation]:
+    """Unqueue these results (those still queued): this transaction evaluates them, or, rolled
+    back, leaves them queued."""
+    taken: list[Observation] = []
+    for condition in among(session, IncidentBacklog.result_id, result_ids):
+        rows = await session.execute(delete(IncidentBacklog).where(condition).returning(*_BACKLOG.c))
+        taken += [_observation(row) for row in rows]
+    return taken
+
+
+async def take_leftovers(session: AsyncSession, *, queued_before: datetime, limit: int) -> list[Observation]:
+    """Queued results their writer did not evaluate (it crashed, or its evaluation failed); rows
+    another replica holds are skipped."""
+    oldest = (
+        select(IncidentBacklog.result_id)
+        .where(IncidentBacklog.queued_at < queued_before)
+        .order_by(IncidentBacklog.queued_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    ids = list(await session.scalars(oldest))
+    return await take_results(session, ids) if ids else []
+
+
+def _insert_ignoring_conflicts(session: AsyncSession, table: Any) -> Any:
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    return dialect.insert(table).on_conflict_do_nothing()
+
+
+async def lock_monitor_states(session: AsyncSession, monitors: dict[str, str]) -> dict[str, MonitorState]:
+    """The states of these monitors (id -> org id), created if missing, locked for this transaction."""
+    ids = sorted(monitors)
+    states: dict[str, MonitorState] = {}
+
+    async def read(wanted: list[str]) -> None:
+        for condition in among(session, MonitorState.monitor_id, wanted):
+            query = select(MonitorState).where(condition).order_by(MonitorState.monitor_id).with_for_update()
+            for state in await session.scalars(query):
+                states[state.monitor_id] = state
+
+    await read(ids)
+    missing = [m for m in ids if m not in states]
+    if missing:
+        rows = [
+            {"monitor_id": m, "org_id": monitors[m], "down": False, "version": 0, "transitions": []}
+            for m in missing
+        ]
+        await session.execute(_insert_ignoring_conflicts(session, MonitorState), rows)
+        await read(missing)
+    return states
+
+
+async def read_region_states(
+    session: AsyncSession, monitor_ids: Iterable[str]
+) -> dict[tuple[str, str], Region]:
+    found: dict[tuple[str, str], Region] = {}
+    for condition in among(session, RegionState.monitor_id, list(monitor_ids)):
+        for row in await session.execute(select(*_REGIONS.c).where(condition)):
+            found[(row.monitor_id, row.region)] = Region(
+                failing=row.failing,
+                consecutive_failures=row.consecutive_failures,
+                consecutive_successes=row.consecutive_successes,
+                newest_at=row.newest_at,
+                failing_since=row.failing_since,
+                last_error=row.last_error,
+                no_data=row.no_data,
+            )
+    return found
+
+
+async def write_region_states(session: AsyncSession, states: dict[tuple[str, str], Region]) -> None:
+    """Insert or overwrite these region states (their monitors are locked by this transaction)."""
+    if not states:
+        return
+    rows = [
+        {
+            "monitor_id": monitor_id,
+            "region": region,
+            "failing": s.failing,
+            "consecutive_failures": s.consecutive_failures,
+            "consecutive_successes": s.consecutive_successes,
+            "newest_at": s.newest_at,
+            "failing_since": s.failing_since,
+            "last_error": s.last_error,
+            "no_data": s.no_data,
+        }
+        for (monitor_id, region), s in sorted(states.items())
+    ]
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(_REGIONS)
+    columns = (
+        "failing",
+        "consecutive_failures",
+        "consecutive_successes",
+        "newest_at",
+        "failing_since",
+        "last_error",
+        "no_data",
+    )
+    upsert = statement.on_conflict_do_update(
+        index_elements=["monitor_id", "region"], set_={c: statement.excluded[c] for c in columns}
+    )
+    await session.execute(upsert, rows)

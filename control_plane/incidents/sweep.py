@@ -1,0 +1,165 @@
+"""The engine's periodic pass (a leased job, once at a time across replicas): results left queued
+by a process that died or failed to evaluate them; regions whose checks stopped arriving; flapping
+incidents whose monitor has been stable long enough to close."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from control_plane.domain.incident_rules import FLAP_STABLE_MINUTES, NO_DATA_INTERVALS
+from control_plane.domain.monitor_targets import PASSIVE_TYPES
+from control_plane.incidents import changes
+from control_plane.incidents.engine import IncidentEngine, monitor_row
+from control_plane.incidents.fold import Region, humanize_seconds
+from control_plane.incidents.judge import MonitorRow, open_incidents
+from control_plane.incidents.states import lock_monitor_states, read_region_states, write_region_states
+from control_plane.maintenance import monitors_in_maintenance
+from control_plane.models import Agent, Incident, Monitor, MonitorState
+from control_plane.models.incidents import KIND_DOWN, KIND_NO_DATA
+
+# Queued results younger than this are their writer's to evaluate (it does so right after commit).
+LEFTOVER_AGE = timedelta(seconds=10)
+
+
+@dataclass(slots=True)
+class Swept:
+    leftovers: int = 0
+    no_data_opened: int = 0
+    flapping_closed: int = 0
+
+
+async def sweep(session: AsyncSession, engine: IncidentEngine, *, now: datetime) -> Swept:
+    swept = Swept()
+    while True:
+        evaluated = await engine.evaluate_leftovers(session, queued_before=now - LEFTOVER_AGE)
+        swept.leftovers += evaluated.results
+        if evaluated.results < 2000:
+            break
+    swept.no_data_opened = await open_no_data(session, now=now)
+    swept.flapping_closed = await close_stable_flapping(session, now=now)
+    return swept
+
+
+async def open_no_data(session: AsyncSession, *, now: datetime) -> int:
+    """A region with no result for NO_DATA_INTERVALS intervals (since the monitor was created or last
+    changed, or since its newest result) gets its monitor a NO_DATA incident, once. Committed here."""
+    monitors: dict[str, MonitorRow] = {}
+    baseline: dict[str, datetime] = {}
+    query = select(Monitor, Monitor.created_at, Monitor.updated_at).where(
+        Monitor.is_active.is_(True), Monitor.type.not_in(PASSIVE_TYPES)
+    )
+    for entity, created_at, updated_at in (await session.execute(query)).all():
+        monitors[entity.id] = monitor_row(entity)
+        baseline[entity.id] = max(created_at, updated_at)
+    regions = await read_region_states(session, monitors)
+    stale: dict[str, list[str]] = {}
+    for monitor_id, monitor in monitors.items():
+        silence = timedelta(seconds=monitor.interval * NO_DATA_INTERVALS)
+        for region in monitor.judged_regions:
+            state = regions.get((monitor_id, region), Region())
+            last = max(state.newest_at or baseline[monitor_id], baseline[monitor_id])
+            if not state.no_data and last < now - silence:
+                stale.setdefault(monitor_id, []).append(region)
+    if not stale:
+        await session.commit()
+        return 0
+    served = set(await session.scalars(select(Agent.region).where(Agent.lapsed_at.is_(None)).distinct()))
+    opened = 0
+    locked = await lock_monitor_states(session, {m: monitors[m].org_id for m in stale})
+    regions = await read_region_states(session, stale)  # again, under the lock
+    open_now = await open_incidents(session, list(stale))
+    in_maintenance = await monitors_in_maintenance(session, [(m, monitors[m].org_id) for m in stale], now)
+    written: dict[tuple[str, str], Region] = {}
+    for monitor_id, region_names in sorted(stale.items()):
+        monitor = monitors[monitor_id]
+        silence_s = monitor.interval * NO_DATA_INTERVALS
+        still = [
+            r
+            for r in region_names
+            if not regions.get((monitor_id, r), Region()).no_data
+            and (regions.get((monitor_id, r), Region()).newest_at or baseline[monitor_id])
+            < now - timedelta(seconds=silence_s)
+        ]
+        if not still or monitor_id not in locked:
+            continue
+        for region in still:
+            current = regions.get((monitor_id, region), Region())
+            written[(monitor_id, region)] = replace(current, no_data=True)
+        incident = open_now.get((monitor_id, KIND_NO_DATA))
+        if incident is not None:
+            await changes.widen_regions(session, incident, tuple(still))
+            continue
+        reasons = [
+            f"No checks from {region} for {humanize_seconds(silence_s)}: "
+            + (
+                "its agents have stopped sending results"
+                if region in served
+                else "no agent is serving the region"
+            )
+            for region in still
+        ]
+        await changes.open_incident(
+            session,
+            monitor.ref,
+            kind=KIND_NO_DATA,
+            started_at=now,
+            cause="; ".join(reasons),
+            regions=tuple(still),
+            suppressed_by=None,
+            in_maintenance=monitor_id in in_maintenance,
+            now=now,
+        )
+        opened += 1
+    await write_region_states(session, written)
+    await session.commit()
+    return opened
+
+
+async def close_stable_flapping(session: AsyncSession, *, now: datetime) -> int:
+    """Resolve flapping incidents whose monitor has been up for FLAP_STABLE_MINUTES. Committed here."""
+    stable_since = now - timedelta(minutes=FLAP_STABLE_MINUTES)
+    rows = (
+        await session.execute(
+            select(Incident.monitor_id)
+            .join(MonitorState, MonitorState.monitor_id == Incident.monitor_id)
+            .where(
+                Incident.resolved_at.is_(None),
+                Incident.kind == KIND_DOWN,
+                Incident.flapping.is_(True),
+                MonitorState.down.is_(False),
+                MonitorState.changed_at < stable_since,
+            )
+        )
+    ).all()
+    if not rows:
+        await session.commit()
+        return 0
+    monitors: dict[str, MonitorRow] = {}
+    for entity in await session.scalars(select(Monitor).where(Monitor.id.in_([r.monitor_id for r in rows]))):
+        monitors[entity.id] = monitor_row(entity)
+    states = await lock_monitor_states(session, {m: row.org_id for m, row in monitors.items()})
+    open_now = await open_incidents(session, list(monitors))
+    in_maintenance = await monitors_in_maintenance(session, [(m, r.org_id) for m, r in monitors.items()], now)
+    closed = 0
+    for monitor_id, monitor in monitors.items():
+        state, incident = states.get(monitor_id), open_now.get((monitor_id, KIND_DOWN))
+        if state is None or incident is None or state.down or not incident.flapping:
+            continue
+        if state.changed_at is None or state.changed_at >= stable_since:
+            continue
+        if await changes.resolve_incident(
+            session,
+            monitor.ref,
+            incident,
+            at=state.changed_at,  # up since then: the downtime ended there
+            message=f"Stable for {FLAP_STABLE_MINUTES} minutes: no longer flapping",
+            in_maintenance=monitor_id in in_maintenance,
+            now=now,
+        ):
+            closed += 1
+    await session.commit()
+    return closed
