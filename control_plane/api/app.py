@@ -26,6 +26,7 @@ from control_plane.api.routes import (
     api_keys,
     billing,
     dashboard,
+    heartbeat,
     incidents,
     maintenance,
     monitors,
@@ -135,6 +136,7 @@ def create_app(
         dashboard.router,
         incidents.router,
         maintenance.router,
+        heartbeat.router,
     ):
         app.include_router(router)
 

@@ -3,6 +3,7 @@ full Allow list."""
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 import orjson
@@ -21,6 +22,10 @@ class _BodyTooLarge(HTTPException):
     def __init__(self, limit: int) -> None:
         super().__init__(413, f"Request body too large (limit {limit} bytes)")
 
+
+# Heartbeat pings keep their body's start as the ping's log and drop the rest (routes/heartbeat.py):
+# a cron job's long log must not turn its ping into a 413.
+UNCAPPED_BODY_PREFIX = "/api/heartbeat/"
 
 # The methods a 405's Allow header may list, in the order it lists them.
 _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
@@ -41,7 +46,10 @@ class ApiMiddleware:
             # No id contains NUL, and PostgreSQL cannot even compare with one.
             await _send_error(send, 404, "Not found")
             return
-        limit = self.max_body_bytes
+        # Routing rewrites the scope (a Mount moves root_path); the Allow list matches what came in.
+        path, root_path = scope["path"], scope.get("root_path", "")
+        route_path = _route_path(path, root_path)
+        limit = sys.maxsize if route_path.startswith(UNCAPPED_BODY_PREFIX) else self.max_body_bytes
         for name, value in scope["headers"]:
             if name == b"content-length":
                 try:
@@ -51,9 +59,7 @@ class ApiMiddleware:
                 if too_large:
                     await _send_error(send, 413, f"Request body too large (limit {limit} bytes)")
                     return
-        # Routing rewrites the scope (a Mount moves root_path); the Allow list matches what came in.
-        path, root_path = scope["path"], scope.get("root_path", "")
-        methods = self._methods_of_fixed_path(_route_path(path, root_path))
+        methods = self._methods_of_fixed_path(route_path)
         if methods is not None and scope["method"] not in methods:
             allow = [(b"allow", _allow(methods).encode("latin-1"))]
             await _send_error(send, 405, "Method not allowed", allow)
