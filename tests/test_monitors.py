@@ -45,6 +45,19 @@ CREATE_SHAPE = with_additions(example("POST", "/api/monitors"), config=None)
 CHECK_ADDITIONS = {"error": "", "errorKind": ""}
 GET_SHAPE = with_additions(example("GET", "/api/monitors/:id"), config=None)
 GET_SHAPE["data"]["checks"][0].update(CHECK_ADDITIONS)
+# Every incident also says its kind, regions, timeline status, flapping, suppression, maintenance
+# and acknowledgement (docs/incidents.md).
+INCIDENT_ADDITIONS: dict[str, Any] = {
+    "kind": "",
+    "regions": [],
+    "status": "",
+    "flapping": False,
+    "suppressedBy": None,
+    "inMaintenance": False,
+    "acknowledgedAt": None,
+    "acknowledgedBy": None,
+}
+GET_SHAPE["data"]["incidents"][0].update(INCIDENT_ADDITIONS, isActive=False)
 CHECKS_SHAPE = with_additions(example("GET", "/api/monitors/:id/checks"), **CHECK_ADDITIONS)
 UPDATE_SHAPE = with_additions(example("PUT", "/api/monitors/:id"), config=None)
 # pause/resume: the reference elides the monitor ("..."); we answer the full monitor, as create does.
@@ -199,6 +212,15 @@ async def test_get_has_the_last_50_checks_and_10_most_recent_incidents(api, worl
         "resolvedAt": "2025-06-14T12:15:00.000Z",
         "duration": 900,
         "cause": "Connection timeout",
+        "isActive": False,
+        "kind": "DOWN",
+        "regions": [],
+        "status": "investigating",
+        "flapping": False,
+        "suppressedBy": None,
+        "inMaintenance": False,
+        "acknowledgedAt": None,
+        "acknowledgedBy": None,
     }
     assert detail["incidents"][-1]["startedAt"] == "2025-06-05T12:00:00.000Z"
 
@@ -513,8 +535,9 @@ async def test_incidents_are_newest_first_with_state_and_duration(api, world, da
     response = await api.get(f"/api/monitors/{monitor['id']}/incidents", headers=world.vera.headers)
     assert response.status_code == 200
     body = response.json()
-    assert_shape(body, example("GET", "/api/monitors/:id/incidents"))
-    assert body["data"] == [
+    assert_shape(body, with_additions(example("GET", "/api/monitors/:id/incidents"), **INCIDENT_ADDITIONS))
+    reference_fields = set(example("GET", "/api/monitors/:id/incidents")["data"][0])
+    assert [{k: v for k, v in item.items() if k in reference_fields} for item in body["data"]] == [
         {
             "id": active,
             "monitorId": monitor["id"],

@@ -13,6 +13,8 @@ import jsonschema_rs  # comes with schemathesis
 import pytest
 
 from control_plane.api.billing_schemas import CheckoutRequest
+from control_plane.api.incident_schemas import IncidentUpdateCreate
+from control_plane.api.maintenance_schemas import MaintenanceCreate, MaintenanceUpdate
 from control_plane.api.monitor_schemas import MonitorCreate, MonitorUpdate
 from control_plane.api.schemas import (
     ApiKeyCreate,
@@ -53,8 +55,24 @@ ERROR_STATUSES: dict[tuple[str, str], set[int]] = {
     ("GET", "/api/monitors/{monitor_id}/performance"): {400, 401, 404, 429},
     ("GET", "/api/monitors/{monitor_id}/checks/{check_id}/screenshot"): {401, 404, 429},
     ("GET", "/api/dashboard/stats"): {401, 404, 429},
+    ("GET", "/api/incidents"): {400, 401, 404, 429},
+    ("GET", "/api/incidents/{incident_id}"): {401, 404, 429},
+    ("POST", "/api/incidents/{incident_id}/updates"): {400, 401, 403, 404, 413, 429},
+    ("POST", "/api/incidents/{incident_id}/acknowledge"): {401, 403, 404, 409, 429},
+    ("GET", "/api/monitors/{monitor_id}/sla"): {400, 401, 404, 429},
+    ("GET", "/api/maintenance"): {400, 401, 404, 429},
+    ("POST", "/api/maintenance"): {400, 401, 403, 404, 413, 429},
+    ("PATCH", "/api/maintenance/{window_id}"): {400, 401, 403, 404, 413, 429},
+    ("DELETE", "/api/maintenance/{window_id}"): {401, 403, 404, 429},
+    **{
+        (method, f"/api/heartbeat/{{token}}{suffix}"): {400, 404, 429}
+        for method in ("GET", "POST")
+        for suffix in ("", "/start", "/fail", "/{exitCode}")
+    },
 }
 PUBLIC = {("POST", "/api/billing/webhook")}  # RevenueCat's secret, not an API key
+# The job's token in the path is all a heartbeat needs: no scheme at all.
+UNAUTHENTICATED = {key for key in ERROR_STATUSES if key[1].startswith("/api/heartbeat/")}
 REQUEST_MODELS: list[type[RequestModel]] = [
     MonitorCreate,
     MonitorUpdate,
@@ -63,6 +81,9 @@ REQUEST_MODELS: list[type[RequestModel]] = [
     ApiKeyCreate,
     TeamInvite,
     CheckoutRequest,
+    IncidentUpdateCreate,
+    MaintenanceCreate,
+    MaintenanceUpdate,
 ]
 
 
@@ -100,6 +121,8 @@ async def test_the_bearer_scheme_guards_every_authenticated_operation(document):
     assert "security" not in document  # per operation: the public ones have none
     for key, operation in operations(document).items():
         expected = [{"revenueCatWebhook": []}] if key in PUBLIC else [{"bearerAuth": []}]
+        if key in UNAUTHENTICATED:
+            expected = []
         assert operation.get("security") == expected, key
 
 
@@ -120,10 +143,11 @@ async def test_every_operation_documents_its_error_statuses_with_the_error_body(
 
 async def test_every_bearer_operation_refuses_a_request_without_a_key(api, document):
     for (method, path), operation in operations(document).items():
-        if (method, path) in PUBLIC:
+        if (method, path) in PUBLIC | UNAUTHENTICATED:
             continue
         url = path.replace("{monitor_id}", "mon_x").replace("{check_id}", "chk_x")
         url = url.replace("{key_id}", "key_x").replace("{member_id}", "mem_x")
+        url = url.replace("{incident_id}", "inc_x").replace("{window_id}", "mw_x")
         body = {"json": {}} if "requestBody" in operation else {}
         response = await api.request(method, url, **body)
         assert response.status_code == 401, (method, path, response.text)

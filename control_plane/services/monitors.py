@@ -213,6 +213,7 @@ async def _apply(
     unknown = [region for region in regions if region not in known]
     if unknown:
         raise InvalidInput(f"regions: unknown region {unknown[0]!r}; known regions: {', '.join(known)}")
+    await _check_incident_rules(session, org.org_id, monitor.id, monitor_type, config, regions)
     monitor.name = fields["name"]
     monitor.type = monitor_type
     monitor.url = url
@@ -227,6 +228,33 @@ async def _apply(
         monitor.heartbeat_token = monitor.heartbeat_token or new_heartbeat_token()
     else:
         monitor.heartbeat_token = None
+
+
+async def _check_incident_rules(
+    session: AsyncSession,
+    org_id: str,
+    monitor_id: str | None,
+    monitor_type: str,
+    config: dict[str, Any],
+    regions: Sequence[str],
+) -> None:
+    """What the config alone cannot judge: a quorum within the monitor's regions, dependencies
+    that are other monitors of the same organization."""
+    quorum = config.get("regionQuorum")
+    if quorum is not None and monitor_type not in PASSIVE_TYPES and quorum > len(regions):
+        raise InvalidInput(f"config.regionQuorum: must not exceed the monitor's {len(regions)} regions")
+    depends_on = list(dict.fromkeys(config.get("dependsOn") or ()))
+    if monitor_id is not None and monitor_id in depends_on:
+        raise InvalidInput("config.dependsOn: a monitor cannot depend on itself")
+    if depends_on:
+        found = set(
+            await session.scalars(
+                select(Monitor.id).where(Monitor.org_id == org_id, Monitor.id.in_(depends_on))
+            )
+        )
+        missing = [d for d in depends_on if d not in found]
+        if missing:
+            raise InvalidInput(f"config.dependsOn: no monitor {missing[0]!r} in this organization")
 
 
 async def set_active(

@@ -1,0 +1,66 @@
+"""The incident rules in a monitor's config, through the API: what the config alone cannot judge."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.monitor_tools import create_monitor
+
+
+async def _post(api, account, config, **fields):
+    body = {
+        "name": "Rules",
+        "url": "https://api.example.com/health",
+        "type": "HTTP",
+        "config": config,
+        **fields,
+    }
+    return await api.post("/api/monitors", json=body, headers=account.headers)
+
+
+async def test_the_rules_are_stored_and_shown(api, world):
+    dependency = await create_monitor(api, world.alice, name="router")
+    rules = {
+        "confirmations": 3,
+        "recoveries": 2,
+        "failureRate": {"percent": 50, "windowMinutes": 10},
+        "flapThreshold": 4,
+        "dependsOn": [dependency["id"]],
+    }
+    response = await _post(api, world.alice, rules)
+    assert response.status_code == 201, response.text
+    assert response.json()["data"]["config"] == rules
+
+
+@pytest.mark.parametrize(
+    ("config", "named"),
+    [
+        ({"confirmations": 0}, "config.confirmations"),
+        ({"recoveries": 21}, "config.recoveries"),
+        ({"failureRate": {"percent": 150, "windowMinutes": 10}}, "config.failureRate.percent"),
+        ({"failureRate": {"percent": 50}}, "config.failureRate.windowMinutes"),
+        ({"flapThreshold": "5"}, "config.flapThreshold"),
+        ({"dependsOn": "mon_x"}, "config.dependsOn"),
+        ({"dependsOn": ["mon_nonexistent"]}, "config.dependsOn"),
+        ({"regionQuorum": 2}, "config.regionQuorum"),  # the monitor has one region
+    ],
+)
+async def test_bad_rules_are_a_400_naming_the_field(api, world, config, named):
+    response = await _post(api, world.alice, config)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"].startswith(named), response.json()
+
+
+async def test_a_dependency_must_be_of_the_same_organization_and_not_itself(api, world):
+    theirs = await create_monitor(api, world.bob, name="theirs")
+    response = await _post(api, world.alice, {"dependsOn": [theirs["id"]]})
+    assert response.status_code == 400
+    assert "no monitor" in response.json()["error"]
+    mine = await create_monitor(api, world.alice, name="mine")
+    response = await api.put(
+        f"/api/monitors/{mine['id']}",
+        json={"config": {"dependsOn": [mine["id"]]}},
+        headers=world.alice.headers,
+    )
+    assert response.status_code == 400
+    assert response.json()["error"] == "config.dependsOn: a monitor cannot depend on itself"
