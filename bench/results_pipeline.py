@@ -8,12 +8,14 @@ count in the database, and that the rollup fold (a `traxo worker` beside the API
 production) has every result in the hourly rollups once its backlog drains. Usage:
 
     .venv/bin/python bench/results_pipeline.py [--monitors 1000] [--seconds 30] [--streams 4] [--batch 500]
+        [--failing 0.1]   # a share of the results DOWN (issue 11: the incident engine's cost)
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import os
 import random
 import socket
@@ -106,17 +108,24 @@ async def agent_stream(
         epochs = [(a.monitor_id, a.epoch) for a in assignments]
         # Built before the clock starts, so the sender costs the measured process as little as it can.
         now = datetime.now(UTC)
+        slots = itertools.count()
         prebuilt = [
             [
                 pb.CheckResult(
                     result_id=new_result_id(), monitor_id=monitor_id, epoch=epoch, region=region,
-                    scheduled_at=stamp(now - timedelta(milliseconds=120)),
+                    # Each result its own slot, as a real schedule has: the incident engine counts
+                    # every one (a result no newer than its region's newest would be skipped).
+                    scheduled_at=stamp(now - timedelta(hours=1) + timedelta(microseconds=next(slots))),
                     started_at=stamp(now - timedelta(milliseconds=100)), finished_at=stamp(now),
-                    status=pb.UP, response_time_ms=random.uniform(20, 200), status_code=200,
+                    status=pb.DOWN if down else pb.UP, response_time_ms=random.uniform(20, 200),
+                    status_code=503 if down else 200,
+                    error_kind="http_status" if down else "", error_message="expected a 2xx status, got 503" if down else "",
                     dns_ms=1.0, tcp_ms=2.0, ttfb_ms=30.0, download_ms=2.0, total_ms=40.0, size_bytes=512,
                     type="HTTP",
                 )
-                for monitor_id, epoch in (random.choice(epochs) for _ in range(batch_size))
+                for (monitor_id, epoch), down in (
+                    (random.choice(epochs), random.random() < counters["failing"]) for _ in range(batch_size)
+                )
             ]
             for _ in range(counters["batches_per_stream"])
         ]  # fmt: skip
@@ -155,6 +164,7 @@ async def main() -> None:
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--streams", type=int, default=4)
     parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--failing", type=float, default=0.0, help="share of results that are DOWN (0-1)")
     args = parser.parse_args()
 
     regions = [f"bench-{i}" for i in range(args.streams)]
@@ -202,6 +212,7 @@ async def main() -> None:
         counters = {
             "sent": 0, "acked": 0, "rejected": 0, "monitors": args.monitors, "ready": 0,
             "streams": args.streams, "batches_per_stream": int(args.seconds * 30_000 / args.streams / args.batch) + 8,
+            "failing": args.failing,
         }  # fmt: skip
         started = time.monotonic()
         backlog_samples: list[int] = []

@@ -19,3 +19,7 @@ class MovableClock:
     def advance(self, by: timedelta) -> None:
         assert by >= timedelta(0), "time only moves forward"
         self._offset += by
+
+    def reset(self) -> None:
+        """Back to the wall clock: between tests only (within one, time only moves forward)."""
+        self._offset = timedelta(0)

@@ -89,7 +89,8 @@ def runtime(settings: Settings, database: Database, clock: MovableClock) -> Runt
 
 @pytest.fixture(autouse=True)
 async def _clean_state(request: pytest.FixtureRequest) -> AsyncIterator[None]:
-    """Every test that touches the database starts from empty tables and fresh rate limits."""
+    """Every test that touches the database starts from empty tables, fresh rate limits and caches,
+    and the wall clock's time."""
     yield
     if "database" not in request.fixturenames:
         return
@@ -101,6 +102,10 @@ async def _clean_state(request: pytest.FixtureRequest) -> AsyncIterator[None]:
     if rt is not None:
         await rt.rate_limiter.reset()
         rt.principals.clear()
+        rt.uptime.clear()
+    if "clock" in request.fixturenames:  # a test that moved time leaves it where it found it
+        clock: MovableClock = request.getfixturevalue("clock")
+        clock.reset()
 
 
 @pytest.fixture

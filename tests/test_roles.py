@@ -9,6 +9,7 @@ from control_plane.api.app import create_app
 WRITE_METHODS = {"post", "put", "patch", "delete"}
 # Endpoints that take no API key (public by the reference, or authenticated otherwise).
 PUBLIC_PATHS: set[str] = {"/api/billing/webhook"}
+PUBLIC_PREFIXES = ("/api/heartbeat/",)  # the job's token in the path is its only credential
 
 
 def api_operations(settings, runtime) -> list[tuple[str, str]]:
@@ -16,7 +17,7 @@ def api_operations(settings, runtime) -> list[tuple[str, str]]:
     schema = create_app(settings, runtime).openapi()
     operations = []
     for path, methods in schema["paths"].items():
-        if path in PUBLIC_PATHS or not path.startswith("/api/"):
+        if path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES) or not path.startswith("/api/"):
             continue
         for method in methods:
             operations.append((method.upper(), re.sub(r"\{[^}]+\}", "xyz_doesnotexist", path)))

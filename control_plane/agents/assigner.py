@@ -17,8 +17,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, insert, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from control_plane.core.id_sets import among
 from control_plane.core import changes
+from control_plane.core.id_sets import among
 from control_plane.domain.monitor_config import PASSIVE_TYPES
 from control_plane.models import Agent, AgentToken, AssignmentGrant, Monitor
 from traxo_protocol.capabilities import CAPABILITY_FOR_TYPE

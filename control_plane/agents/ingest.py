@@ -10,8 +10,8 @@ from typing import Any
 
 from sqlalchemy import and_, select
 
-from control_plane.core.id_sets import among
 from control_plane.agents.registry import Registration
+from control_plane.core.id_sets import among
 from control_plane.db import Database
 from control_plane.models import AssignmentGrant, Monitor
 from control_plane.results import LastCheckWriter, ResultIn, record_results

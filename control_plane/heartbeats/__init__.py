@@ -2,10 +2,11 @@
 that reports late heartbeats and overrunning runs (deadlines.py).
 
 This module holds only what the rest of the control plane reads of heartbeats without importing
-the results path (the incident engine runs inside that path): the region their results carry.
-Call `pings.record_ping` and `deadlines.sweep_heartbeats` from their modules.
+the results path (the incident engine runs inside that path): the region their results carry,
+defined with the incident rules that judge it. Call `pings.record_ping` and
+`deadlines.sweep_heartbeats` from their modules.
 """
 
-HEARTBEAT_REGION = "heartbeat"
+from control_plane.domain.incident_rules import HEARTBEAT_REGION
 
 __all__ = ["HEARTBEAT_REGION"]

@@ -105,8 +105,11 @@ class IncidentEngine:
         judge = MonitorJudge(session, now)
         await judge.prepare(monitors.values(), states)
         written: dict[tuple[str, str], Region] = {}
+        by_region: dict[str, dict[str, Region]] = defaultdict(dict)
+        for (m, r), region_state in regions.items():
+            by_region[m][r] = region_state
         for monitor_id, monitor in monitors.items():
-            mine = {r: s for (m, r), s in regions.items() if m == monitor_id}
+            mine = by_region[monitor_id]
             state = states[monitor_id]
             down, transitions, changed_at = state.down, list(state.transitions or []), state.changed_at
             rules = judge.rules(monitor)

@@ -1,91 +1,30 @@
-"""A monitor judged after its regions' new results: down or up, flapping, a dependency down,
-a certificate expiring, DNS answers changed. Writes the incident changes (changes.py) and says
-what the monitor's state becomes; the engine compares-and-sets it."""
+"""A monitor judged after its regions' new results: down or up, flapping, a dependency down, no
+data any more. Writes the incident changes (changes.py) and says what the monitor's state becomes;
+the engine compares-and-sets it. Certificates and DNS answers are signals.py's."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from control_plane.core.id_sets import among
-from control_plane.domain.incident_rules import HEARTBEAT_REGION, Rules, rules_of
+from control_plane.domain.incident_rules import Rules, rules_of
 from control_plane.incidents import changes
-from control_plane.incidents.changes import MonitorRef, OpenIncident
+from control_plane.incidents.changes import OpenIncident
 from control_plane.incidents.fold import Observation, Region, humanize_seconds, recent_transitions, verdict
+from control_plane.incidents.monitors import Change, MonitorRow, open_incident_of, open_incidents
+from control_plane.incidents.signals import Signals
 from control_plane.maintenance import monitors_in_maintenance
-from control_plane.models import CheckResult, Incident, MonitorState
-from control_plane.models.incidents import KIND_DNS_CHANGE, KIND_DOWN, KIND_NO_DATA, KIND_SSL_EXPIRY
+from control_plane.models import CheckResult, MonitorState
+from control_plane.models.incidents import KIND_DOWN, KIND_NO_DATA
 
 FLAP_WINDOW = timedelta(hours=1)
 RATE_MIN_CHECKS = 3  # the failure-rate rule needs at least this many checks in its window
 
-
-@dataclass(frozen=True, slots=True)
-class MonitorRow:
-    id: str
-    org_id: str
-    name: str
-    url: str | None
-    type: str
-    regions: tuple[str, ...]
-    config: dict[str, Any]
-    interval: int
-
-    @property
-    def ref(self) -> MonitorRef:
-        return MonitorRef(self.id, self.org_id, self.name, self.url, self.type)
-
-    @property
-    def judged_regions(self) -> tuple[str, ...]:
-        """Where its results come from: its regions, or a heartbeat's one pseudo-region."""
-        return (HEARTBEAT_REGION,) if self.type == "HEARTBEAT" else self.regions
-
-
-@dataclass(slots=True)
-class Change:
-    state_changed: bool = False
-    down: bool = False
-    transitions: list[str] = field(default_factory=list)
-    opened: int = 0
-    resolved: int = 0
-
-
-def open_incident_of(row: Any) -> OpenIncident:
-    return OpenIncident(
-        row.id,
-        row.kind,
-        row.started_at,
-        tuple(row.regions or ()),
-        row.flapping,
-        row.suppressed_by,
-        row.in_maintenance,
-    )
-
-
-async def open_incidents(
-    session: AsyncSession, monitor_ids: Sequence[str]
-) -> dict[tuple[str, str], OpenIncident]:
-    """(monitor id, kind) -> its open incident."""
-    found: dict[tuple[str, str], OpenIncident] = {}
-    query = select(
-        Incident.id,
-        Incident.monitor_id,
-        Incident.kind,
-        Incident.started_at,
-        Incident.regions,
-        Incident.flapping,
-        Incident.suppressed_by,
-        Incident.in_maintenance,
-    ).where(Incident.resolved_at.is_(None))
-    for condition in among(session, Incident.monitor_id, list(monitor_ids)):
-        for row in await session.execute(query.where(condition)):
-            found[(row.monitor_id, row.kind)] = open_incident_of(row)
-    return found
+__all__ = ["Change", "MonitorJudge", "MonitorRow", "open_incident_of", "open_incidents"]
 
 
 class MonitorJudge:
@@ -95,6 +34,7 @@ class MonitorJudge:
         self._open: dict[tuple[str, str], OpenIncident] = {}
         self._down: set[str] = set()  # dependencies down (as read, and as judged in this batch)
         self._org_of: dict[str, str] = {}
+        self._signals = Signals(session, now, self._open, self._in_maintenance)
 
     def rules(self, monitor: MonitorRow) -> Rules:
         return rules_of(monitor.config, len(monitor.judged_regions), monitor_type=monitor.type)
@@ -102,7 +42,8 @@ class MonitorJudge:
     async def prepare(self, monitors: Iterable[MonitorRow], states: dict[str, MonitorState]) -> None:
         """One read each for the batch: open incidents, and the states of dependencies."""
         monitors = list(monitors)
-        self._open = await open_incidents(self._session, [m.id for m in monitors])
+        self._open.clear()  # in place: the signals judge shares it
+        self._open.update(await open_incidents(self._session, [m.id for m in monitors]))
         self._down = {m for m, s in states.items() if s.down}
         self._org_of = {m: s.org_id for m, s in states.items()}
         dependencies = {d for m in monitors for d in self.rules(m).depends_on} - set(states)
@@ -162,7 +103,7 @@ class MonitorJudge:
     ) -> Change:
         """SSL expiry and DNS answers from the batch's newest such results."""
         change = Change()
-        await self._signals(monitor, state, observations, change)
+        await self._signals.apply(monitor, state, observations, change)
         return change
 
     async def judge(
@@ -281,93 +222,3 @@ class MonitorJudge:
         ):
             change.resolved += 1
         self._open.pop((monitor.id, KIND_NO_DATA), None)
-
-    async def _signals(
-        self, monitor: MonitorRow, state: MonitorState, observations: Sequence[Observation], change: Change
-    ) -> None:
-        """SSL expiry and DNS answers: incidents of their own kind, raised once, not per check."""
-        newest = sorted((o for o in observations if o.signal), key=lambda o: o.at)
-        ssl = next((o for o in reversed(newest) if o.signal and "expiring" in o.signal), None)
-        if ssl is not None and ssl.signal is not None:
-            await self._ssl(monitor, state, ssl, ssl.signal, change)
-        if not monitor.config.get("expectedValues"):
-            dns = next((o for o in reversed(newest) if o.up and o.signal and "answers" in o.signal), None)
-            if dns is not None and dns.signal is not None:
-                await self._dns(monitor, state, dns, list(dns.signal["answers"]), change)  # type: ignore[call-overload]
-
-    async def _ssl(
-        self,
-        monitor: MonitorRow,
-        state: MonitorState,
-        obs: Observation,
-        signal: dict[str, Any],
-        change: Change,
-    ) -> None:
-        incident = self._open.get((monitor.id, KIND_SSL_EXPIRY))
-        not_after = str(signal.get("notAfter") or "")
-        if signal.get("expiring") and incident is None and state.ssl_expiry_noted != not_after:
-            message = str(signal.get("message") or "certificate expires soon")
-            incident_id = await changes.open_incident(
-                self._session,
-                monitor.ref,
-                kind=KIND_SSL_EXPIRY,
-                started_at=obs.at,
-                cause=message[:1].upper() + message[1:],
-                regions=(obs.region,),
-                suppressed_by=None,
-                in_maintenance=await self._in_maintenance(monitor, obs.at),
-                now=self._now,
-            )
-            self._open[(monitor.id, KIND_SSL_EXPIRY)] = OpenIncident(
-                incident_id, KIND_SSL_EXPIRY, obs.at, (obs.region,), False, None, False
-            )
-            await self._set_state(monitor.id, ssl_expiry_noted=not_after)
-            change.opened += 1
-        elif not signal.get("expiring") and incident is not None and obs.up:
-            if await changes.resolve_incident(
-                self._session,
-                monitor.ref,
-                incident,
-                at=obs.at,
-                message=f"Certificate renewed: valid until {not_after or 'later'}",
-                in_maintenance=await self._in_maintenance(monitor, obs.at),
-                now=self._now,
-            ):
-                change.resolved += 1
-            self._open.pop((monitor.id, KIND_SSL_EXPIRY), None)
-
-    async def _dns(
-        self, monitor: MonitorRow, state: MonitorState, obs: Observation, answers: list[str], change: Change
-    ) -> None:
-        previous = state.dns_answers
-        if previous == answers:
-            return
-        await self._set_state(monitor.id, dns_answers=answers)
-        if previous is None:
-            return  # the first answers seen: nothing changed
-        cause = (
-            f"DNS answers for {monitor.url} changed: {', '.join(previous) or '(none)'} → "
-            f"{', '.join(answers) or '(none)'}"
-        )
-        await changes.open_incident(
-            self._session,
-            monitor.ref,
-            kind=KIND_DNS_CHANGE,
-            started_at=obs.at,
-            cause=cause,
-            regions=(obs.region,),
-            suppressed_by=None,
-            in_maintenance=await self._in_maintenance(monitor, obs.at),
-            now=self._now,
-            resolve_at_once=True,
-        )
-        change.opened += 1
-
-    async def _set_state(self, monitor_id: str, **values: Any) -> None:
-        """Columns of the monitor's state outside its up/down (held under this transaction's lock)."""
-        await self._session.execute(
-            update(MonitorState)
-            .where(MonitorState.monitor_id == monitor_id)
-            .values(**values)
-            .execution_options(synchronize_session=False)
-        )

@@ -25,12 +25,12 @@ from control_plane.api.openapi import errors
 from control_plane.api.responses import JsonResponse, data_response, page_response, pagination
 from control_plane.services import incidents, monitors, sla
 
-router = APIRouter(tags=["incidents"])
+router = APIRouter()  # tags per route: the SLA report is a monitor's
 
 _NOT_FOUND = (404, "Incident not found")
 
 
-@router.get("/api/incidents", response_model=IncidentPageResponse)
+@router.get("/api/incidents", tags=["incidents"], response_model=IncidentPageResponse)
 async def list_incidents(
     member: MemberDep,
     session: SessionDep,
@@ -58,7 +58,10 @@ async def list_incidents(
 
 
 @router.get(
-    "/api/incidents/{incident_id}", response_model=IncidentDetailResponse, responses=errors(_NOT_FOUND)
+    "/api/incidents/{incident_id}",
+    tags=["incidents"],
+    response_model=IncidentDetailResponse,
+    responses=errors(_NOT_FOUND),
 )
 async def get_incident(incident_id: str, member: MemberDep, session: SessionDep) -> JsonResponse:
     """The incident with its timeline, oldest entry first."""
@@ -68,6 +71,7 @@ async def get_incident(incident_id: str, member: MemberDep, session: SessionDep)
 
 @router.post(
     "/api/incidents/{incident_id}/updates",
+    tags=["incidents"],
     status_code=201,
     response_model=TimelineEntryResponse,
     responses=errors(_NOT_FOUND),
@@ -90,6 +94,7 @@ async def post_incident_update(
 
 @router.post(
     "/api/incidents/{incident_id}/acknowledge",
+    tags=["incidents"],
     response_model=IncidentDetailResponse,
     responses=errors(_NOT_FOUND, (409, "The incident is already acknowledged, or resolved")),
 )

@@ -14,7 +14,6 @@ from alembic import op
 
 import control_plane.db
 
-
 revision = "0008"
 down_revision = "0007"
 branch_labels = None
