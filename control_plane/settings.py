@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -64,6 +64,26 @@ class Settings(BaseSettings):
     heartbeat_body_max_bytes: int = Field(default=10_000, ge=0)
     heartbeat_pings_per_minute: int = Field(default=60, ge=1)
     heartbeat_sweep_seconds: float = Field(default=2, gt=0)
+    # Alert delivery. SMTP for EMAIL channels (security: starttls | tls | none).
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_from: str = "Traxo <alerts@traxo.local>"
+    smtp_security: Literal["starttls", "tls", "none"] = "starttls"
+    smtp_timeout_seconds: float = Field(default=10, gt=0)
+    # PagerDuty's Events API v2 (tests point it at a local server).
+    pagerduty_events_url: str = "https://events.pagerduty.com/v2/enqueue"
+    # Outbound alert URLs may not reach loopback, private, link-local or reserved addresses unless
+    # this is set (a self-hoster alerting a service on their own network, or tests).
+    alerts_allow_private_urls: bool = False
+    # A delivery is retried with backoff for this long before it is marked failed.
+    alert_delivery_give_up_hours: float = Field(default=24, gt=0)
+    # How often the delivery worker looks for due deliveries (it is also woken by new events), how
+    # long one send may take, and how many deliveries one pass claims.
+    alert_delivery_seconds: float = Field(default=1, gt=0)
+    alert_send_timeout_seconds: float = Field(default=10, gt=0)
+    alert_delivery_batch: int = Field(default=100, ge=1, le=10_000)
     grpc_port: int = Field(default=50051, ge=0, le=65535)
     # TLS for the agent protocol (PEM files); plaintext gRPC when unset.
     grpc_tls_cert: str | None = None

@@ -3,6 +3,7 @@
 from control_plane.domain.roles import Role
 from control_plane.models.accounts import ApiKey, AuditEvent, BillingEvent, Membership, Organization, User
 from control_plane.models.agents import Agent, AgentToken, AssignmentGrant
+from control_plane.models.alerts import AlertChannel, AlertDelivery, DeliveryAttempt
 from control_plane.models.incidents import (
     HeartbeatState,
     Incident,
@@ -24,6 +25,8 @@ from control_plane.models.monitoring import (
 __all__ = [
     "Agent",
     "AgentToken",
+    "AlertChannel",
+    "AlertDelivery",
     "ApiKey",
     "AssignmentGrant",
     "AuditEvent",
@@ -31,6 +34,7 @@ __all__ = [
     "CheckResult",
     "CheckRollup",
     "CheckScreenshot",
+    "DeliveryAttempt",
     "HeartbeatState",
     "Incident",
     "IncidentBacklog",

@@ -47,6 +47,11 @@ class Incident(Base):
     acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     acknowledged_by: Mapped[str | None] = mapped_column(String(40), default=None)  # a user id
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Alerting: when its "opened" notice was fanned out to channels (held back while in
+    # maintenance: sent when the window ends if it is still open), and its reminders.
+    alerted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    reminded_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    reminders: Mapped[int] = mapped_column(Integer, default=0)
 
     __table_args__ = (
         Index("ix_incidents_monitor_id_started_at", "monitor_id", "started_at"),
@@ -97,10 +102,18 @@ class IncidentEvent(Base):
     in_maintenance: Mapped[bool] = mapped_column(Boolean, default=False)
     suppressed_by: Mapped[str | None] = mapped_column(String(40), default=None)
     payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # When alert delivery fanned it out to its channels' deliveries (None: not yet).
+    dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
 
     __table_args__ = (
         Index("ix_incident_events_occurred_at", "occurred_at"),
         Index("ix_incident_events_incident_id", "incident_id"),
+        Index(
+            "ix_incident_events_undispatched",
+            "occurred_at",
+            sqlite_where=text("dispatched_at IS NULL"),
+            postgresql_where=text("dispatched_at IS NULL"),
+        ),
     )
 
 

@@ -42,6 +42,8 @@ class Monitor(Base):
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     # Routes unauthenticated pings (HEARTBEAT monitors only): unguessable.
     heartbeat_token: Mapped[str | None] = mapped_column(String(60), unique=True, default=None)
+    # The alert channels its incidents go to (ids of its organization's); None: every active one.
+    alert_channel_ids: Mapped[list[str] | None] = mapped_column(JSON, default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # The newest result, kept here by the results service so that lists never search the history.
