@@ -30,6 +30,7 @@ from control_plane.incidents.states import (
     lock_monitor_states,
     read_region_states,
     take_leftovers,
+    take_queued,
     take_results,
     write_region_states,
 )
@@ -61,6 +62,11 @@ class IncidentEngine:
         if not result_ids:
             return Evaluated()
         return await self._run(session, lambda: take_results(session, result_ids))
+
+    async def evaluate_queued(self, session: AsyncSession, *, limit: int) -> Evaluated:
+        """Evaluate up to `limit` queued results, oldest first, skipping rows another replica holds;
+        committed here."""
+        return await self._run(session, lambda: take_queued(session, limit=limit))
 
     async def evaluate_leftovers(
         self, session: AsyncSession, *, queued_before: datetime, limit: int = 2000

@@ -43,14 +43,18 @@ async def take_results(session: AsyncSession, result_ids: Sequence[str]) -> list
 async def take_leftovers(session: AsyncSession, *, queued_before: datetime, limit: int) -> list[Observation]:
     """Queued results their writer did not evaluate (it crashed, or its evaluation failed); rows
     another replica holds are skipped."""
-    oldest = (
-        select(IncidentBacklog.result_id)
-        .where(IncidentBacklog.queued_at < queued_before)
-        .order_by(IncidentBacklog.queued_at)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
-    ids = list(await session.scalars(oldest))
+    return await take_queued(session, limit=limit, queued_before=queued_before)
+
+
+async def take_queued(
+    session: AsyncSession, *, limit: int, queued_before: datetime | None = None
+) -> list[Observation]:
+    """Up to `limit` queued results, oldest first (queued before `queued_before`, if given); rows
+    another transaction holds are skipped."""
+    oldest = select(IncidentBacklog.result_id).order_by(IncidentBacklog.queued_at).limit(limit)
+    if queued_before is not None:
+        oldest = oldest.where(IncidentBacklog.queued_at < queued_before)
+    ids = list(await session.scalars(oldest.with_for_update(skip_locked=True)))
     return await take_results(session, ids) if ids else []
 
 
@@ -119,7 +123,15 @@ async def write_region_states(session: AsyncSession, states: dict[tuple[str, str
         for (monitor_id, region), s in sorted(states.items())
     ]
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(_REGIONS)
+    # One multi-row statement per chunk (an executemany of thousands of upserts was most of the
+    # engine's cost), in chunks under either database's parameter limit (9 a row).
+    chunk = 1000 if dialect is postgresql else 100  # SQLite builds before 3.32 take 999 parameters
+    for start in range(0, len(rows), chunk):
+        await session.execute(_upsert(dialect, rows[start : start + chunk]))
+
+
+def _upsert(dialect: Any, rows: list[dict[str, Any]]) -> Any:
+    statement = dialect.insert(_REGIONS).values(rows)
     columns = (
         "failing",
         "consecutive_failures",
@@ -129,7 +141,6 @@ async def write_region_states(session: AsyncSession, states: dict[tuple[str, str
         "last_error",
         "no_data",
     )
-    upsert = statement.on_conflict_do_update(
+    return statement.on_conflict_do_update(
         index_elements=["monitor_id", "region"], set_={c: statement.excluded[c] for c in columns}
     )
-    await session.execute(upsert, rows)

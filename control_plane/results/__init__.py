@@ -4,7 +4,13 @@ lastCheck writer. Import from here; the modules are the package's own business."
 
 from control_plane.results.domain import PHASES, LastCheck, ResultIn, bucket_start
 from control_plane.results.fold import fold_backlog
-from control_plane.results.ingest import AfterCommit, RecordOutcome, ResultsIngest, record_results
+from control_plane.results.ingest import (
+    AfterCommit,
+    BatchFollowers,
+    RecordOutcome,
+    ResultsIngest,
+    record_results,
+)
 from control_plane.results.last_checks import LastCheckWriter, write_last_checks
 from control_plane.results.retention import (
     delete_expired,
@@ -17,6 +23,7 @@ from control_plane.results.store import ResultsStore, results_store
 __all__ = [
     "PHASES",
     "AfterCommit",
+    "BatchFollowers",
     "LastCheck",
     "LastCheckWriter",
     "RecordOutcome",
