@@ -1,0 +1,12 @@
+"""One sender per channel type, all with the signature of notification.Sender, looked up here."""
+
+from __future__ import annotations
+
+from control_plane.alerts.notification import Sender
+from control_plane.alerts.senders import webhook
+
+__all__ = ["SENDERS"]
+
+SENDERS: dict[str, Sender] = {
+    "WEBHOOK": webhook.send,
+}
