@@ -43,6 +43,8 @@ class IncidentRules(_Strict):
     failureRate: FailureRate | None = None
     flapThreshold: Annotated[int, Field(ge=1, le=100)] | None = None
     dependsOn: Annotated[list[MonitorRef], Field(max_length=20)] | None = None
+    # Alerts (control_plane/alerts/reminders.py): notify again while the incident stays open.
+    reminderIntervalMinutes: Annotated[int, Field(ge=1, le=10080)] | None = None
 
 
 def valid_cron(value: str) -> str:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
+from control_plane.alerts.worker import alert_pass
+from control_plane.core.ids import new_id
 from control_plane.core.timefmt import utcnow
 from control_plane.db import Database
 from control_plane.heartbeats.deadlines import sweep_heartbeats
@@ -34,6 +36,9 @@ def build_runner(db: Database, settings: Settings, clock: Callable[[], datetime]
     async def rollups() -> None:
         await fold_rollups(db)
 
+    async def alerts() -> None:
+        await alert_pass(db, settings, now=clock())
+
     return WorkerRunner(
         db,
         [
@@ -41,5 +46,8 @@ def build_runner(db: Database, settings: Settings, clock: Callable[[], datetime]
             PeriodicJob("rollups", settings.rollup_fold_seconds, rollups),
             PeriodicJob("incidents", settings.incident_sweep_seconds, incidents),
             PeriodicJob("heartbeats", settings.heartbeat_sweep_seconds, heartbeats),
+            # On every replica (a name of its own, so no lease keeps the others out): deliveries
+            # are claimed with SKIP LOCKED, reminders and fan-out are compare-and-set.
+            PeriodicJob(f"alerts-{new_id('w')}", settings.alert_delivery_seconds, alerts),
         ],
     )
