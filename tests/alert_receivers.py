@@ -110,7 +110,8 @@ class SmtpReceiver:
     hostname: str = "127.0.0.1"
     port: int = 0
     envelopes: list[Envelope] = field(default_factory=list)
-    logins: list[tuple[str, str]] = field(default_factory=list)
+    # An answer to every RCPT TO instead of accepting it ("550 5.1.1 no such user").
+    rcpt_reply: str | None = None
 
     @property
     def messages(self) -> list[EmailMessage]:
@@ -122,6 +123,14 @@ class SmtpReceiver:
             assert isinstance(message, EmailMessage)
             parsed.append(message)
         return parsed
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        if self.rcpt_reply is not None:
+            return self.rcpt_reply
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         self.envelopes.append(envelope)

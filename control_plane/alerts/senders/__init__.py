@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from control_plane.alerts.notification import Sender
-from control_plane.alerts.senders import webhook
+from control_plane.alerts.senders import email, pagerduty, slack, webhook
 
 __all__ = ["SENDERS"]
 
 SENDERS: dict[str, Sender] = {
     "WEBHOOK": webhook.send,
+    "SLACK": slack.send,
+    "PAGERDUTY": pagerduty.send,
+    "EMAIL": email.send,
 }

@@ -5,6 +5,7 @@ delivered; 408/409/425/429 and 5xx, timeouts and connection errors are worth ret
 from __future__ import annotations
 
 import errno
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -94,3 +95,10 @@ def json_headers(extra: dict[str, str] | None = None) -> dict[str, Any]:
     headers = {"Content-Type": "application/json", "User-Agent": "Traxo-Webhooks/1"}
     headers.update(extra or {})
     return headers
+
+
+def send_time(context: SendContext) -> datetime:
+    """When this attempt is made: the caller's `extra["now"]`, else the wall clock (a webhook
+    receiver rejects a webhook-timestamp five minutes from its own, so not the event's time)."""
+    now = context.extra.get("now")
+    return now if isinstance(now, datetime) else datetime.now(UTC)

@@ -7,12 +7,11 @@ import base64
 import hashlib
 import hmac
 import json
-from datetime import UTC, datetime
 from typing import Any
 
 from control_plane.alerts import render
 from control_plane.alerts.notification import Notification, SendContext, SendOutcome
-from control_plane.alerts.senders._http import json_headers, post
+from control_plane.alerts.senders._http import json_headers, post, send_time
 
 SECRET_PREFIX = "whsec_"
 
@@ -38,13 +37,6 @@ def signed_headers(secret: str | None, message_id: str, timestamp: int, body: by
     if secret:
         headers["webhook-signature"] = sign(secret, message_id, timestamp, body)
     return headers
-
-
-def send_time(context: SendContext) -> datetime:
-    """When this attempt is made: the caller's `extra["now"]`, else the wall clock (receivers
-    reject a webhook-timestamp more than five minutes from their own, so not the event's time)."""
-    now = context.extra.get("now")
-    return now if isinstance(now, datetime) else datetime.now(UTC)
 
 
 async def send(config: dict[str, Any], notification: Notification, context: SendContext) -> SendOutcome:
