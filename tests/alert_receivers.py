@@ -68,6 +68,7 @@ class HttpRecorder:
     hang: bool = False
     requests: list[RecordedRequest] = field(default_factory=list)
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    released: asyncio.Event = field(default_factory=asyncio.Event)  # lets hanging requests end
     port: int = 0
 
     @property
@@ -79,7 +80,7 @@ class HttpRecorder:
         self.requests.append(RecordedRequest(request.method, request.path_qs, dict(request.headers), body))
         self.arrived.set()
         if self.hang:
-            await asyncio.Event().wait()
+            await self.released.wait()
         if len(self.requests) <= self.fail_first:
             return web.Response(status=self.fail_status, text=self.fail_reply)
         return web.Response(status=self.status, text=self.reply)
@@ -100,6 +101,7 @@ async def http_recorder(**options: Any) -> AsyncIterator[HttpRecorder]:
     try:
         yield recorder
     finally:
+        recorder.released.set()
         await runner.cleanup()
 
 

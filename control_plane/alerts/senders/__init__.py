@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from control_plane.alerts.notification import Sender
-from control_plane.alerts.senders import email, pagerduty, slack, webhook
+from control_plane.alerts.senders import apprise, email, pagerduty, slack, webhook
 
 __all__ = ["SENDERS"]
 
@@ -12,4 +12,5 @@ SENDERS: dict[str, Sender] = {
     "SLACK": slack.send,
     "PAGERDUTY": pagerduty.send,
     "EMAIL": email.send,
+    "APPRISE": apprise.send,
 }
