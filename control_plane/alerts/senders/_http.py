@@ -85,7 +85,8 @@ async def post(
     timeout = timeout_for(context)
     try:
         async with context.http.post(url, data=body, headers=headers, timeout=timeout) as response:
-            text = await response.text(errors="replace")
+            # Only the start of the body is reported; a receiver cannot make us read megabytes.
+            text = (await response.content.read(BODY_EXCERPT * 4)).decode("utf-8", "replace")
             return outcome_for_status(response.status, host, text, accepted=accepted)
     except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as exc:
         return outcome_for_exception(exc, host, timeout.total)
