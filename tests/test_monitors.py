@@ -40,10 +40,10 @@ def with_additions(reference: dict[str, Any], **additions: Any) -> dict[str, Any
     return shaped
 
 
-CREATE_SHAPE = with_additions(example("POST", "/api/monitors"), config=None)
+CREATE_SHAPE = with_additions(example("POST", "/api/monitors"), config=None, alertChannelIds=None)
 # Every check also says why it failed or warned: `error` and `errorKind` (strings or null).
 CHECK_ADDITIONS = {"error": "", "errorKind": ""}
-GET_SHAPE = with_additions(example("GET", "/api/monitors/:id"), config=None)
+GET_SHAPE = with_additions(example("GET", "/api/monitors/:id"), config=None, alertChannelIds=None)
 GET_SHAPE["data"]["checks"][0].update(CHECK_ADDITIONS)
 # Every incident also says its kind, regions, timeline status, flapping, suppression, maintenance
 # and acknowledgement (docs/incidents.md).
@@ -59,7 +59,7 @@ INCIDENT_ADDITIONS: dict[str, Any] = {
 }
 GET_SHAPE["data"]["incidents"][0].update(INCIDENT_ADDITIONS, isActive=False)
 CHECKS_SHAPE = with_additions(example("GET", "/api/monitors/:id/checks"), **CHECK_ADDITIONS)
-UPDATE_SHAPE = with_additions(example("PUT", "/api/monitors/:id"), config=None)
+UPDATE_SHAPE = with_additions(example("PUT", "/api/monitors/:id"), config=None, alertChannelIds=None)
 # pause/resume: the reference elides the monitor ("..."); we answer the full monitor, as create does.
 PAUSE_SHAPE = {"data": CREATE_SHAPE["data"], "message": "Monitor paused"}
 HB_TOKEN = re.compile(r"^hb_[A-Za-z0-9_-]{32,}$")
@@ -88,6 +88,7 @@ async def test_create_answers_201_in_the_reference_shape_with_defaults(api, worl
         "timeout": 30,
         "regions": ["us-east-1"],
         "config": {},
+        "alertChannelIds": None,
         "orgId": world.org_a,
         "createdAt": None,
         "updatedAt": None,

@@ -12,6 +12,7 @@ import httpx
 import jsonschema_rs  # comes with schemathesis
 import pytest
 
+from control_plane.api.alert_channel_schemas import AlertChannelCreate, AlertChannelUpdate
 from control_plane.api.billing_schemas import CheckoutRequest
 from control_plane.api.incident_schemas import IncidentUpdateCreate
 from control_plane.api.maintenance_schemas import MaintenanceCreate, MaintenanceUpdate
@@ -64,6 +65,13 @@ ERROR_STATUSES: dict[tuple[str, str], set[int]] = {
     ("POST", "/api/maintenance"): {400, 401, 403, 404, 413, 429},
     ("PATCH", "/api/maintenance/{window_id}"): {400, 401, 403, 404, 413, 429},
     ("DELETE", "/api/maintenance/{window_id}"): {401, 403, 404, 429},
+    ("GET", "/api/alert-channels"): {401, 404, 429},
+    ("POST", "/api/alert-channels"): {400, 401, 403, 404, 413, 429},
+    ("GET", "/api/alert-channels/{channel_id}"): {401, 404, 429},
+    ("PATCH", "/api/alert-channels/{channel_id}"): {400, 401, 403, 404, 413, 429},
+    ("DELETE", "/api/alert-channels/{channel_id}"): {401, 403, 404, 429},
+    ("POST", "/api/alert-channels/{channel_id}/test"): {401, 403, 404, 429},
+    ("GET", "/api/alert-channels/{channel_id}/deliveries"): {400, 401, 404, 429},
     **{
         (method, f"/api/heartbeat/{{token}}{suffix}"): {400, 404, 429}
         for method in ("GET", "POST")
@@ -84,6 +92,8 @@ REQUEST_MODELS: list[type[RequestModel]] = [
     IncidentUpdateCreate,
     MaintenanceCreate,
     MaintenanceUpdate,
+    AlertChannelCreate,
+    AlertChannelUpdate,
 ]
 
 
@@ -148,6 +158,7 @@ async def test_every_bearer_operation_refuses_a_request_without_a_key(api, docum
         url = path.replace("{monitor_id}", "mon_x").replace("{check_id}", "chk_x")
         url = url.replace("{key_id}", "key_x").replace("{member_id}", "mem_x")
         url = url.replace("{incident_id}", "inc_x").replace("{window_id}", "mw_x")
+        url = url.replace("{channel_id}", "ac_x")
         body = {"json": {}} if "requestBody" in operation else {}
         response = await api.request(method, url, **body)
         assert response.status_code == 401, (method, path, response.text)

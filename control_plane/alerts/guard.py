@@ -96,7 +96,7 @@ def is_forbidden_address(ip: IPAddress) -> bool:
     )
 
 
-def _parse_ip(host: str) -> IPAddress | None:
+def parse_ip(host: str) -> IPAddress | None:
     host = host.strip("[]")
     if "%" in host:  # a zone index (fe80::1%eth0): link-local, whatever follows
         host = host.split("%", 1)[0]
@@ -114,7 +114,7 @@ def check_address(host: str, settings: Settings) -> None:
     """Raise ForbiddenDestination if `host` is an IP literal that is forbidden (and not allowed)."""
     if settings.alerts_allow_private_urls:
         return
-    ip = _parse_ip(host)
+    ip = parse_ip(host)
     if ip is not None and is_forbidden_address(ip):
         raise _refused(host)
 
@@ -124,7 +124,7 @@ async def check_host(host: str, settings: Settings, *, field: str) -> None:
     that does not resolve now passes: the connect-time check refuses it if it ever resolves inward."""
     if settings.alerts_allow_private_urls:
         return
-    ip = _parse_ip(host)
+    ip = parse_ip(host)
     if ip is not None:
         if is_forbidden_address(ip):
             raise InvalidInput(f"{field}: {host} is a private, loopback or reserved address")
@@ -137,7 +137,7 @@ async def check_host(host: str, settings: Settings, *, field: str) -> None:
     except (OSError, TimeoutError, UnicodeError):
         return
     for info in infos:
-        address = _parse_ip(str(info[4][0]))
+        address = parse_ip(str(info[4][0]))
         if address is None or is_forbidden_address(address):
             raise InvalidInput(
                 f"{field}: {host} resolves to {info[4][0]}, a private, loopback or reserved address"
@@ -187,7 +187,7 @@ class GuardedResolver(AbstractResolver):
         results = await self._inner.resolve(host, port, family)
         if not self._settings.alerts_allow_private_urls:
             for result in results:
-                ip = _parse_ip(result["host"])
+                ip = parse_ip(result["host"])
                 if ip is None or is_forbidden_address(ip):
                     raise _refused(host, result["host"])
         return results

@@ -23,6 +23,7 @@ from control_plane.api.middleware import ApiMiddleware
 from control_plane.api.openapi import build_openapi
 from control_plane.api.responses import JsonResponse
 from control_plane.api.routes import (
+    alert_channels,
     api_keys,
     billing,
     dashboard,
@@ -136,6 +137,7 @@ def create_app(
         dashboard.router,
         incidents.router,
         maintenance.router,
+        alert_channels.router,
         heartbeat.router,
     ):
         app.include_router(router)

@@ -22,6 +22,9 @@ CheckStatus = Annotated[str, one_of("UP", "DOWN")]
 HeartbeatUrl = Annotated[str, Field(description="HEARTBEAT monitors only: where the job pings (GET or POST)")]
 IngestUrl = Annotated[str, Field(description="LLM monitors only: where the application posts AI events")]
 Config = Annotated[dict[str, Any], Field(description="The type's settings (docs/monitor-config.md)")]
+AlertChannelIds = Annotated[
+    list[str] | None, Field(description="The alert channels it notifies; null: every active one")
+]
 
 
 @with_config(CLOSED)
@@ -66,6 +69,7 @@ class MonitorOut(TypedDict):
     timeout: int
     regions: list[str]
     config: Config
+    alertChannelIds: AlertChannelIds
     orgId: str
     createdAt: Timestamp
     updatedAt: Timestamp
@@ -87,6 +91,7 @@ class MonitorUpdatedOut(TypedDict):
     timeout: int
     regions: list[str]
     config: Config
+    alertChannelIds: AlertChannelIds
     createdAt: Timestamp
     updatedAt: Timestamp
     heartbeatUrl: NotRequired[HeartbeatUrl]
@@ -138,6 +143,7 @@ class MonitorDetailOut(TypedDict):
     timeout: int
     regions: list[str]
     config: Config
+    alertChannelIds: AlertChannelIds
     createdAt: Timestamp
     checks: list[MonitorCheckOut]
     incidents: list[IncidentSummaryOut]

@@ -21,12 +21,15 @@ Region = Annotated[
     StringConstraints(min_length=1, max_length=64),
     Field(description="A region this server knows (its agents' and TRAXO_REGIONS); any other is a 400"),
 ]
+AlertChannelId = Annotated[str, StringConstraints(min_length=1, max_length=40)]
 # A URL, host or address as the type reads it (monitor_targets checks it against the type).
 Target = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2048), NoControlCharacters]
 
 
 class _MonitorFields(RequestModel):
-    nullable: ClassVar[frozenset[str]] = frozenset({"url", "expectedStatus", "expectedKeyword", "config"})
+    nullable: ClassVar[frozenset[str]] = frozenset(
+        {"url", "expectedStatus", "expectedKeyword", "config", "alertChannelIds"}
+    )
 
     url: Annotated[
         Target | None, Field(description="What to check, as the type reads it; null for HEARTBEAT and LLM")
@@ -49,6 +52,22 @@ class _MonitorFields(RequestModel):
     config: Annotated[
         dict[str, Any] | None, Field(description="The type's settings (docs/monitor-config.md)")
     ] = None
+
+    alertChannelIds: Annotated[
+        list[AlertChannelId] | None,
+        Field(
+            max_length=50,
+            json_schema_extra={"uniqueItems": True},
+            description="Alert channels of the organization to notify; null or omitted: every active one",
+        ),
+    ] = None
+
+    @field_validator("alertChannelIds")
+    @classmethod
+    def _unique_channels(cls, ids: list[str] | None) -> list[str] | None:
+        if ids is not None and len(set(ids)) != len(ids):
+            raise ValueError("must not repeat a channel")
+        return ids
 
     @field_validator("regions")
     @classmethod

@@ -118,6 +118,7 @@ def monitor_out(monitor: Monitor, public_url: str) -> MonitorOut:
         "timeout": monitor.timeout,
         "regions": monitor.regions,
         "config": monitor.config,
+        "alertChannelIds": monitor.alert_channel_ids,
         "orgId": monitor.org_id,
         "createdAt": iso_at(monitor.created_at),
         "updatedAt": iso_at(monitor.updated_at),
@@ -138,6 +139,7 @@ def monitor_updated_out(monitor: Monitor, public_url: str) -> MonitorUpdatedOut:
         "timeout": monitor.timeout,
         "regions": monitor.regions,
         "config": monitor.config,
+        "alertChannelIds": monitor.alert_channel_ids,
         "createdAt": iso_at(monitor.created_at),
         "updatedAt": iso_at(monitor.updated_at),
     }
@@ -161,6 +163,7 @@ def monitor_detail_out(
         "timeout": monitor.timeout,
         "regions": monitor.regions,
         "config": monitor.config,
+        "alertChannelIds": monitor.alert_channel_ids,
         "createdAt": iso_at(monitor.created_at),
         "checks": [_monitor_check_out(check) for check in checks],
         "incidents": [incident_schemas.incident_summary_out(row) for row in incidents],

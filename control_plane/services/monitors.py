@@ -18,7 +18,7 @@ from control_plane.core.ids import new_id
 from control_plane.domain.monitor_config import validate_config
 from control_plane.domain.monitor_targets import PASSIVE_TYPES, validate_target
 from control_plane.domain.plans import limits_for
-from control_plane.models import Monitor, Organization
+from control_plane.models import AlertChannel, Monitor, Organization
 from control_plane.results import delete_results_of, exclude_result_writers
 from control_plane.services.regions import known_regions
 from control_plane.settings import Settings
@@ -117,6 +117,7 @@ async def create_monitor(
         "expectedStatus": None,
         "expectedKeyword": None,
         "url": None,
+        "alertChannelIds": None,
         **fields,
     }
     monitor = Monitor(id=new_id("mon"), org_id=org.org_id, is_active=True, created_at=now, updated_at=now)
@@ -149,6 +150,7 @@ async def update_monitor(
         "expectedKeyword": monitor.expected_keyword,
         "regions": monitor.regions,
         "config": monitor.config,
+        "alertChannelIds": monitor.alert_channel_ids,
     }
     if fields.get("type", monitor.type) != monitor.type:
         if "config" not in fields:
@@ -158,7 +160,10 @@ async def update_monitor(
     # Resending a value unchanged (a client PUTting back what it read) is not asking for it anew.
     changed = {name for name, value in fields.items() if current.get(name) != value}
     before = _settings_of(monitor)
+    channels_before = monitor.alert_channel_ids
     await _apply(session, settings, org, monitor, {**current, **fields}, changed=changed)
+    if monitor.alert_channel_ids != channels_before:
+        monitor.updated_at = now  # agents do not care which channels a monitor alerts
     # Compared after validation, which normalizes (a URL, a config's defaults): a PUT that leaves
     # the monitor as it was is no update, neither for updatedAt nor for the agents running it.
     if _settings_of(monitor) != before:
@@ -214,6 +219,9 @@ async def _apply(
     if unknown:
         raise InvalidInput(f"regions: unknown region {unknown[0]!r}; known regions: {', '.join(known)}")
     await _check_incident_rules(session, org.org_id, monitor.id, monitor_type, config, regions)
+    channel_ids = fields["alertChannelIds"]
+    if channel_ids is not None and (changed is None or "alertChannelIds" in changed):
+        await _check_alert_channels(session, org.org_id, channel_ids)
     monitor.name = fields["name"]
     monitor.type = monitor_type
     monitor.url = url
@@ -224,6 +232,7 @@ async def _apply(
     monitor.expected_keyword = fields["expectedKeyword"]
     monitor.regions = list(regions)
     monitor.config = config
+    monitor.alert_channel_ids = None if channel_ids is None else list(channel_ids)
     if monitor_type == "HEARTBEAT":
         monitor.heartbeat_token = monitor.heartbeat_token or new_heartbeat_token()
     else:
@@ -255,6 +264,17 @@ async def _check_incident_rules(
         missing = [d for d in depends_on if d not in found]
         if missing:
             raise InvalidInput(f"config.dependsOn: no monitor {missing[0]!r} in this organization")
+
+
+async def _check_alert_channels(session: AsyncSession, org_id: str, ids: Sequence[str]) -> None:
+    found = set(
+        await session.scalars(
+            select(AlertChannel.id).where(AlertChannel.org_id == org_id, AlertChannel.id.in_(list(ids)))
+        )
+    )
+    missing = [i for i in ids if i not in found]
+    if missing:
+        raise InvalidInput(f"alertChannelIds: no alert channel {missing[0]!r} in this organization")
 
 
 async def set_active(

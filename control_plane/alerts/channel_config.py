@@ -1,0 +1,210 @@
+"""A channel's config per type: validated (InvalidInput naming `config.<field>`), masked for reading,
+and merged with what is stored when a client sends back the masked values it read.
+
+Masking (docs/alerts-channels.md): what is not secret is kept, the secret part becomes "..." and its
+last 4 characters, like API keys. A URL keeps its scheme, its host (when it is a host name or an
+address, not a token) and port; a webhook secret keeps "whsec_"; a routing key keeps nothing.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+import secrets
+from typing import Any
+from urllib.parse import urlsplit
+
+import apprise
+from email_validator import EmailNotValidError, validate_email
+
+from control_plane.alerts.guard import check_host, check_url, parse_ip
+from control_plane.core.errors import InvalidInput
+from control_plane.settings import Settings
+
+MAX_RECIPIENTS = 50
+MAX_APPRISE_URLS = 20
+MAX_URL_LENGTH = 2048
+SECRET_PREFIX = "whsec_"
+_ROUTING_KEY = re.compile(r"^[A-Za-z0-9]{32}$")
+_HOSTNAME = re.compile(r"^(?=.*[A-Za-z])[A-Za-z0-9.-]+\.[A-Za-z0-9-]+$|^localhost$", re.IGNORECASE)
+_MASK = "..."
+
+FIELDS: dict[str, tuple[set[str], set[str]]] = {  # type: (required, optional)
+    "EMAIL": ({"recipients"}, set()),
+    "SLACK": ({"webhookUrl"}, set()),
+    "WEBHOOK": ({"url"}, {"secret"}),
+    "PAGERDUTY": ({"routingKey"}, set()),
+    "APPRISE": ({"urls"}, set()),
+}
+
+
+def new_webhook_secret() -> str:
+    """A Standard Webhooks secret: whsec_ and the base64 of 32 random bytes."""
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def _string(config: dict[str, Any], key: str, max_length: int = MAX_URL_LENGTH) -> str:
+    value = config[key]
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidInput(f"config.{key}: must be a non-empty string")
+    if len(value) > max_length:
+        raise InvalidInput(f"config.{key}: must be at most {max_length} characters")
+    return value.strip()
+
+
+def _list(config: dict[str, Any], key: str, most: int) -> list[str]:
+    value = config[key]
+    if not isinstance(value, list) or not 1 <= len(value) <= most:
+        raise InvalidInput(f"config.{key}: must be a list of 1-{most} strings")
+    for i, item in enumerate(value):
+        if not isinstance(item, str) or not item.strip():
+            raise InvalidInput(f"config.{key}[{i}]: must be a non-empty string")
+        if len(item) > MAX_URL_LENGTH:
+            raise InvalidInput(f"config.{key}[{i}]: must be at most {MAX_URL_LENGTH} characters")
+    return [item.strip() for item in value]
+
+
+def _webhook_secret(value: Any) -> str:
+    if not isinstance(value, str) or not value.startswith(SECRET_PREFIX):
+        raise InvalidInput(f"config.secret: must be a Standard Webhooks secret ({SECRET_PREFIX}<base64>)")
+    try:
+        key = base64.b64decode(value[len(SECRET_PREFIX) :], validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidInput(f"config.secret: what follows {SECRET_PREFIX} must be base64") from None
+    if not 24 <= len(key) <= 64:
+        raise InvalidInput(f"config.secret: the key must be 24-64 bytes (it is {len(key)})")
+    return value
+
+
+def _email(value: str, where: str) -> str:
+    try:
+        return validate_email(value, check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        raise InvalidInput(f"{where}: {value!r} is not a valid email address ({exc})") from None
+
+
+async def _apprise_url(url: str, settings: Settings, where: str) -> None:
+    if not apprise.Apprise().add(url):
+        raise InvalidInput(f"{where}: not a URL Apprise supports (https://github.com/caronc/apprise/wiki)")
+    plugin = apprise.Apprise.instantiate(url)
+    host = getattr(plugin, "host", None)
+    # Self-hosted services (json://, ntfy://, gotify://, mailto:// …) name a host; others put a
+    # token where the host would be (tgram://<bot token>/), which is not looked up.
+    if isinstance(host, str) and host and _is_host_name(host):
+        await check_host(host, settings, field=where)
+
+
+async def validate_channel_config(
+    channel_type: str, config: Any, settings: Settings, *, generate_secret: bool = False
+) -> tuple[dict[str, Any], str | None]:
+    """The config as stored (normalized), and the webhook secret when one was generated."""
+    if not isinstance(config, dict):
+        raise InvalidInput("config: must be an object")
+    required, optional = FIELDS[channel_type]
+    unknown = sorted(set(config) - required - optional)
+    if unknown:
+        allowed = ", ".join(sorted(required | optional))
+        raise InvalidInput(f"config.{unknown[0]}: unknown for {channel_type} (allowed: {allowed})")
+    missing = sorted(required - set(config))
+    if missing:
+        raise InvalidInput(f"config.{missing[0]}: required for {channel_type}")
+    generated: str | None = None
+    if channel_type == "EMAIL":
+        recipients = _list(config, "recipients", MAX_RECIPIENTS)
+        normalized = [_email(r, f"config.recipients[{i}]") for i, r in enumerate(recipients)]
+        if len({r.lower() for r in normalized}) != len(normalized):
+            raise InvalidInput("config.recipients: must not repeat an address")
+        return {"recipients": normalized}, None
+    if channel_type == "SLACK":
+        url = _string(config, "webhookUrl")
+        await check_url(url, settings, field="config.webhookUrl", schemes=("https",))
+        return {"webhookUrl": url}, None
+    if channel_type == "WEBHOOK":
+        url = _string(config, "url")
+        await check_url(url, settings, field="config.url")
+        secret = config.get("secret")
+        if secret is None:
+            if not generate_secret:
+                raise InvalidInput("config.secret: required (send the masked value back to keep it)")
+            secret = generated = new_webhook_secret()
+        return {"url": url, "secret": _webhook_secret(secret)}, generated
+    if channel_type == "PAGERDUTY":
+        key = config["routingKey"]
+        if not isinstance(key, str) or not _ROUTING_KEY.match(key):
+            raise InvalidInput("config.routingKey: must be 32 letters and digits (an Events API v2 key)")
+        return {"routingKey": key}, None
+    urls = _list(config, "urls", MAX_APPRISE_URLS)
+    for i, url in enumerate(urls):
+        await _apprise_url(url, settings, f"config.urls[{i}]")
+    return {"urls": urls}, None
+
+
+def mask_tail(value: str, keep: str = "") -> str:
+    """`keep`, "..." and the last 4 characters (the secret's part only; nothing of a short one)."""
+    secret = value[len(keep) :] if keep and value.startswith(keep) else value
+    return f"{keep}{_MASK}{secret[-4:] if len(secret) >= 12 else ''}"
+
+
+def _is_host_name(host: str) -> bool:
+    """A real host (a name with a dot, localhost, an address), not a token in the host's place."""
+    return bool(_HOSTNAME.match(host)) or parse_ip(host) is not None
+
+
+def mask_url(url: str) -> str:
+    """Scheme, host and port kept; user info, path and query masked but their last 4."""
+    scheme, separator, rest = url.partition("://")
+    if not separator:
+        return mask_tail(url)
+    kept = f"{scheme}://"
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname or "", parts.port
+    except ValueError:
+        host, port = "", None
+    if host and _is_host_name(host) and not parts.username and not parts.password:
+        netloc = parts.netloc
+        kept += netloc + "/"
+        rest = rest[len(netloc) :].lstrip("/")
+    elif host and _is_host_name(host):
+        kept += (f"[{host}]" if ":" in host else host) + (f":{port}" if port else "") + "/"
+    return f"{kept}{_MASK}{rest[-4:] if len(rest) >= 12 else ''}"
+
+
+def masked_config(channel_type: str, config: dict[str, Any]) -> dict[str, Any]:
+    """The config as every read shows it."""
+    if channel_type == "SLACK":
+        return {"webhookUrl": mask_url(config["webhookUrl"])}
+    if channel_type == "WEBHOOK":
+        return {"url": config["url"], "secret": mask_tail(config["secret"], SECRET_PREFIX)}
+    if channel_type == "PAGERDUTY":
+        return {"routingKey": mask_tail(config["routingKey"])}
+    if channel_type == "APPRISE":
+        return {"urls": [mask_url(url) for url in config["urls"]]}
+    return dict(config)
+
+
+def unmask(channel_type: str, sent: Any, stored: dict[str, Any]) -> Any:
+    """`sent` with every masked value that equals the stored value's mask replaced by that value
+    (a client sending back what it read keeps the secret)."""
+    if not isinstance(sent, dict):
+        return sent
+    merged = dict(sent)
+    shown = masked_config(channel_type, stored)
+    for key in ("webhookUrl", "secret", "routingKey"):
+        if key in merged and key in stored and merged[key] == shown.get(key):
+            merged[key] = stored[key]
+    if channel_type == "WEBHOOK" and "secret" not in merged and "secret" in stored:
+        merged["secret"] = stored["secret"]  # omitted on an update: kept
+    if channel_type == "APPRISE" and isinstance(merged.get("urls"), list):
+        old, old_masks = stored.get("urls", []), shown.get("urls", [])
+        urls = []
+        for i, url in enumerate(merged["urls"]):
+            if i < len(old) and url == old_masks[i]:
+                urls.append(old[i])
+            elif url in old_masks:
+                urls.append(old[old_masks.index(url)])
+            else:
+                urls.append(url)
+        merged["urls"] = urls
+    return merged
