@@ -10,7 +10,7 @@ import email
 import email.policy
 import json
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -18,7 +18,7 @@ from typing import Any
 
 from aiohttp import web
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session
 
 from control_plane.alerts.guard import outbound_session
 from control_plane.alerts.notification import (
@@ -114,6 +114,7 @@ class SmtpReceiver:
     envelopes: list[Envelope] = field(default_factory=list)
     # An answer to every RCPT TO instead of accepting it ("550 5.1.1 no such user").
     rcpt_reply: str | None = None
+    logins: list[str] = field(default_factory=list)  # the user names that tried AUTH
 
     @property
     def messages(self) -> list[EmailMessage]:
@@ -140,12 +141,26 @@ class SmtpReceiver:
 
 
 @contextlib.contextmanager
-def smtp_receiver(tls_context: ssl.SSLContext | None = None) -> Any:
-    """An SMTP server on a free port; with `tls_context`, it offers STARTTLS and requires it."""
+def smtp_receiver(
+    tls_context: ssl.SSLContext | None = None,
+    *,
+    implicit_tls: ssl.SSLContext | None = None,
+    credentials: tuple[str, str] | None = None,
+) -> Iterator[SmtpReceiver]:
+    """An SMTP server on a free port. With `tls_context` it offers STARTTLS and requires it; with
+    `implicit_tls` it speaks TLS from the first byte; with `credentials` it requires AUTH."""
     receiver = SmtpReceiver()
     kwargs: dict[str, Any] = {}
     if tls_context is not None:
-        kwargs = {"tls_context": tls_context, "require_starttls": True}
+        kwargs |= {"tls_context": tls_context, "require_starttls": True}
+    if implicit_tls is not None:
+        kwargs["ssl_context"] = implicit_tls
+    if credentials is not None:
+        kwargs |= {
+            "authenticator": _Authenticator(receiver, credentials),
+            "auth_required": True,
+            "auth_require_tls": tls_context is not None or implicit_tls is not None,
+        }
     # aiosmtpd's start() connects to its own port to check it is up, so it needs a real one.
     receiver.port = free_port()
     controller = Controller(receiver, hostname="127.0.0.1", port=receiver.port, **kwargs)
@@ -154,6 +169,20 @@ def smtp_receiver(tls_context: ssl.SSLContext | None = None) -> Any:
         yield receiver
     finally:
         controller.stop()
+
+
+@dataclass
+class _Authenticator:
+    receiver: SmtpReceiver
+    credentials: tuple[str, str]
+
+    def __call__(
+        self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, auth_data: Any
+    ) -> AuthResult:
+        login = (auth_data.login.decode(), auth_data.password.decode())
+        self.receiver.logins.append(login[0])
+        # handled=False: aiosmtpd itself answers (235, or 535 on a wrong password).
+        return AuthResult(success=login == self.credentials, handled=False)
 
 
 @contextlib.asynccontextmanager

@@ -93,11 +93,7 @@ async def test_a_resend_is_the_same_message() -> None:
 
 
 async def test_starttls_with_a_trusted_certificate() -> None:
-    ca = trustme.CA()
-    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1").configure_cert(server_tls)
-    client_tls = ssl.create_default_context()
-    ca.configure_trust(client_tls)
+    server_tls, client_tls = tls_pair()
     with smtp_receiver(tls_context=server_tls) as server:
         refused = await send_to(server.port, down_notification(), smtp_security="none")
         outcome = await send_to(
@@ -158,3 +154,44 @@ async def test_a_hanging_server_times_out() -> None:
         outcome = await send_to(port, down_notification(), smtp_timeout_seconds=0.3)
     assert not outcome.delivered and outcome.retryable
     assert outcome.error == "timed out after 0.3 s"
+
+
+def tls_pair() -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """A server context with a trustme certificate for 127.0.0.1, and a client trusting it."""
+    ca = trustme.CA()
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_tls)
+    client_tls = ssl.create_default_context()
+    ca.configure_trust(client_tls)
+    return server_tls, client_tls
+
+
+async def test_implicit_tls() -> None:
+    server_tls, client_tls = tls_pair()
+    with smtp_receiver(implicit_tls=server_tls) as server:
+        outcome = await send_to(server.port, down_notification(), smtp_security="tls", tls_context=client_tls)
+    assert outcome.delivered and len(server.messages) == 1
+
+
+async def test_it_logs_in_and_a_wrong_password_is_permanent() -> None:
+    server_tls, client_tls = tls_pair()
+    with smtp_receiver(tls_context=server_tls, credentials=("traxo", "s3cret")) as server:
+        ok = await send_to(
+            server.port,
+            down_notification(),
+            smtp_security="starttls",
+            tls_context=client_tls,
+            smtp_username="traxo",
+            smtp_password="s3cret",
+        )
+        wrong = await send_to(
+            server.port,
+            down_notification(),
+            smtp_security="starttls",
+            tls_context=client_tls,
+            smtp_username="traxo",
+            smtp_password="guess",
+        )
+    assert ok.delivered
+    assert not wrong.delivered and not wrong.retryable and wrong.status_code == 535
+    assert set(server.logins) == {"traxo"} and len(server.messages) == 1
