@@ -13,8 +13,9 @@ import pytest
 from sqlalchemy import update
 from standardwebhooks.webhooks import Webhook
 
+from control_plane.alerts.job import AlertsLoop, alert_pass
 from control_plane.alerts.reminders import remind
-from control_plane.alerts.worker import alert_pass, backoff_seconds, deliver_all_due, deliver_due
+from control_plane.alerts.worker import backoff_seconds, deliver_all_due, deliver_due
 from control_plane.core.timefmt import utcnow
 from control_plane.db import Database
 from control_plane.models import Incident
@@ -307,3 +308,24 @@ async def test_reminders_repeat_while_down_and_stop_once_acknowledged(
         )
         await session.commit()
     assert await reminders_at(200) == 0
+
+
+async def test_the_alerts_loop_passes_on_its_interval_and_at_once_when_woken(
+    database: Database, world: World, alert_settings: Settings, receiver: HttpRecorder
+) -> None:
+    slow = alert_settings.model_copy(update={"alert_delivery_seconds": 60})
+    await webhook_channel(database, world.org_a, receiver)
+    loop = AlertsLoop(database, slow, utcnow)
+    task = asyncio.create_task(loop.run())
+    try:
+        await asyncio.sleep(0.3)  # its first pass: nothing yet; the next is a minute away
+        monitor = await insert_monitor(database, world.org_a)
+        await open_down(database, monitor, utcnow())
+        await asyncio.sleep(0.5)
+        assert receiver.requests == []  # not before its interval ...
+        loop.wake()  # ... unless woken (the heartbeat sweep does, the incident_events topic does)
+        await asyncio.wait_for(receiver.arrived.wait(), 5)
+        assert [request.json()["type"] for request in receiver.requests] == ["incident.opened"]
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)

@@ -7,5 +7,6 @@ and the channels code can import their siblings without a cycle):
 - control_plane.alerts.reminders.remind(session, now=): reminders due.
 - control_plane.alerts.worker.deliver_due(db, settings, now=, senders=, http=): one batch sent;
   deliver_all_due(db, settings, now=): until nothing is due.
-- control_plane.alerts.worker.alert_pass(db, settings, now=): all of the above, once (the job).
+- control_plane.alerts.job.alert_pass(db, settings, now=): all of the above, once; AlertsLoop
+  runs it every alert_delivery_seconds and when woken (the `incident_events` change topic).
 """

@@ -30,8 +30,6 @@ from control_plane.alerts.notification import (
     Sender,
     SendOutcome,
 )
-from control_plane.alerts.outbox import dispatch_events, release_held
-from control_plane.alerts.reminders import remind
 from control_plane.alerts.senders import SENDERS
 from control_plane.core.ids import new_id
 from control_plane.db import Database, brief_error
@@ -296,19 +294,3 @@ async def deliver_all_due(
     finally:
         await http.close()
     return total
-
-
-async def alert_pass(
-    db: Database, settings: Settings, *, now: datetime, senders: dict[str, Sender] = SENDERS
-) -> int:
-    """One pass of the alerts job: fan out the outbox (held incidents and reminders included),
-    then deliver until nothing is due. Returns the deliveries claimed."""
-    give_up_after = timedelta(hours=settings.alert_delivery_give_up_hours)
-    async with db.session() as session:
-        await release_held(session, now=now)
-    async with db.session() as session:
-        await remind(session, now=now)
-    async with db.session() as session:
-        while await dispatch_events(session, now=now, give_up_after=give_up_after):
-            pass
-    return await deliver_all_due(db, settings, now=now, senders=senders)

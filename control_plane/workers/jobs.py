@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from control_plane.alerts.worker import alert_pass
+from control_plane.alerts.job import AlertsLoop
 from control_plane.core.ids import new_id
 from control_plane.core.timefmt import utcnow
 from control_plane.db import Database
@@ -22,22 +22,22 @@ def build_runner(db: Database, settings: Settings, clock: Callable[[], datetime]
     """`clock` is the runtime's (tests move it)."""
     engine = IncidentEngine(clock)
 
+    alerts = AlertsLoop(db, settings, clock)
+
     async def incidents() -> None:
         async with db.session() as session:
             await sweep(session, engine, now=clock())
 
     async def heartbeats() -> None:
         async with db.session() as session:
-            await sweep_heartbeats(session, now=clock())
+            if await sweep_heartbeats(session, now=clock()):
+                alerts.wake()  # a late heartbeat's incident goes out now, not at the next tick
 
     async def retention() -> None:
         await apply_retention(db, settings)
 
     async def rollups() -> None:
         await fold_rollups(db)
-
-    async def alerts() -> None:
-        await alert_pass(db, settings, now=clock())
 
     return WorkerRunner(
         db,
@@ -46,8 +46,8 @@ def build_runner(db: Database, settings: Settings, clock: Callable[[], datetime]
             PeriodicJob("rollups", settings.rollup_fold_seconds, rollups),
             PeriodicJob("incidents", settings.incident_sweep_seconds, incidents),
             PeriodicJob("heartbeats", settings.heartbeat_sweep_seconds, heartbeats),
-            # On every replica (a name of its own, so no lease keeps the others out): deliveries
-            # are claimed with SKIP LOCKED, reminders and fan-out are compare-and-set.
-            PeriodicJob(f"alerts-{new_id('w')}", settings.alert_delivery_seconds, alerts),
+            # A loop that never returns, on every replica (a name of its own, so no lease keeps the
+            # others out): deliveries are claimed with SKIP LOCKED, the rest is compare-and-set.
+            PeriodicJob(f"alerts-{new_id('w')}", settings.alert_delivery_seconds, alerts.run),
         ],
     )

@@ -1,0 +1,70 @@
+"""The alerts job: fan-out (held incidents and reminders included), then delivery, in a loop that
+runs a pass every `alert_delivery_seconds` and at once when woken (`wake()`: the heartbeat and
+incident sweeps call it after writing results, and the `incident_events` change topic does, so a
+replica that hears of new events does not wait for its next tick). It runs on every replica:
+claims are SKIP LOCKED, the rest compare-and-set."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from control_plane.alerts.notification import Sender
+from control_plane.alerts.outbox import dispatch_events, release_held
+from control_plane.alerts.reminders import remind
+from control_plane.alerts.senders import SENDERS
+from control_plane.alerts.worker import deliver_all_due
+from control_plane.db import Database, brief_error
+from control_plane.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# Published (control_plane.core.changes) by whoever writes incident events, to wake the job.
+EVENTS_TOPIC = "incident_events"
+
+
+async def alert_pass(
+    db: Database, settings: Settings, *, now: datetime, senders: dict[str, Sender] = SENDERS
+) -> int:
+    """One pass: release incidents whose maintenance ended, write due reminders, fan out the
+    outbox, then deliver until nothing is due at `now`. Returns the deliveries claimed."""
+    give_up_after = timedelta(hours=settings.alert_delivery_give_up_hours)
+    async with db.session() as session:
+        await release_held(session, now=now)
+    async with db.session() as session:
+        await remind(session, now=now)
+    async with db.session() as session:
+        while await dispatch_events(session, now=now, give_up_after=give_up_after):
+            pass
+    return await deliver_all_due(db, settings, now=now, senders=senders)
+
+
+class AlertsLoop:
+    def __init__(self, db: Database, settings: Settings, clock: Callable[[], datetime]) -> None:
+        self._db = db
+        self._settings = settings
+        self._clock = clock
+        self._woken = asyncio.Event()
+        db.changes.subscribe(EVENTS_TOPIC, lambda _payload: self.wake())
+
+    def wake(self) -> None:
+        self._woken.set()
+
+    async def run(self) -> None:
+        """Forever (until cancelled): a pass, then wait for a wake-up or the interval."""
+        while True:
+            self._woken.clear()
+            try:
+                await alert_pass(self._db, self._settings, now=self._clock())
+            except Exception as exc:
+                log.warning(
+                    "alerts pass failed (%s); again in %.0f s",
+                    brief_error(exc),
+                    self._settings.alert_delivery_seconds,
+                )
+            try:
+                await asyncio.wait_for(self._woken.wait(), self._settings.alert_delivery_seconds)
+            except TimeoutError:
+                pass
