@@ -66,6 +66,7 @@ class HttpRecorder:
     fail_status: int = 500
     fail_reply: str = "receiver is failing on purpose"
     hang: bool = False
+    reply_headers: dict[str, str] = field(default_factory=dict)
     requests: list[RecordedRequest] = field(default_factory=list)
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
     released: asyncio.Event = field(default_factory=asyncio.Event)  # lets hanging requests end
@@ -83,7 +84,7 @@ class HttpRecorder:
             await self.released.wait()
         if len(self.requests) <= self.fail_first:
             return web.Response(status=self.fail_status, text=self.fail_reply)
-        return web.Response(status=self.status, text=self.reply)
+        return web.Response(status=self.status, text=self.reply, headers=self.reply_headers)
 
 
 @contextlib.asynccontextmanager

@@ -150,3 +150,16 @@ async def test_http_senders_never_reach_a_private_address_unless_allowed(channel
     assert (outcome.delivered, outcome.retryable) == (False, False)
     assert outcome.error is not None and outcome.error.startswith("refused: 127.0.0.1")
     assert receiver.requests == []
+
+
+@pytest.mark.parametrize("channel_type", HTTP_SENDERS)
+async def test_http_senders_do_not_follow_redirects(channel_type: str) -> None:
+    async with http_recorder() as target:
+        moved = {"Location": target.url + "/elsewhere"}
+        async with http_recorder(status=308, reply="", reply_headers=moved) as receiver:
+            outcome = await send_over_http(channel_type, receiver.url)
+    assert (outcome.delivered, outcome.retryable, outcome.status_code) == (False, False, 308)
+    assert outcome.error == (
+        f"HTTP 308 from 127.0.0.1: redirects are not followed (Location: {target.url}/elsewhere)"
+    )
+    assert len(receiver.requests) == 1 and target.requests == []

@@ -19,12 +19,24 @@ BODY_EXCERPT = 200
 
 
 def outcome_for_status(
-    status: int, host: str, body: str, *, accepted: frozenset[int] | None = None
+    status: int,
+    host: str,
+    body: str,
+    *,
+    location: str | None = None,
+    accepted: frozenset[int] | None = None,
 ) -> SendOutcome:
     if (accepted is not None and status in accepted) or (accepted is None and 200 <= status < 300):
         return SendOutcome(delivered=True, status_code=status)
     excerpt = " ".join(body.split())[:BODY_EXCERPT]
     error = f"HTTP {status} from {host}" + (f": {excerpt}" if excerpt else "")
+    if 300 <= status < 400:
+        # Not followed: a POST redirected becomes a GET without its body, and the URL is the
+        # receiver's to fix.
+        error = f"HTTP {status} from {host}: redirects are not followed" + (
+            f" (Location: {location[:BODY_EXCERPT]})" if location else ""
+        )
+        return SendOutcome(delivered=False, status_code=status, error=error, retryable=False)
     retryable = status >= 500 or status in RETRYABLE_4XX or not 400 <= status < 500
     return SendOutcome(delivered=False, status_code=status, error=error, retryable=retryable)
 
@@ -84,10 +96,13 @@ async def post(
     host = urlsplit(url).hostname or url
     timeout = timeout_for(context)
     try:
-        async with context.http.post(url, data=body, headers=headers, timeout=timeout) as response:
+        async with context.http.post(
+            url, data=body, headers=headers, timeout=timeout, allow_redirects=False
+        ) as response:
             # Only the start of the body is reported; a receiver cannot make us read megabytes.
             text = (await response.content.read(BODY_EXCERPT * 4)).decode("utf-8", "replace")
-            return outcome_for_status(response.status, host, text, accepted=accepted)
+            location = response.headers.get("Location")
+            return outcome_for_status(response.status, host, text, location=location, accepted=accepted)
     except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as exc:
         return outcome_for_exception(exc, host, timeout.total)
 
