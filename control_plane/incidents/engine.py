@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -61,7 +61,11 @@ class IncidentEngine:
         for the sweep and this logs instead of raising (the results path must not fail for it)."""
         if not result_ids:
             return Evaluated()
-        return await self._run(session, lambda: take_results(session, result_ids))
+
+        async def take() -> tuple[list[Observation], int]:
+            return await take_results(session, result_ids), 0
+
+        return await self._run(session, take)
 
     async def evaluate_queued(self, session: AsyncSession, *, limit: int) -> Evaluated:
         """Evaluate up to `limit` queued results, oldest first, skipping rows another replica holds;
@@ -76,11 +80,15 @@ class IncidentEngine:
             session, lambda: take_leftovers(session, queued_before=queued_before, limit=limit)
         )
 
-    async def _run(self, session: AsyncSession, take: Callable[[], object]) -> Evaluated:
+    async def _run(
+        self, session: AsyncSession, take: Callable[[], Awaitable[tuple[list[Observation], int]]]
+    ) -> Evaluated:
+        """`take` unqueues results: those to evaluate, and how many it already applied itself."""
         for attempt in range(1, self._attempts + 1):
             try:
-                observations = await take()  # type: ignore[misc]
+                observations, folded = await take()
                 outcome = await self._apply(session, observations)
+                outcome.results += folded
                 await session.commit()
                 return outcome
             except (StateConflict, IntegrityError, OperationalError) as exc:

@@ -12,12 +12,13 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, delete, select
+from sqlalchemy import Table, delete, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from control_plane.core.id_sets import among
 from control_plane.incidents.fold import Observation, Region
+from control_plane.incidents.postgres_steady import take_folding_steady
 from control_plane.models import IncidentBacklog, MonitorState, RegionState
 
 _BACKLOG = IncidentBacklog.__table__
@@ -35,12 +36,15 @@ async def take_results(session: AsyncSession, result_ids: Sequence[str]) -> list
     back, leaves them queued."""
     taken: list[Observation] = []
     for condition in among(session, IncidentBacklog.result_id, result_ids):
-        rows = await session.execute(delete(IncidentBacklog).where(condition).returning(*_BACKLOG.c))
+        statement = delete(IncidentBacklog).where(condition).returning(*_BACKLOG.c)
+        rows = await session.execute(statement.execution_options(synchronize_session=False))
         taken += [_observation(row) for row in rows]
     return taken
 
 
-async def take_leftovers(session: AsyncSession, *, queued_before: datetime, limit: int) -> list[Observation]:
+async def take_leftovers(
+    session: AsyncSession, *, queued_before: datetime, limit: int
+) -> tuple[list[Observation], int]:
     """Queued results their writer did not evaluate (it crashed, or its evaluation failed); rows
     another replica holds are skipped."""
     return await take_queued(session, limit=limit, queued_before=queued_before)
@@ -48,14 +52,24 @@ async def take_leftovers(session: AsyncSession, *, queued_before: datetime, limi
 
 async def take_queued(
     session: AsyncSession, *, limit: int, queued_before: datetime | None = None
-) -> list[Observation]:
+) -> tuple[list[Observation], int]:
     """Up to `limit` queued results, oldest first (queued before `queued_before`, if given); rows
-    another transaction holds are skipped."""
+    another transaction holds are skipped. Returns those the engine must evaluate, and how many
+    it need not: on PostgreSQL, plain successes of regions that are not failing are folded into
+    their state rows in the same statement (postgres_steady.py)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return await take_folding_steady(session, limit=limit, queued_before=queued_before)
     oldest = select(IncidentBacklog.result_id).order_by(IncidentBacklog.queued_at).limit(limit)
     if queued_before is not None:
         oldest = oldest.where(IncidentBacklog.queued_at < queued_before)
-    ids = list(await session.scalars(oldest.with_for_update(skip_locked=True)))
-    return await take_results(session, ids) if ids else []
+    # One statement: pick (skipping rows others hold) and unqueue.
+    taken = (
+        delete(IncidentBacklog)
+        .where(IncidentBacklog.result_id.in_(oldest.with_for_update(skip_locked=True)))
+        .returning(*_BACKLOG.c)
+        .execution_options(synchronize_session=False)
+    )
+    return [_observation(row) for row in await session.execute(taken)], 0
 
 
 def _insert_ignoring_conflicts(session: AsyncSession, table: Any) -> Any:
@@ -122,25 +136,36 @@ async def write_region_states(session: AsyncSession, states: dict[tuple[str, str
         }
         for (monitor_id, region), s in sorted(states.items())
     ]
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    # One multi-row statement per chunk (an executemany of thousands of upserts was most of the
-    # engine's cost), in chunks under either database's parameter limit (9 a row).
-    chunk = 1000 if dialect is postgresql else 100  # SQLite builds before 3.32 take 999 parameters
-    for start in range(0, len(rows), chunk):
-        await session.execute(_upsert(dialect, rows[start : start + chunk]))
+    if session.get_bind().dialect.name == "postgresql":
+        # One statement of arrays, the same text whatever the count (so its plan is cached); a
+        # multi-row VALUES took SQLAlchemy longer to compile than PostgreSQL to run it.
+        columns = {name: [row[name] for row in rows] for name in _COLUMNS}
+        await session.execute(_PG_UPSERT, columns)
+    else:  # SQLite runs an executemany in C, statement by statement, without a round trip
+        statement = sqlite.insert(_REGIONS)
+        await session.execute(
+            statement.on_conflict_do_update(
+                index_elements=["monitor_id", "region"],
+                set_={c: statement.excluded[c] for c in _COLUMNS[2:]},
+            ),
+            rows,
+        )
 
 
-def _upsert(dialect: Any, rows: list[dict[str, Any]]) -> Any:
-    statement = dialect.insert(_REGIONS).values(rows)
-    columns = (
-        "failing",
-        "consecutive_failures",
-        "consecutive_successes",
-        "newest_at",
-        "failing_since",
-        "last_error",
-        "no_data",
-    )
-    return statement.on_conflict_do_update(
-        index_elements=["monitor_id", "region"], set_={c: statement.excluded[c] for c in columns}
-    )
+_COLUMNS = (
+    "monitor_id",
+    "region",
+    "failing",
+    "consecutive_failures",
+    "consecutive_successes",
+    "newest_at",
+    "failing_since",
+    "last_error",
+    "no_data",
+)
+_PG_TYPES = ("text", "text", "boolean", "integer", "integer", "timestamptz", "timestamptz", "text", "boolean")
+_ARRAYS = ", ".join(f"CAST(:{c} AS {t}[])" for c, t in zip(_COLUMNS, _PG_TYPES, strict=True))
+_PG_UPSERT = text(
+    f"INSERT INTO monitor_region_states ({', '.join(_COLUMNS)}) SELECT * FROM unnest({_ARRAYS}) "
+    "ON CONFLICT (monitor_id, region) DO UPDATE SET " + ", ".join(f"{c} = EXCLUDED.{c}" for c in _COLUMNS[2:])
+)

@@ -1,23 +1,22 @@
 """Check results in: one batch insert, idempotent by result id, then what follows a committed batch.
 
-Every writer of results (agents over gRPC, tests, benchmarks) goes through `record_results`, so
-the rollup backlog is always in step with the raw rows (queued in the same transaction), and
-every batch's stored results pass the same after-commit listeners (today: the lastCheck writer).
+Every writer of results (agents over gRPC, heartbeats, tests, benchmarks) goes through
+`record_results`, so the rollup backlog and the incident engine's queue are always in step with
+the raw rows (the store queues both in the insert's transaction), and every batch's stored results
+pass the same after-commit listeners (the lastCheck writer, the incident engine).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from control_plane.core.timefmt import utcnow
-from control_plane.incidents import IncidentEngine, IncidentEvaluator, backlog_row
-from control_plane.models import CheckScreenshot, IncidentBacklog
+from control_plane.incidents import IncidentEngine, IncidentEvaluator
+from control_plane.models import CheckScreenshot
 from control_plane.results.domain import ResultIn
 from control_plane.results.last_checks import LastCheckWriter, WriteLastChecksNow
 from control_plane.results.store import ResultsStore, results_store, retried
@@ -81,25 +80,8 @@ class ResultsIngest:
             ]
             if screenshots:
                 await session.execute(insert(CheckScreenshot), screenshots)
-            if fresh:  # the incident engine's queue, in this transaction: no result escapes it
-                queued_at = utcnow()  # bookkeeping (the sweep leaves fresh rows to their writer)
-                await session.execute(insert(IncidentBacklog), [_queued(r, queued_at) for r in fresh])
         await session.commit()
         return outcome, fresh
-
-
-def _queued(r: ResultIn, queued_at: datetime) -> dict[str, Any]:
-    return backlog_row(
-        result_id=r.id,
-        monitor_id=r.monitor_id,
-        region=r.region,
-        at=r.scheduled_at or r.checked_at,
-        up=r.status == "UP",
-        error_kind=r.error_kind,
-        error_message=r.error_message,
-        details=r.details,
-        queued_at=queued_at,
-    )
 
 
 @dataclass(frozen=True, slots=True)

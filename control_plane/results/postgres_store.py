@@ -28,6 +28,26 @@ _BACKLOG_COLUMNS = (
     " download_ms, total_ms, size_bytes"
 )
 
+# The incident engine's queue row, as control_plane/incidents/queue.py builds it for SQLite: when
+# it counts (scheduled, else checked), up or not, a failure's words, and what the engine reads of
+# the details (an SSL check's expiry; a DNS check's answers, sorted by code point like Python).
+_INCIDENT_COLUMNS = "result_id, monitor_id, region, checked_at, up, error, signal, queued_at"
+_INCIDENT_ROW = """
+    id, monitor_id, region, coalesce(scheduled_at, checked_at), status = 'UP',
+    CASE WHEN status = 'UP' THEN NULL ELSE coalesce(error_message, error_kind, 'Check failed') END,
+    CASE
+        WHEN details::jsonb ? 'days_until_expiry' THEN json_build_object(
+            'expiring', coalesce(error_kind = 'cert_expiring', false),
+            'message', CASE WHEN error_kind = 'cert_expiring' THEN error_message END,
+            'notAfter', details::jsonb -> 'not_after',
+            'days', details::jsonb -> 'days_until_expiry')
+        WHEN jsonb_typeof(details::jsonb -> 'answers') = 'array' THEN json_build_object(
+            'answers', (SELECT coalesce(json_agg(a ORDER BY a COLLATE "C"), '[]'::json)
+                        FROM jsonb_array_elements_text(details::jsonb -> 'answers') AS a))
+    END,
+    now()
+"""
+
 
 class PostgresResultsStore:
     async def existing_monitors(self, session: AsyncSession, monitor_ids: Sequence[str]) -> set[str]:
@@ -68,6 +88,9 @@ class PostgresResultsStore:
                     SELECT monitor_id, checked_at, id, region, status = 'UP', response_time, dns_ms, tcp_ms,
                         tls_ms, ttfb_ms, download_ms, total_ms, size_bytes
                     FROM inserted
+                ), judged AS (
+                    INSERT INTO incident_backlog ({_INCIDENT_COLUMNS})
+                    SELECT {_INCIDENT_ROW} FROM inserted
                 )
                 SELECT id FROM inserted
                 """

@@ -8,6 +8,7 @@ concurrent batch stores its ids meanwhile. Statements keep their variables under
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Table, bindparam, insert, or_, select, tuple_
@@ -15,7 +16,9 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from control_plane.models import CheckResult, CheckRollup, Monitor, RollupBacklog
+from control_plane.core.timefmt import utcnow
+from control_plane.incidents.queue import backlog_row
+from control_plane.models import CheckResult, CheckRollup, IncidentBacklog, Monitor, RollupBacklog
 from control_plane.results.domain import (
     LastCheck,
     ResultIn,
@@ -31,6 +34,21 @@ _KEYS_AT_ONCE = 200  # rollup keys per statement: 4 variables each
 def _table(model: type[Any]) -> Table:
     table: Table = model.__table__
     return table
+
+
+def incident_row(r: ResultIn, queued_at: datetime) -> dict[str, Any]:
+    """The incident engine's queue row for a stored result (postgres_store.py does the same in SQL)."""
+    return backlog_row(
+        result_id=r.id,
+        monitor_id=r.monitor_id,
+        region=r.region,
+        at=r.scheduled_at or r.checked_at,
+        up=r.status == "UP",
+        error_kind=r.error_kind,
+        error_message=r.error_message,
+        details=r.details,
+        queued_at=queued_at,
+    )
 
 
 def _backlog_row(r: ResultIn) -> dict[str, Any]:
@@ -81,6 +99,10 @@ class SqliteResultsStore:
         fresh = [_backlog_row(r) for r in results if r.id in inserted]
         if fresh:
             await session.execute(insert(RollupBacklog), fresh)
+            queued_at = utcnow()  # bookkeeping: the engine's sweep leaves fresh rows to their writer
+            await session.execute(
+                insert(IncidentBacklog), [incident_row(r, queued_at) for r in results if r.id in inserted]
+            )
         return inserted
 
     async def take_backlog(self, session: AsyncSession, limit: int) -> tuple[int, RollupDeltas]:

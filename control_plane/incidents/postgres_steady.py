@@ -1,0 +1,73 @@
+"""PostgreSQL's fast path for what most results are: a success from a region that is not failing.
+
+Such a run changes nothing but its region's counters, so it is applied in SQL where it is taken
+from the queue: one statement unqueues a chunk, folds every (monitor, region) whose new results are
+all plain successes (no certificate or DNS signal) newer than its newest into its state row, and
+returns the rest for the engine's full evaluation in Python. Which runs qualify is exactly where
+the full evaluation could change no incident: the region is not failing nor silent, the monitor is
+active and has no failure-rate rule (a rate counts successes too), its state row exists, and none
+of the new results is older than the newest counted.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from control_plane.incidents.fold import Observation
+
+_STEADY = """
+WITH picked AS (
+    SELECT result_id FROM incident_backlog {where}
+    ORDER BY queued_at LIMIT :limit FOR UPDATE SKIP LOCKED
+), taken AS (
+    DELETE FROM incident_backlog b USING picked p WHERE b.result_id = p.result_id
+    RETURNING b.result_id, b.monitor_id, b.region, b.checked_at, b.up, b.error, b.signal
+), runs AS (
+    SELECT monitor_id, region, count(*) AS n, bool_and(up AND signal IS NULL) AS plain_up,
+        min(checked_at) AS oldest, max(checked_at) AS newest
+    FROM taken GROUP BY monitor_id, region
+), steady AS (
+    UPDATE monitor_region_states s
+    SET consecutive_successes = LEAST(s.consecutive_successes + r.n, 1000000),
+        consecutive_failures = 0, newest_at = r.newest
+    FROM runs r, monitors m
+    WHERE s.monitor_id = r.monitor_id AND s.region = r.region AND m.id = r.monitor_id
+        AND r.plain_up AND NOT s.failing AND NOT s.no_data
+        AND s.newest_at IS NOT NULL AND r.oldest > s.newest_at
+        AND m.is_active AND NOT (m.config::jsonb ? 'failureRate')
+    RETURNING s.monitor_id, s.region, r.n
+)
+SELECT t.result_id, t.monitor_id, t.region, t.checked_at, t.up, t.error, t.signal, NULL::bigint AS folded
+FROM taken t
+WHERE NOT EXISTS (SELECT 1 FROM steady s WHERE s.monitor_id = t.monitor_id AND s.region = t.region)
+UNION ALL
+SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, coalesce((SELECT sum(n) FROM steady), 0)
+"""
+_ALL = text(_STEADY.format(where=""))
+_BEFORE = text(_STEADY.format(where="WHERE queued_at < :before"))
+
+
+async def take_folding_steady(
+    session: AsyncSession, *, limit: int, queued_before: datetime | None
+) -> tuple[list[Observation], int]:
+    """Unqueue up to `limit` results (oldest first, skipping rows others hold); returns those left
+    to evaluate, and how many were folded here."""
+    if queued_before is None:
+        rows = await session.execute(_ALL, {"limit": limit})
+    else:
+        rows = await session.execute(_BEFORE, {"limit": limit, "before": queued_before})
+    left: list[Observation] = []
+    folded = 0
+    for row in rows:
+        if row.result_id is None:
+            folded = int(row.folded)
+        else:
+            left.append(
+                Observation(
+                    row.result_id, row.monitor_id, row.region, row.checked_at, row.up, row.error, row.signal
+                )
+            )
+    return left, folded
