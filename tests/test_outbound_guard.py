@@ -8,11 +8,12 @@ import socket
 from collections.abc import AsyncIterator
 
 import pytest
-from aiohttp import web
+from aiohttp import ClientSession, web
 from aiohttp.abc import AbstractResolver, ResolveResult
 
 from control_plane.alerts.guard import (
     ForbiddenDestination,
+    _trace_config,
     check_url,
     forbidden_outcome,
     is_forbidden_address,
@@ -218,3 +219,13 @@ async def test_dns_rebinding_refused_at_connect(receiver: Receiver) -> None:
         async with http.post(f"http://rebind.test:{receiver.port}/hook", data="y") as response:
             assert response.status == 204
     assert receiver.hits == ["y"]
+
+
+async def test_a_redirect_to_a_forbidden_ip_literal_is_refused(receiver: Receiver) -> None:
+    # The first hop must be reachable for the redirect to happen, so this session resolves names
+    # without the guard (plain DNS) and keeps only the guard's request checks: "localhost" is a
+    # name (not checked by them), the redirect's target 127.0.0.1 is a literal (checked).
+    async with ClientSession(trace_configs=[_trace_config(STRICT)]) as http:
+        with pytest.raises(ForbiddenDestination, match=r"127\.0\.0\.1"):
+            await http.get(f"http://localhost:{receiver.port}/redirect")
+    assert receiver.hits == []

@@ -85,9 +85,13 @@ def _email(value: str, where: str) -> str:
 
 
 async def _apprise_url(url: str, settings: Settings, where: str) -> None:
-    if not apprise.Apprise().add(url):
+    try:
+        supported = apprise.Apprise().add(url)
+        plugin = apprise.Apprise.instantiate(url) if supported else None
+    except Exception:  # Apprise's URL parsers are many; none may turn a bad URL into a 500
+        supported, plugin = False, None
+    if not supported:
         raise InvalidInput(f"{where}: not a URL Apprise supports (https://github.com/caronc/apprise/wiki)")
-    plugin = apprise.Apprise.instantiate(url)
     host = getattr(plugin, "host", None)
     # Self-hosted services (json://, ntfy://, gotify://, mailto:// …) name a host; others put a
     # token where the host would be (tgram://<bot token>/), which is not looked up.
