@@ -12,6 +12,7 @@ channel is still pending, so a receiver hears "opened" before "resolved".
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import time
 from dataclasses import dataclass
@@ -47,7 +48,8 @@ from control_plane.settings import Settings
 
 BACKOFF_BASE_SECONDS = 5.0
 BACKOFF_CAP_SECONDS = 3600.0
-LEASE_MARGIN_SECONDS = 30.0  # beyond the send timeout, before another worker may take it over
+SEND_GRACE_SECONDS = 5.0  # a send is abandoned this long after the send timeout, whatever it does
+LEASE_MARGIN_SECONDS = 5.0  # for recording the outcomes
 CONCURRENCY = 20  # sends in flight at once, per worker
 
 
@@ -57,7 +59,10 @@ def backoff_seconds(attempts: int) -> float:
 
 
 def lease_seconds(settings: Settings) -> float:
-    return settings.alert_send_timeout_seconds + LEASE_MARGIN_SECONDS
+    """Longer than a whole batch can take: its sends go CONCURRENCY at a time, each abandoned
+    after the send timeout plus a grace, so no other worker takes over one still being sent."""
+    waves = math.ceil(settings.alert_delivery_batch / CONCURRENCY)
+    return waves * (settings.alert_send_timeout_seconds + SEND_GRACE_SECONDS) + LEASE_MARGIN_SECONDS
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,7 +228,7 @@ async def _send(job: _Job, senders: dict[str, Sender], context: SendContext, set
     try:
         outcome = await asyncio.wait_for(
             sender(dict(channel.config), job.notification, context),
-            timeout=settings.alert_send_timeout_seconds + 5,
+            timeout=settings.alert_send_timeout_seconds + SEND_GRACE_SECONDS,
         )
     except TimeoutError:
         outcome = SendOutcome(delivered=False, error="timed out")
