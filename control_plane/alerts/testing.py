@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from control_plane.alerts.guard import outbound_session
@@ -84,19 +85,22 @@ async def send_test(
         delivered_at=now if outcome.delivered else None,
         last_error=outcome.error,
     )
-    session.add(delivery)
-    await session.flush()
-    session.add(
-        DeliveryAttempt(
-            id=new_id("dat"),
-            delivery_id=delivery.id,
-            channel_id=channel.id,
-            attempted_at=now,
-            outcome=status,
-            latency_ms=latency_ms,
-            status_code=outcome.status_code,
-            error=outcome.error,
+    try:
+        session.add(delivery)
+        await session.flush()
+        session.add(
+            DeliveryAttempt(
+                id=new_id("dat"),
+                delivery_id=delivery.id,
+                channel_id=channel.id,
+                attempted_at=now,
+                outcome=status,
+                latency_ms=latency_ms,
+                status_code=outcome.status_code,
+                error=outcome.error,
+            )
         )
-    )
-    await session.commit()
+        await session.commit()
+    except IntegrityError:  # the channel was deleted while the test was being sent
+        await session.rollback()
     return ChannelTestResult(outcome.delivered, outcome.status_code, outcome.error, latency_ms, now)
