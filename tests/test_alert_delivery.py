@@ -9,6 +9,7 @@ import collections
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
+import httpx
 import pytest
 from sqlalchemy import update
 from standardwebhooks.webhooks import Webhook
@@ -329,3 +330,24 @@ async def test_the_alerts_loop_passes_on_its_interval_and_at_once_when_woken(
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+@pytest.mark.parametrize(
+    ("minutes", "accepted"), [(1, True), (10080, True), (0, False), (10081, False), ("30", False)]
+)
+async def test_the_reminder_interval_is_a_monitor_config_key_of_1_to_10080_minutes(
+    api: httpx.AsyncClient, world: World, minutes: object, accepted: bool
+) -> None:
+    body = {
+        "name": "Reminded",
+        "url": "https://api.example.com/health",
+        "type": "HTTP",
+        "config": {"reminderIntervalMinutes": minutes},
+    }
+    response = await api.post("/api/monitors", json=body, headers=world.alice.headers)
+    if accepted:
+        assert response.status_code == 201, response.text
+        assert response.json()["data"]["config"] == {"reminderIntervalMinutes": minutes}
+    else:
+        assert response.status_code == 400, response.text
+        assert response.json()["error"].startswith("config.reminderIntervalMinutes")
