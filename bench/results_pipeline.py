@@ -216,6 +216,7 @@ async def main() -> None:
         }  # fmt: skip
         started = time.monotonic()
         backlog_samples: list[int] = []
+        incident_samples: list[int] = []
 
         async def sample_backlog() -> None:
             # Whether the fold keeps up: the queue must stay bounded, not grow with the run.
@@ -224,6 +225,10 @@ async def main() -> None:
                     await asyncio.sleep(2)
                     row = await (await conn.execute("SELECT count(*) FROM rollup_backlog")).fetchone()
                     backlog_samples.append(row[0])
+                    exists = await (await conn.execute("SELECT to_regclass('incident_backlog')")).fetchone()
+                    if exists[0] is not None:  # the incident engine's queue (since issue 11)
+                        row = await (await conn.execute("SELECT count(*) FROM incident_backlog")).fetchone()
+                        incident_samples.append(row[0])
 
         sampler = asyncio.create_task(sample_backlog())
         await asyncio.gather(
@@ -254,6 +259,7 @@ async def main() -> None:
             f"rejected {counters['rejected']}; rows in check_results: {stored}; "
             f"queued for rollups every 2 s: {backlog_samples}, at the end {queued_at_end}, folded {drain_s:.1f} s later; "
             f"results in hourly rollups: {rolled_up}"
+            + (f"; queued for the incident engine every 2 s: {incident_samples}" if incident_samples else "")
         )
     finally:
         api.terminate()

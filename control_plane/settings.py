@@ -49,8 +49,10 @@ class Settings(BaseSettings):
     # How often queued results are folded into their rollups. Reads count the queue, so this only
     # trades database work (a rollup row is rewritten once per fold) against the queue's size.
     rollup_fold_seconds: float = Field(default=5, gt=0)
-    # The incident engine's sweep: results a crashed process left unevaluated, regions gone
-    # silent (NO_DATA incidents), flapping incidents stable long enough to close.
+    # How often the incident engine takes the queue of agents' results (they are acknowledged
+    # once stored, and judged here), and its sweep: regions gone silent (NO_DATA incidents),
+    # flapping incidents stable long enough to close, results nobody evaluated.
+    incident_queue_seconds: float = Field(default=0.5, gt=0)
     incident_sweep_seconds: float = Field(default=5, gt=0)
     # Agents renew their lease about three times per period; one that misses
     # `agent_lease_missed_periods` whole periods loses its monitors to its region's other agents.

@@ -25,8 +25,7 @@ from control_plane.agents.tokens import TOKENS_TOPIC
 from control_plane.agents.watch import AssignmentStreams
 from control_plane.core.changes import Subscriber
 from control_plane.db import Database, brief_error
-from control_plane.incidents import IncidentEngine, IncidentEvaluator
-from control_plane.results import BatchFollowers, LastCheckWriter
+from control_plane.results import LastCheckWriter
 from control_plane.services.monitors import MONITORS_TOPIC
 from control_plane.settings import Settings
 
@@ -39,13 +38,13 @@ class AgentsEndpoint:
         db: Database,
         coordinator: AgentCoordinator,
         change_log: ChangeLog,
-        followers: BatchFollowers,
+        last_checks: LastCheckWriter,
         subscriptions: list[tuple[str, Subscriber]],
     ) -> None:
         self.coordinator = coordinator
         self.change_log = change_log
         self._db = db
-        self._followers = followers
+        self._last_checks = last_checks
         self._subscriptions = subscriptions
         self.server: grpc.aio.Server | None = None
         self.port = 0
@@ -58,7 +57,7 @@ class AgentsEndpoint:
         change_log = ChangeLog(clock)
         fences = Fences(db, clock, mailboxes)
         coordinator = AgentCoordinator(db, settings, clock, announce=mailboxes.post_all)
-        followers = BatchFollowers(LastCheckWriter(db), IncidentEvaluator(db, IncidentEngine(clock.wall)))
+        last_checks = LastCheckWriter(db)
         subscriptions: list[tuple[str, Subscriber]] = [
             (MONITORS_TOPIC, coordinator.on_monitor_changed),
             (ASSIGNMENTS_TOPIC, mailboxes.on_assignments_changed),
@@ -68,12 +67,11 @@ class AgentsEndpoint:
         for topic, subscriber in subscriptions:
             db.changes.subscribe(topic, subscriber)
         db.changes.on_reset(mailboxes.on_reset)
-        endpoint = cls(db, coordinator, change_log, followers, subscriptions)
-        followers.last_checks.start()
-        followers.incidents.start()
+        endpoint = cls(db, coordinator, change_log, last_checks, subscriptions)
+        last_checks.start()
         await coordinator.start()
         service = AgentService(
-            db, clock, coordinator, AssignmentStreams(db, mailboxes, change_log, fences), fences, followers
+            db, clock, coordinator, AssignmentStreams(db, mailboxes, change_log, fences), fences, last_checks
         )
         try:
             endpoint.server, endpoint.port = await start_grpc_server(service, settings, *address)
@@ -88,9 +86,8 @@ class AgentsEndpoint:
             await self.server.stop(grace=2)
         await self.coordinator.stop()
         try:
-            await self._followers.last_checks.stop()
+            await self._last_checks.stop()
         except Exception as exc:
             log.error("writing the last lastCheck updates failed: %s", brief_error(exc))
-        await self._followers.incidents.stop()  # what it had not taken stays queued
         for topic, subscriber in self._subscriptions:
             self._db.changes.unsubscribe(topic, subscriber)

@@ -14,7 +14,7 @@ from control_plane.agents.registry import Registration
 from control_plane.core.id_sets import among
 from control_plane.db import Database
 from control_plane.models import AssignmentGrant, Monitor
-from control_plane.results import BatchFollowers, ResultIn, record_results
+from control_plane.results import LastCheckWriter, ResultIn, record_results
 
 
 class RejectReason(enum.Enum):
@@ -52,11 +52,10 @@ async def ingest_batch(
     sender: Registration,
     results: Sequence[GrantedResult],
     *,
-    followers: BatchFollowers | None = None,
+    last_checks: LastCheckWriter | None = None,
 ) -> IngestOutcome:
     """Everything accepted is committed when this returns; the caller may then acknowledge.
-    (Given `followers`, the monitors' lastCheck and the incident engine follow shortly after;
-    without, before this returns.)"""
+    (Given a `last_checks` writer, the monitors' lastCheck follows shortly after.)"""
     outcome = IngestOutcome()
     if not results:
         return outcome
@@ -102,12 +101,8 @@ async def ingest_batch(
                 )
             else:
                 accepted.append(result)
-        recorded = await record_results(
-            session,
-            accepted,
-            last_checks=followers.last_checks if followers else None,
-            evaluator=followers.incidents if followers else None,
-        )
+        # Acknowledged without waiting for the incident engine: the workers' job takes the queue.
+        recorded = await record_results(session, accepted, last_checks=last_checks, defer_incidents=True)
     outcome.stored = len(recorded.inserted)
     outcome.duplicates = len(recorded.duplicates)
     outcome.rejected.extend(

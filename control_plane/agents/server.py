@@ -24,7 +24,7 @@ from control_plane.agents.tokens import authenticate_token
 from control_plane.agents.watch import AssignmentStreams
 from control_plane.db import Database, brief_error
 from control_plane.models import AgentToken
-from control_plane.results import BatchFollowers
+from control_plane.results import LastCheckWriter
 from control_plane.settings import Settings
 from traxo_protocol.traxo.agent.v1 import agent_pb2 as pb
 from traxo_protocol.traxo.agent.v1 import agent_pb2_grpc as pb_grpc
@@ -45,14 +45,14 @@ class AgentService(pb_grpc.AgentServiceServicer):
         coordinator: AgentCoordinator,
         assignments: AssignmentStreams,
         fences: Fences,
-        followers: BatchFollowers,
+        last_checks: LastCheckWriter,
     ) -> None:
         self.db = db
         self.clock = clock
         self.coordinator = coordinator
         self.assignments = assignments
         self.fences = fences
-        self.followers = followers
+        self.last_checks = last_checks
 
     async def _token(self, context: grpc.aio.ServicerContext) -> AgentToken:
         metadata = dict(context.invocation_metadata() or ())
@@ -155,7 +155,7 @@ class AgentService(pb_grpc.AgentServiceServicer):
                     agent_id=sender.agent_id,
                     now=self.clock.wall(),
                 )
-                outcome = await ingest_batch(self.db, sender, valid, followers=self.followers)
+                outcome = await ingest_batch(self.db, sender, valid, last_checks=self.last_checks)
                 await finished.put(ack_to_proto(batch.sequence, [*invalid, *outcome.rejected]))
             except Exception as exc:  # no ack: the agent replays the batch after reconnecting (and again)
                 log.error("storing a batch of %d results failed: %s", len(batch.results), brief_error(exc))

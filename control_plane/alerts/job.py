@@ -17,12 +17,12 @@ from control_plane.alerts.reminders import remind
 from control_plane.alerts.senders import SENDERS
 from control_plane.alerts.worker import deliver_all_due
 from control_plane.db import Database, brief_error
+from control_plane.incidents.changes import EVENTS_TOPIC
 from control_plane.settings import Settings
 
 log = logging.getLogger(__name__)
 
 # Published (control_plane.core.changes) by whoever writes incident events, to wake the job.
-EVENTS_TOPIC = "incident_events"
 
 
 async def alert_pass(

@@ -2,7 +2,6 @@
 resolved with their timeline and outbox events (engine.py), and its periodic sweep (sweep.py)."""
 
 from control_plane.incidents.engine import Evaluated, IncidentEngine
-from control_plane.incidents.evaluator import IncidentEvaluator
 from control_plane.incidents.queue import backlog_row
 
-__all__ = ["Evaluated", "IncidentEngine", "IncidentEvaluator", "backlog_row"]
+__all__ = ["Evaluated", "IncidentEngine", "backlog_row"]

@@ -11,9 +11,25 @@ from typing import Any
 from sqlalchemy import insert, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from control_plane.core.changes import publish
 from control_plane.core.ids import new_id
 from control_plane.core.timefmt import iso
 from control_plane.models import Incident, IncidentEvent, IncidentUpdate
+
+# The change topic that tells every replica's alert delivery that the outbox has news.
+EVENTS_TOPIC = "incident_events"
+_WROTE_EVENTS = "traxo_wrote_incident_events"
+
+
+async def announce_events(session: AsyncSession) -> None:
+    """Before committing a transaction that may have written events: announce them once."""
+    if session.info.pop(_WROTE_EVENTS, False):
+        await publish(session, EVENTS_TOPIC)
+
+
+def forget_events(session: AsyncSession) -> None:
+    """Before rolling such a transaction back: its events are gone."""
+    session.info.pop(_WROTE_EVENTS, None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +91,7 @@ async def _record(
         )
     )
     if event:
+        session.info[_WROTE_EVENTS] = True
         await session.execute(
             insert(IncidentEvent).values(
                 id=new_id("iev"),

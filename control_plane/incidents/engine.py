@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from control_plane.core.id_sets import among
 from control_plane.core.timefmt import utcnow
+from control_plane.incidents.changes import announce_events, forget_events
 from control_plane.incidents.fold import Observation, Region, fold_region
 from control_plane.incidents.judge import MonitorJudge, MonitorRow
 from control_plane.incidents.states import (
@@ -89,9 +90,11 @@ class IncidentEngine:
                 observations, folded = await take()
                 outcome = await self._apply(session, observations)
                 outcome.results += folded
+                await announce_events(session)
                 await session.commit()
                 return outcome
             except (StateConflict, IntegrityError, OperationalError) as exc:
+                forget_events(session)
                 await session.rollback()
                 if attempt == self._attempts:
                     log.warning(

@@ -5,8 +5,8 @@ from the queue: one statement unqueues a chunk, folds every (monitor, region) wh
 all plain successes (no certificate or DNS signal) newer than its newest into its state row, and
 returns the rest for the engine's full evaluation in Python. Which runs qualify is exactly where
 the full evaluation could change no incident: the region is not failing nor silent, the monitor is
-active and has no failure-rate rule (a rate counts successes too), its state row exists, and none
-of the new results is older than the newest counted.
+active and has no failure-rate rule (a rate counts successes too), and its state row exists.
+Successes older than the region's newest are skipped there as in Python: they count for nothing.
 """
 
 from __future__ import annotations
@@ -26,17 +26,19 @@ WITH picked AS (
     DELETE FROM incident_backlog b USING picked p WHERE b.result_id = p.result_id
     RETURNING b.result_id, b.monitor_id, b.region, b.checked_at, b.up, b.error, b.signal
 ), runs AS (
-    SELECT monitor_id, region, count(*) AS n, bool_and(up AND signal IS NULL) AS plain_up,
-        min(checked_at) AS oldest, max(checked_at) AS newest
-    FROM taken GROUP BY monitor_id, region
+    SELECT t.monitor_id, t.region, count(*) AS n,
+        count(*) FILTER (WHERE t.checked_at > s.newest_at) AS newer,
+        bool_and(t.up AND t.signal IS NULL) AS plain_up, max(t.checked_at) AS newest
+    FROM taken t JOIN monitor_region_states s ON s.monitor_id = t.monitor_id AND s.region = t.region
+    GROUP BY t.monitor_id, t.region
 ), steady AS (
     UPDATE monitor_region_states s
-    SET consecutive_successes = LEAST(s.consecutive_successes + r.n, 1000000),
-        consecutive_failures = 0, newest_at = r.newest
+    SET consecutive_successes = LEAST(s.consecutive_successes + r.newer, 1000000),
+        consecutive_failures = CASE WHEN r.newer > 0 THEN 0 ELSE s.consecutive_failures END,
+        newest_at = GREATEST(s.newest_at, r.newest)
     FROM runs r, monitors m
     WHERE s.monitor_id = r.monitor_id AND s.region = r.region AND m.id = r.monitor_id
-        AND r.plain_up AND NOT s.failing AND NOT s.no_data
-        AND s.newest_at IS NOT NULL AND r.oldest > s.newest_at
+        AND r.plain_up AND NOT s.failing AND NOT s.no_data AND s.newest_at IS NOT NULL
         AND m.is_active AND NOT (m.config::jsonb ? 'failureRate')
     RETURNING s.monitor_id, s.region, r.n
 )

@@ -6,7 +6,6 @@ from control_plane.results.domain import PHASES, LastCheck, ResultIn, bucket_sta
 from control_plane.results.fold import fold_backlog
 from control_plane.results.ingest import (
     AfterCommit,
-    BatchFollowers,
     RecordOutcome,
     ResultsIngest,
     record_results,
@@ -23,7 +22,6 @@ from control_plane.results.store import ResultsStore, results_store
 __all__ = [
     "PHASES",
     "AfterCommit",
-    "BatchFollowers",
     "LastCheck",
     "LastCheckWriter",
     "RecordOutcome",

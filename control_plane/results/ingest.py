@@ -15,7 +15,7 @@ from typing import Protocol
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from control_plane.incidents import IncidentEngine, IncidentEvaluator
+from control_plane.incidents import IncidentEngine
 from control_plane.models import CheckScreenshot
 from control_plane.results.domain import ResultIn
 from control_plane.results.last_checks import LastCheckWriter, WriteLastChecksNow
@@ -84,16 +84,6 @@ class ResultsIngest:
         return outcome, fresh
 
 
-@dataclass(frozen=True, slots=True)
-class BatchFollowers:
-    """What follows each committed batch in a long-running ingester (the agents' gRPC service),
-    both in the background so that the agent is acknowledged at once: the monitors' lastCheck and
-    the incident engine."""
-
-    last_checks: LastCheckWriter
-    incidents: IncidentEvaluator
-
-
 class EvaluateIncidents:
     """After a batch commits, the incident engine takes and evaluates that batch's queued results
     (if it fails, or the process dies first, the engine's sweep takes them later)."""
@@ -112,17 +102,19 @@ async def record_results(
     last_checks: LastCheckWriter | None = None,
     store: ResultsStore | None = None,
     incidents: IncidentEngine | None = None,
-    evaluator: IncidentEvaluator | None = None,
+    defer_incidents: bool = False,
 ) -> RecordOutcome:
     """Store a batch (committed here) through the database's store, or `store`. Its monitors'
     lastCheck is written before this returns, or, given a `last_checks` writer (agents'
     ingestion), handed to it to write shortly after. The incident engine (`incidents`, or one with
-    the system clock) evaluates the batch before this returns, or, given an `evaluator` (agents'
-    ingestion: acknowledged without waiting for it), in the background shortly after."""
+    the system clock) evaluates the batch before this returns; with `defer_incidents` (agents'
+    ingestion, acknowledged without waiting for it), the workers' incidents job does, from the
+    queue, within a second or so."""
     store = store or results_store(session)
     # What follows every committed batch.
     after_commit: list[AfterCommit] = [
         last_checks.after_commit if last_checks is not None else WriteLastChecksNow(store),
-        evaluator.after_commit if evaluator is not None else EvaluateIncidents(incidents or IncidentEngine()),
     ]
+    if not defer_incidents:
+        after_commit.append(EvaluateIncidents(incidents or IncidentEngine()))
     return await ResultsIngest(store, after_commit).record(session, results)

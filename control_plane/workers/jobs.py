@@ -17,12 +17,24 @@ from control_plane.workers.retention import apply_retention
 from control_plane.workers.rollups import fold_rollups
 from control_plane.workers.runner import PeriodicJob, WorkerRunner
 
+QUEUE_CHUNK = 5000  # results the incident engine takes from its queue in one transaction
+
 
 def build_runner(db: Database, settings: Settings, clock: Callable[[], datetime] = utcnow) -> WorkerRunner:
     """`clock` is the runtime's (tests move it)."""
     engine = IncidentEngine(clock)
 
     alerts = AlertsLoop(db, settings, clock)
+
+    async def incident_queue() -> None:
+        # Agents' results are acknowledged once stored; they are judged here, in chunks.
+        while True:
+            async with db.session() as session:
+                evaluated = await engine.evaluate_queued(session, limit=QUEUE_CHUNK)
+            if evaluated.opened or evaluated.resolved:
+                alerts.wake()
+            if evaluated.results < QUEUE_CHUNK:
+                return
 
     async def incidents() -> None:
         async with db.session() as session:
@@ -44,6 +56,7 @@ def build_runner(db: Database, settings: Settings, clock: Callable[[], datetime]
         [
             PeriodicJob("retention", settings.retention_interval_seconds, retention),
             PeriodicJob("rollups", settings.rollup_fold_seconds, rollups),
+            PeriodicJob("incident-queue", settings.incident_queue_seconds, incident_queue),
             PeriodicJob("incidents", settings.incident_sweep_seconds, incidents),
             PeriodicJob("heartbeats", settings.heartbeat_sweep_seconds, heartbeats),
             # A loop that never returns, on every replica (a name of its own, so no lease keeps the

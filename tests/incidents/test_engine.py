@@ -157,3 +157,37 @@ async def _queued(database, ids):
         return await session.scalar(
             select(func.count()).select_from(IncidentBacklog).where(IncidentBacklog.result_id.in_(ids))
         )
+
+
+async def test_the_queue_taken_in_chunks_counts_every_result_steady_runs_included(database, world):
+    """What the background evaluator does (on PostgreSQL, plain successes fold in SQL)."""
+    from control_plane.models import RegionState
+
+    monitor = await http_monitor(database, world.org_a)
+    engine = IncidentEngine()
+
+    async def store_then_evaluate(pattern: str, minute: int) -> int:
+        async with database.session() as session:  # stored without the inline evaluation
+            batch = results_for(monitor.id, pattern, start=T0 + timedelta(minutes=minute))
+            await ResultsIngest(results_store(session)).record(session, batch)
+        async with database.session() as session:
+            return (await engine.evaluate_queued(session, limit=5000)).results
+
+    assert await store_then_evaluate("UUU", 0) >= 3  # the region's first results: its row is made
+    assert await store_then_evaluate("UU", 3) >= 2  # a steady run
+    async with database.session() as session:
+        state = await session.get(RegionState, (monitor.id, "us-east-1"))
+        assert (state.consecutive_successes, state.newest_at) == (5, T0 + timedelta(minutes=4))
+    await store_then_evaluate("D", 5)
+    assert await incidents_of(database, monitor.id) == []
+    await store_then_evaluate("D", 6)
+    [incident] = await incidents_of(database, monitor.id)
+    assert incident.started_at == T0 + timedelta(minutes=5)
+    await store_then_evaluate("U", 7)
+    [incident] = await incidents_of(database, monitor.id)
+    assert incident.resolved_at == T0 + timedelta(minutes=7)
+    # A late success older than the newest is not folded in: the counters stay.
+    await store_then_evaluate("U", 1)
+    async with database.session() as session:
+        state = await session.get(RegionState, (monitor.id, "us-east-1"))
+        assert (state.consecutive_successes, state.newest_at) == (1, T0 + timedelta(minutes=7))
