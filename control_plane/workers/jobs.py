@@ -56,7 +56,9 @@ def build_runner(db: Database, settings: Settings, clock: Callable[[], datetime]
         [
             PeriodicJob("retention", settings.retention_interval_seconds, retention),
             PeriodicJob("rollups", settings.rollup_fold_seconds, rollups),
-            PeriodicJob("incident-queue", settings.incident_queue_seconds, incident_queue),
+            # On every replica at once (a name of its own, so no lease keeps the others out): the
+            # queue is taken with SKIP LOCKED, and every state change is compare-and-set.
+            PeriodicJob(f"incident-queue-{new_id('w')}", settings.incident_queue_seconds, incident_queue),
             PeriodicJob("incidents", settings.incident_sweep_seconds, incidents),
             PeriodicJob("heartbeats", settings.heartbeat_sweep_seconds, heartbeats),
             # A loop that never returns, on every replica (a name of its own, so no lease keeps the

@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from functools import partial
 from typing import Any
 
+import httpx
 import pytest
 from aiohttp import web
 from sqlalchemy import select
@@ -91,15 +92,12 @@ async def replicas(database_url: str, tmp_path_factory: pytest.TempPathFactory) 
         try:
             for region in (EAST, WEST):
                 cluster.tokens[region] = await asyncio.to_thread(_create_token, cluster.env(), region)
-            await cluster.start_api()
+            # With their workers: agents' results are judged by each replica's incident-queue job.
+            cluster.api = await _start_api("api", cluster)
             west_to = cluster
             if url.startswith("postgresql"):
-                other = dataclasses.replace(cluster, port=free_port(), grpc_port=free_port(), agents={})
-                args = [str(BIN / "traxo"), "api", "--host", "127.0.0.1", "--port", str(other.port)]
-                args += ["--grpc-port", str(other.grpc_port), "--no-workers", "--no-migrate"]
-                second = Process("api-2", args, cluster.env(), tmp / "api-2.log")
-                await second.start()
-                west_to = other
+                west_to = dataclasses.replace(cluster, port=free_port(), grpc_port=free_port(), agents={})
+                second = await _start_api("api-2", west_to)
             east = AgentProcess("east-1", EAST, cluster.tokens[EAST], cluster)
             west = AgentProcess("west-1", WEST, cluster.tokens[WEST], west_to)
             for agent in (east, west):
@@ -119,6 +117,24 @@ async def replicas(database_url: str, tmp_path_factory: pytest.TempPathFactory) 
                     await process.stop()
             await switch.stop()
             await db.dispose()
+
+
+async def _start_api(name: str, cluster: Cluster) -> Process:
+    args = [str(BIN / "traxo"), "api", "--host", "127.0.0.1", "--port", str(cluster.port)]
+    args += ["--grpc-port", str(cluster.grpc_port), "--no-migrate"]
+    process = Process(name, args, cluster.env(), cluster.tmp / f"{name}.log")
+    await process.start()
+
+    async def ready() -> bool:
+        assert process.running, process.log_tail()
+        try:
+            async with httpx.AsyncClient() as client:
+                return (await client.get(f"{cluster.base_url}/readyz", timeout=1)).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    await eventually(ready, 30, f"{name} answers /readyz")
+    return process
 
 
 async def _incidents(replicas: Replicas, monitor_id: str) -> list[dict[str, Any]]:
