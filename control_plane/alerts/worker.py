@@ -46,7 +46,8 @@ from control_plane.models.alerts import (
 )
 from control_plane.settings import Settings
 
-BACKOFF_BASE_SECONDS = 5.0
+# A receiver failing once is retried within a second; doubling reaches the hour's cap by the 13th try.
+BACKOFF_BASE_SECONDS = 1.0
 BACKOFF_CAP_SECONDS = 3600.0
 SEND_GRACE_SECONDS = 5.0  # a send is abandoned this long after the send timeout, whatever it does
 LEASE_MARGIN_SECONDS = 5.0  # for recording the outcomes
