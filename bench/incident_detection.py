@@ -116,9 +116,13 @@ async def main() -> None:
                 await asyncio.sleep(0.2)
             org = (await client.post("/api/organization", json={"name": "Bench", "slug": "bench"})).json()
             org_id = org["data"]["id"]
+            with psycopg.connect(dsn, autocommit=True) as conn:  # its API rate allows polling every 0.1 s
+                conn.execute("UPDATE organizations SET plan = 'ENTERPRISE' WHERE id = %s", (org_id,))
+                conn.execute("SELECT pg_notify('traxo_changes', 'auth:')")
 
             async def incident_of(monitor_id: str) -> bool:
                 response = await client.get(f"/api/incidents?monitorId={monitor_id}&status=active")
+                assert response.status_code == 200, response.text
                 return bool(response.json()["data"])
 
             latencies = []
