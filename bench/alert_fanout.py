@@ -3,7 +3,7 @@
 A fresh database with `--monitors` HTTP monitors (one region) and one WEBHOOK channel pointing at
 a local receiver. Failing results arrive as an agent sends them (batches of 500 through
 `record_results`, which evaluates each batch after it commits: incidents and their events), while
-the alerts job's pass (`alert_pass`: fan-out, then delivery until nothing is due) runs every
+the alerts job's loop (`AlertsLoop`: fan-out and delivery, round after round) runs every
 `alert_delivery_seconds` as a replica runs it. Measures the time from the first failing batch to
 the last webhook received, and counts webhook-ids: each delivered once (target: 1,000 within 10 s,
 none twice). The second run has the receiver fail the first attempt of every webhook (503): each
@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from control_plane import migrate  # noqa: E402
-from control_plane.alerts.job import alert_pass  # noqa: E402
+from control_plane.alerts.job import AlertsLoop  # noqa: E402
 from control_plane.core.ids import new_id  # noqa: E402
 from control_plane.db import Database  # noqa: E402
 from control_plane.models import Monitor, Organization  # noqa: E402
@@ -88,7 +88,6 @@ async def run(monitors: int, fail_first: bool) -> bool:
     db = Database(url)
     await db.start()
     now = datetime.now(UTC).replace(microsecond=0)
-    stop = asyncio.Event()
     try:
         async with db.session() as session:
             org = Organization(id=new_id("org"), name="Bench", slug="bench", plan="ENTERPRISE")
@@ -120,15 +119,9 @@ async def run(monitors: int, fail_first: bool) -> bool:
                 error_message="expected a 2xx status, got 503",
             )  # fmt: skip
 
-        async def alerts_job() -> None:  # what the replica's PeriodicJob does
-            while not stop.is_set():
-                await alert_pass(db, settings, now=datetime.now(UTC))
-                try:
-                    await asyncio.wait_for(stop.wait(), settings.alert_delivery_seconds)
-                except TimeoutError:
-                    pass
-
-        job = asyncio.create_task(alerts_job())
+        # What a replica's alerts job runs: passes every second, and at once when the engine
+        # announces new events (its change topic).
+        job = asyncio.create_task(AlertsLoop(db, settings, lambda: datetime.now(UTC)).run())
         started = time.monotonic()
         for k in range(2):  # two checks' worth (the default confirmations)
             results = [failing(m, k) for m in ids]
@@ -140,8 +133,8 @@ async def run(monitors: int, fail_first: bool) -> bool:
             await asyncio.sleep(0.05)
         elapsed = receiver.last_accepted - started if receiver.accepted else float("inf")
         await asyncio.sleep(2)  # anything sent twice would arrive by now
-        stop.set()
-        await job
+        job.cancel()
+        await asyncio.gather(job, return_exceptions=True)
         with psycopg.connect(url) as conn:
             counts = conn.execute(
                 "SELECT count(*) FILTER (WHERE status = 'delivered'), count(*) FILTER (WHERE status <> 'delivered')"
@@ -162,7 +155,6 @@ async def run(monitors: int, fail_first: bool) -> bool:
             ok = ok and set(receiver.seen.values()) == {2}
         return ok and elapsed <= TARGET_S
     finally:
-        stop.set()
         await db.dispose()
         await runner.cleanup()
         with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:

@@ -11,11 +11,12 @@ import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+from control_plane.alerts.guard import outbound_session
 from control_plane.alerts.notification import Sender
 from control_plane.alerts.outbox import dispatch_events, release_held
 from control_plane.alerts.reminders import remind
 from control_plane.alerts.senders import SENDERS
-from control_plane.alerts.worker import deliver_all_due
+from control_plane.alerts.worker import deliver_due
 from control_plane.db import Database, brief_error
 from control_plane.incidents.changes import EVENTS_TOPIC
 from control_plane.settings import Settings
@@ -26,19 +27,36 @@ log = logging.getLogger(__name__)
 
 
 async def alert_pass(
-    db: Database, settings: Settings, *, now: datetime, senders: dict[str, Sender] = SENDERS
+    db: Database,
+    settings: Settings,
+    *,
+    now: datetime,
+    senders: dict[str, Sender] = SENDERS,
+    clock: Callable[[], datetime] | None = None,
 ) -> int:
-    """One pass: release incidents whose maintenance ended, write due reminders, fan out the
-    outbox, then deliver until nothing is due at `now`. Returns the deliveries claimed."""
+    """One pass: release incidents whose maintenance ended, write due reminders, then fan out
+    the outbox and deliver, round after round, until nothing is due. Returns the deliveries
+    claimed. Given a `clock`, each round reads it: events the engine wrote meanwhile are fanned
+    out, and retries whose backoff ran out are sent, in the same pass (else all at `now`)."""
     give_up_after = timedelta(hours=settings.alert_delivery_give_up_hours)
     async with db.session() as session:
         await release_held(session, now=now)
     async with db.session() as session:
         await remind(session, now=now)
-    async with db.session() as session:
-        while await dispatch_events(session, now=now, give_up_after=give_up_after):
-            pass
-    return await deliver_all_due(db, settings, now=now, senders=senders)
+    total = 0
+    http = outbound_session(settings)
+    try:
+        while True:
+            moment = clock() if clock is not None else now
+            async with db.session() as session:
+                while await dispatch_events(session, now=moment, give_up_after=give_up_after):
+                    pass
+            count = await deliver_due(db, settings, now=moment, senders=senders, http=http)
+            if not count:
+                return total
+            total += count
+    finally:
+        await http.close()
 
 
 class AlertsLoop:
@@ -57,7 +75,7 @@ class AlertsLoop:
         while True:
             self._woken.clear()
             try:
-                await alert_pass(self._db, self._settings, now=self._clock())
+                await alert_pass(self._db, self._settings, now=self._clock(), clock=self._clock)
             except Exception as exc:
                 log.warning(
                     "alerts pass failed (%s); again in %.0f s",

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import aiohttp
-from sqlalchemy import exists, insert, or_, select, update
+from sqlalchemy import Table, bindparam, exists, insert, or_, select, update
 from sqlalchemy.orm import aliased
 
 from control_plane.alerts.guard import outbound_session
@@ -241,51 +241,73 @@ async def _send(job: _Job, senders: dict[str, Sender], context: SendContext, set
 
 
 async def _record(db: Database, done: list[tuple[_Job, _Result]], *, now: datetime, lease: datetime) -> None:
+    """Every outcome of the batch in one executemany (and its attempts in one insert)."""
     attempts = []
-    async with db.session() as session:
-        for job, result in done:
-            delivery = job.delivery
-            values: dict[str, object] = {"claimed_until": None}
-            if result.outcome is None:  # skipped: nothing was sent
-                values |= {"status": DELIVERY_SKIPPED, "last_error": "channel disabled or deleted"}
-            else:
-                outcome = result.outcome
-                tries = delivery.attempts + 1
-                values |= {"attempts": tries, "last_error": outcome.error}
-                attempts.append(
-                    {
-                        "id": new_id("dat"),
-                        "delivery_id": delivery.id,
-                        "channel_id": delivery.channel_id,
-                        "attempted_at": now,
-                        "outcome": "delivered" if outcome.delivered else "failed",
-                        "latency_ms": round(result.latency_ms, 3),
-                        "status_code": outcome.status_code,
-                        "error": outcome.error,
-                    }
-                )
-                if outcome.delivered:
-                    values |= {"status": DELIVERY_DELIVERED, "delivered_at": now}
-                else:
-                    retry_at = now + timedelta(seconds=backoff_seconds(tries))
-                    if not outcome.retryable or retry_at >= delivery.give_up_at:
-                        values |= {"status": DELIVERY_FAILED}
-                    else:
-                        values |= {"next_attempt_at": retry_at}
-            # Only while our lease holds: a worker that took it over after it ran out records its own.
-            await session.execute(
-                update(AlertDelivery)
-                .where(
-                    AlertDelivery.id == delivery.id,
-                    AlertDelivery.status == DELIVERY_PENDING,
-                    AlertDelivery.claimed_until == lease,
-                )
-                .values(**values)
-                .execution_options(synchronize_session=False)
+    updates = []
+    for job, result in done:
+        delivery = job.delivery
+        row: dict[str, object] = {
+            "b_id": delivery.id,
+            "b_lease": lease,
+            "v_status": delivery.status,
+            "v_attempts": delivery.attempts,
+            "v_last_error": delivery.last_error,
+            "v_delivered_at": delivery.delivered_at,
+            "v_next_attempt_at": delivery.next_attempt_at,
+        }
+        if result.outcome is None:  # skipped: nothing was sent
+            row |= {"v_status": DELIVERY_SKIPPED, "v_last_error": "channel disabled or deleted"}
+        else:
+            outcome = result.outcome
+            tries = delivery.attempts + 1
+            row |= {"v_attempts": tries, "v_last_error": outcome.error}
+            attempts.append(
+                {
+                    "id": new_id("dat"),
+                    "delivery_id": delivery.id,
+                    "channel_id": delivery.channel_id,
+                    "attempted_at": now,
+                    "outcome": "delivered" if outcome.delivered else "failed",
+                    "latency_ms": round(result.latency_ms, 3),
+                    "status_code": outcome.status_code,
+                    "error": outcome.error,
+                }
             )
+            if outcome.delivered:
+                row |= {"v_status": DELIVERY_DELIVERED, "v_delivered_at": now}
+            else:
+                retry_at = now + timedelta(seconds=backoff_seconds(tries))
+                if not outcome.retryable or retry_at >= delivery.give_up_at:
+                    row |= {"v_status": DELIVERY_FAILED}
+                else:
+                    row |= {"v_next_attempt_at": retry_at}
+        updates.append(row)
+    async with db.session() as session:
+        if updates:
+            await session.execute(_RECORD, updates)
         if attempts:
             await session.execute(insert(DeliveryAttempt), attempts)
         await session.commit()
+
+
+_DELIVERIES: Table = AlertDelivery.__table__  # type: ignore[assignment]
+# Only while our lease holds: a worker that took a delivery over after it ran out records its own.
+_RECORD = (
+    _DELIVERIES.update()
+    .where(
+        _DELIVERIES.c.id == bindparam("b_id"),
+        _DELIVERIES.c.status == DELIVERY_PENDING,
+        _DELIVERIES.c.claimed_until == bindparam("b_lease"),
+    )
+    .values(
+        status=bindparam("v_status"),
+        attempts=bindparam("v_attempts"),
+        last_error=bindparam("v_last_error"),
+        delivered_at=bindparam("v_delivered_at"),
+        next_attempt_at=bindparam("v_next_attempt_at"),
+        claimed_until=None,
+    )
+)
 
 
 async def deliver_all_due(
