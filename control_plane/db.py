@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import DateTime, MetaData, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import StatementError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -90,6 +91,13 @@ def create_engine(database_url: str, **kwargs: Any) -> AsyncEngine:
         dbapi_connection.autocommit = autocommit
 
     return engine
+
+
+def insert_ignoring_conflicts(session: AsyncSession, table: Any, *index_elements: Any) -> Any:
+    """`INSERT … ON CONFLICT (index_elements) DO NOTHING` in the session's database's dialect
+    (both spell it the same; SQLAlchemy builds it per dialect). No elements: any conflict."""
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    return dialect.insert(table).on_conflict_do_nothing(index_elements=list(index_elements) or None)
 
 
 def brief_error(exc: BaseException, limit: int = 300) -> str:

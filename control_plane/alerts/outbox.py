@@ -21,12 +21,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import exists, insert, select, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from control_plane.core.ids import new_id
 from control_plane.core.timefmt import iso
+from control_plane.db import insert_ignoring_conflicts
 from control_plane.maintenance import monitors_in_maintenance
 from control_plane.models import Incident, IncidentEvent, Monitor
 from control_plane.models.alerts import DELIVERY_PENDING, AlertChannel, AlertDelivery
@@ -103,9 +102,7 @@ async def dispatch_events(
 def _insert_new(session: AsyncSession) -> Any:
     """INSERT … ON CONFLICT DO NOTHING: a delivery that exists for its (event, channel) stays the
     only one (an event fanned out again is a no-op, not a failed batch every pass)."""
-    dialect = session.get_bind().dialect.name
-    statement = (sqlite_insert if dialect == "sqlite" else postgresql_insert)(AlertDelivery)
-    return statement.on_conflict_do_nothing(index_elements=["event_id", "channel_id"])
+    return insert_ignoring_conflicts(session, AlertDelivery, "event_id", "channel_id")
 
 
 async def _targets(session: AsyncSession, events: list[IncidentEvent]) -> dict[str, _Target]:

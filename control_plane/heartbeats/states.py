@@ -9,10 +9,10 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from control_plane.core.timefmt import iso, parse_iso
+from control_plane.db import insert_ignoring_conflicts
 from control_plane.heartbeats.schedule import Schedule, next_due
 from control_plane.models import HeartbeatState, Monitor
 
@@ -33,9 +33,7 @@ async def insert_missing_states(session: AsyncSession, rows: list[dict[str, Any]
     """Create these states unless they exist (another replica or ping made them meanwhile)."""
     if not rows:
         return
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(HeartbeatState).on_conflict_do_nothing(index_elements=[HeartbeatState.monitor_id])
+    statement = insert_ignoring_conflicts(session, HeartbeatState, HeartbeatState.monitor_id)
     await session.execute(statement, rows)
 
 

@@ -5,7 +5,7 @@ commits, `evaluate_results` takes that batch's queued rows and applies them in o
 per monitor and region it folds the new results into the region's state row, judges the monitor
 (quorum of failing regions, failure rate), and writes any incident change with its timeline entry
 and outbox event. The queue rows are deleted in that same transaction, so each result is evaluated
-exactly once; what a crash leaves queued, the sweep (`evaluate_leftovers`) takes. Set-based per
+exactly once; what a crash leaves queued, the queue job and the sweep (`evaluate_queued`) take. Set-based per
 batch: a handful of statements whatever its size, and nothing at all written for a monitor whose
 state did not change but for its region rows.
 """
@@ -30,7 +30,6 @@ from control_plane.incidents.judge import MonitorJudge, MonitorRow
 from control_plane.incidents.states import (
     lock_monitor_states,
     read_region_states,
-    take_leftovers,
     take_queued,
     take_results,
     write_region_states,
@@ -68,17 +67,13 @@ class IncidentEngine:
 
         return await self._run(session, take)
 
-    async def evaluate_queued(self, session: AsyncSession, *, limit: int) -> Evaluated:
-        """Evaluate up to `limit` queued results, oldest first, skipping rows another replica holds;
-        committed here."""
-        return await self._run(session, lambda: take_queued(session, limit=limit))
-
-    async def evaluate_leftovers(
-        self, session: AsyncSession, *, queued_before: datetime, limit: int = 2000
+    async def evaluate_queued(
+        self, session: AsyncSession, *, limit: int, queued_before: datetime | None = None
     ) -> Evaluated:
-        """Evaluate results queued before `queued_before` that nobody evaluated; committed here."""
+        """Evaluate up to `limit` queued results, oldest first (those queued before
+        `queued_before`, if given), skipping rows another replica holds; committed here."""
         return await self._run(
-            session, lambda: take_leftovers(session, queued_before=queued_before, limit=limit)
+            session, lambda: take_queued(session, limit=limit, queued_before=queued_before)
         )
 
     async def _run(

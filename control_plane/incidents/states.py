@@ -13,10 +13,11 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Table, delete, select, text
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from control_plane.core.id_sets import among
+from control_plane.db import insert_ignoring_conflicts
 from control_plane.incidents.fold import Observation, Region
 from control_plane.incidents.postgres_steady import take_folding_steady
 from control_plane.models import IncidentBacklog, MonitorState, RegionState
@@ -42,14 +43,6 @@ async def take_results(session: AsyncSession, result_ids: Sequence[str]) -> list
     return taken
 
 
-async def take_leftovers(
-    session: AsyncSession, *, queued_before: datetime, limit: int
-) -> tuple[list[Observation], int]:
-    """Queued results their writer did not evaluate (it crashed, or its evaluation failed); rows
-    another replica holds are skipped."""
-    return await take_queued(session, limit=limit, queued_before=queued_before)
-
-
 async def take_queued(
     session: AsyncSession, *, limit: int, queued_before: datetime | None = None
 ) -> tuple[list[Observation], int]:
@@ -72,11 +65,6 @@ async def take_queued(
     return [_observation(row) for row in await session.execute(taken)], 0
 
 
-def _insert_ignoring_conflicts(session: AsyncSession, table: Any) -> Any:
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    return dialect.insert(table).on_conflict_do_nothing()
-
-
 async def lock_monitor_states(session: AsyncSession, monitors: dict[str, str]) -> dict[str, MonitorState]:
     """The states of these monitors (id -> org id), created if missing, locked for this transaction."""
     ids = sorted(monitors)
@@ -95,7 +83,7 @@ async def lock_monitor_states(session: AsyncSession, monitors: dict[str, str]) -
             {"monitor_id": m, "org_id": monitors[m], "down": False, "version": 0, "transitions": []}
             for m in missing
         ]
-        await session.execute(_insert_ignoring_conflicts(session, MonitorState), rows)
+        await session.execute(insert_ignoring_conflicts(session, MonitorState), rows)
         await read(missing)
     return states
 

@@ -23,6 +23,7 @@ from control_plane.models.incidents import KIND_DOWN, KIND_NO_DATA
 
 # Queued results younger than this are their writer's to evaluate (it does so right after commit).
 LEFTOVER_AGE = timedelta(seconds=10)
+LEFTOVER_CHUNK = 2000
 
 
 @dataclass(slots=True)
@@ -35,9 +36,11 @@ class Swept:
 async def sweep(session: AsyncSession, engine: IncidentEngine, *, now: datetime) -> Swept:
     swept = Swept()
     while True:
-        evaluated = await engine.evaluate_leftovers(session, queued_before=now - LEFTOVER_AGE)
+        evaluated = await engine.evaluate_queued(
+            session, limit=LEFTOVER_CHUNK, queued_before=now - LEFTOVER_AGE
+        )
         swept.leftovers += evaluated.results
-        if evaluated.results < 2000:
+        if evaluated.results < LEFTOVER_CHUNK:
             break
     swept.no_data_opened = await open_no_data(session, now=now)
     swept.flapping_closed = await close_stable_flapping(session, now=now)

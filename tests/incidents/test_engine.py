@@ -127,10 +127,10 @@ async def test_each_result_is_evaluated_once_and_a_failed_evaluation_is_swept_la
 
     engine = IncidentEngine()
     async with database.session() as session:  # too fresh: left to its own writer
-        swept = await engine.evaluate_leftovers(session, queued_before=T0.replace(year=2000))
+        swept = await engine.evaluate_queued(session, limit=2000, queued_before=T0.replace(year=2000))
     assert swept.results == 0
     async with database.session() as session:
-        swept = await engine.evaluate_leftovers(session, queued_before=T0.replace(year=2100))
+        swept = await engine.evaluate_queued(session, limit=2000, queued_before=T0.replace(year=2100))
     assert swept.results >= 2
     assert await _queued(database, [r.id for r in batch]) == 0
     [incident] = await incidents_of(database, monitor.id)
