@@ -86,6 +86,17 @@ class Settings(BaseSettings):
     alert_delivery_seconds: float = Field(default=1, gt=0)
     alert_send_timeout_seconds: float = Field(default=10, gt=0)
     alert_delivery_batch: int = Field(default=100, ge=1, le=10_000)
+    # AI monitoring. Ingest: events per batch request, events one group commit writes at most (the
+    # requests waiting are answered after it commits), and the bounds of an event's `metadata`.
+    ai_ingest_batch_max: int = Field(default=1000, ge=1, le=10_000)
+    ai_commit_max_events: int = Field(default=2000, ge=1)
+    ai_metadata_max_bytes: int = Field(default=16_384, ge=2)
+    ai_metadata_max_depth: int = Field(default=5, ge=1)
+    # Raw AI events are kept this long (their hourly rollups for rollup_retention_days).
+    ai_retention_days: int = Field(default=30, ge=1)
+    # How often the insights worker looks at recent usage, and the budget worker at spend.
+    ai_insights_seconds: float = Field(default=300, gt=0)
+    ai_budget_seconds: float = Field(default=60, gt=0)
     grpc_port: int = Field(default=50051, ge=0, le=65535)
     # TLS for the agent protocol (PEM files); plaintext gRPC when unset.
     grpc_tls_cert: str | None = None

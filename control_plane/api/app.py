@@ -23,9 +23,14 @@ from control_plane.api.middleware import ApiMiddleware
 from control_plane.api.openapi import build_openapi
 from control_plane.api.responses import JsonResponse
 from control_plane.api.routes import (
+    ai_ingest,
+    ai_insights,
+    ai_otlp,
+    ai_usage,
     alert_channels,
     api_keys,
     billing,
+    cost_alerts,
     dashboard,
     heartbeat,
     incidents,
@@ -139,6 +144,11 @@ def create_app(
         maintenance.router,
         alert_channels.router,
         heartbeat.router,
+        ai_ingest.router,
+        ai_otlp.router,
+        ai_usage.router,
+        ai_insights.router,
+        cost_alerts.router,
     ):
         app.include_router(router)
 

@@ -3,6 +3,7 @@
 from control_plane.domain.roles import Role
 from control_plane.models.accounts import ApiKey, AuditEvent, BillingEvent, Membership, Organization, User
 from control_plane.models.agents import Agent, AgentToken, AssignmentGrant
+from control_plane.models.ai import AiDailyUsage, AiEvent, AiInsight, AiUsageRollup, CostAlert
 from control_plane.models.alerts import AlertChannel, AlertDelivery, DeliveryAttempt
 from control_plane.models.incidents import (
     HeartbeatState,
@@ -25,6 +26,10 @@ from control_plane.models.monitoring import (
 __all__ = [
     "Agent",
     "AgentToken",
+    "AiDailyUsage",
+    "AiEvent",
+    "AiInsight",
+    "AiUsageRollup",
     "AlertChannel",
     "AlertDelivery",
     "ApiKey",
@@ -34,6 +39,7 @@ __all__ = [
     "CheckResult",
     "CheckRollup",
     "CheckScreenshot",
+    "CostAlert",
     "DeliveryAttempt",
     "HeartbeatState",
     "Incident",

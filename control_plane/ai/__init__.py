@@ -1,0 +1,2 @@
+"""AI monitoring: LLM monitors' events (ingest, OTLP), their prices, usage rollups, insights and
+budgets."""
