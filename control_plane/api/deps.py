@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from control_plane.ai.ingest import AiIngest
 from control_plane.api.errors import ApiError
 from control_plane.api.middleware import RESPONSE_HEADERS_KEY
 from control_plane.api.ratelimit import RateLimiter
@@ -36,6 +37,8 @@ class Runtime:
     uptime: UptimeCache
     # "Now" for every write a request makes: the wall clock in a server, one that tests move.
     clock: Clock
+    # LLM events' group commit (POST /api/ai/ingest, OTLP): its writer starts on the first event.
+    ai_ingest: AiIngest
 
     @classmethod
     def build(cls, settings: Settings, db: Database | None = None, clock: Clock = utcnow) -> Runtime:
@@ -47,6 +50,7 @@ class Runtime:
             principals=PrincipalCache(db.changes, timedelta(seconds=settings.auth_cache_seconds)),
             uptime=UptimeCache(db.changes),
             clock=clock,
+            ai_ingest=AiIngest(db, settings, clock),
         )
 
 
