@@ -73,7 +73,7 @@ def test_it_names_the_price_data_version() -> None:
 def test_costs_are_free_of_float_noise() -> None:
     cost = cost_usd("anthropic", "claude-3-5-haiku-latest", NOW, prompt_tokens=150, completion_tokens=80)
     assert cost is not None
-    assert Decimal(str(cost)) == Decimal("0.00044")  # 150 × $0.80/M + 80 × $4/M
+    assert Decimal(str(cost)) == Decimal("0.00044")  # 150 x $0.80/M + 80 x $4/M
 
 
 def test_it_prices_with_the_network_unreachable() -> None:
