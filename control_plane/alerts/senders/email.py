@@ -15,6 +15,7 @@ import aiosmtplib
 from control_plane.alerts import render
 from control_plane.alerts.notification import Notification, SendContext, SendOutcome
 from control_plane.alerts.senders._http import send_time
+from control_plane.settings import Settings
 
 NO_SERVER = "no SMTP server configured (TRAXO_SMTP_HOST)"
 
@@ -78,8 +79,23 @@ async def send(config: dict[str, Any], notification: Notification, context: Send
         return SendOutcome(delivered=False, error=NO_SERVER, retryable=False)
     recipients = [str(r) for r in config["recipients"]]
     message = build_message(notification, recipients, settings.smtp_from, context)
-    where = f"{settings.smtp_host}:{settings.smtp_port}"
     tls_context = context.extra.get("smtp_tls_context")  # a CA of one's own (tests, self-hosters)
+    return await send_message(
+        settings, message, recipients, tls_context if isinstance(tls_context, ssl.SSLContext) else None
+    )
+
+
+async def send_message(
+    settings: Settings,
+    message: EmailMessage,
+    recipients: list[str],
+    tls_context: ssl.SSLContext | None = None,
+) -> SendOutcome:
+    """`message` to `recipients` through the SMTP server of settings.smtp_* (its host, port,
+    security and login): how EMAIL channels send, for any other mail Traxo sends (budgets)."""
+    if not settings.smtp_host:
+        return SendOutcome(delivered=False, error=NO_SERVER, retryable=False)
+    where = f"{settings.smtp_host}:{settings.smtp_port}"
     try:
         await aiosmtplib.send(
             message,
@@ -91,7 +107,7 @@ async def send(config: dict[str, Any], notification: Notification, context: Send
             password=settings.smtp_password or None,
             use_tls=settings.smtp_security == "tls",
             start_tls=settings.smtp_security == "starttls",
-            tls_context=tls_context if isinstance(tls_context, ssl.SSLContext) else None,
+            tls_context=tls_context,
             timeout=settings.smtp_timeout_seconds,
         )
     except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
