@@ -14,6 +14,7 @@ import pytest
 
 from control_plane.api.alert_channel_schemas import AlertChannelCreate, AlertChannelUpdate
 from control_plane.api.billing_schemas import CheckoutRequest
+from control_plane.api.cost_alert_schemas import CostAlertPut
 from control_plane.api.incident_schemas import IncidentUpdateCreate
 from control_plane.api.maintenance_schemas import MaintenanceCreate, MaintenanceUpdate
 from control_plane.api.monitor_schemas import MonitorCreate, MonitorUpdate
@@ -72,6 +73,11 @@ ERROR_STATUSES: dict[tuple[str, str], set[int]] = {
     ("DELETE", "/api/alert-channels/{channel_id}"): {401, 403, 404, 429},
     ("POST", "/api/alert-channels/{channel_id}/test"): {401, 403, 404, 429},
     ("GET", "/api/alert-channels/{channel_id}/deliveries"): {400, 401, 404, 429},
+    ("GET", "/api/monitors/{monitor_id}/cost-alert"): {400, 401, 404, 429},
+    ("PUT", "/api/monitors/{monitor_id}/cost-alert"): {400, 401, 403, 404, 413, 429},
+    ("DELETE", "/api/monitors/{monitor_id}/cost-alert"): {400, 401, 403, 404, 429},
+    ("GET", "/api/monitors/{monitor_id}/ai-usage"): {400, 401, 404, 429},
+    ("GET", "/api/monitors/{monitor_id}/ai-events"): {400, 401, 404, 429},
     **{
         (method, f"/api/heartbeat/{{token}}{suffix}"): {400, 404, 429}
         for method in ("GET", "POST")
@@ -94,6 +100,7 @@ REQUEST_MODELS: list[type[RequestModel]] = [
     MaintenanceUpdate,
     AlertChannelCreate,
     AlertChannelUpdate,
+    CostAlertPut,
 ]
 
 
