@@ -7,6 +7,7 @@ import asyncio
 import logging
 from datetime import timedelta
 
+from control_plane.ai.retention import apply_ai_retention
 from control_plane.core.timefmt import Clock, utcnow
 from control_plane.db import Database
 from control_plane.results import delete_expired, delete_results_of, orphaned_monitor_ids
@@ -36,6 +37,7 @@ async def apply_retention(
     async with db.session() as session:
         for monitor_id in await orphaned_monitor_ids(session):
             total += await delete_results_of(session, monitor_id, batch_size=batch_size)
+    total += await apply_ai_retention(db, settings, now=clock(), batch_size=batch_size)
     if total:
         log.info("retention deleted %d expired rows", total)
     return total
