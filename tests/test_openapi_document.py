@@ -78,6 +78,7 @@ ERROR_STATUSES: dict[tuple[str, str], set[int]] = {
     ("DELETE", "/api/monitors/{monitor_id}/cost-alert"): {400, 401, 403, 404, 429},
     ("GET", "/api/monitors/{monitor_id}/ai-usage"): {400, 401, 404, 429},
     ("GET", "/api/monitors/{monitor_id}/ai-events"): {400, 401, 404, 429},
+    ("POST", "/api/ai/otlp/{monitorId}/v1/traces"): {400, 404, 413, 415, 429},
     **{
         (method, f"/api/heartbeat/{{token}}{suffix}"): {400, 404, 429}
         for method in ("GET", "POST")
@@ -87,6 +88,8 @@ ERROR_STATUSES: dict[tuple[str, str], set[int]] = {
 PUBLIC = {("POST", "/api/billing/webhook")}  # RevenueCat's secret, not an API key
 # The job's token in the path is all a heartbeat needs: no scheme at all.
 UNAUTHENTICATED = {key for key in ERROR_STATUSES if key[1].startswith("/api/heartbeat/")}
+OTLP_TRACES = ("POST", "/api/ai/otlp/{monitorId}/v1/traces")
+UNAUTHENTICATED.add(OTLP_TRACES)  # the monitor id routes an OTLP export, as it does the ingest
 REQUEST_MODELS: list[type[RequestModel]] = [
     MonitorCreate,
     MonitorUpdate,
@@ -152,7 +155,10 @@ async def test_every_operation_documents_its_error_statuses_with_the_error_body(
         for status in errors:
             response = operation["responses"][str(status)]
             assert response["description"], (key, status)
-            assert response["content"] == {"application/json": {"schema": ERROR_BODY}}, (key, status)
+            expected = {"application/json": {"schema": ERROR_BODY}}
+            if key == OTLP_TRACES and status in (400, 404, 429):  # a protobuf export's: a google.rpc.Status
+                expected["application/x-protobuf"] = {"schema": {"type": "string", "format": "binary"}}
+            assert response["content"] == expected, (key, status)
         assert "Retry-After" in operation["responses"]["429"]["headers"], key
         successes = [status for status in operation["responses"] if status.startswith("2")]
         assert len(successes) == 1, key

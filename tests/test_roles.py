@@ -9,7 +9,7 @@ from control_plane.api.app import create_app
 WRITE_METHODS = {"post", "put", "patch", "delete"}
 # Endpoints that take no API key (public by the reference, or authenticated otherwise).
 PUBLIC_PATHS: set[str] = {"/api/billing/webhook"}
-PUBLIC_PREFIXES = ("/api/heartbeat/",)  # the job's token in the path is its only credential
+PUBLIC_PREFIXES = ("/api/heartbeat/", "/api/ai/otlp/")  # a heartbeat's token, an LLM monitor's id
 
 
 def api_operations(settings, runtime) -> list[tuple[str, str]]:
