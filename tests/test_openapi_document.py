@@ -12,6 +12,7 @@ import httpx
 import jsonschema_rs  # comes with schemathesis
 import pytest
 
+from control_plane.api.ai_insight_schemas import InsightUpdate
 from control_plane.api.alert_channel_schemas import AlertChannelCreate, AlertChannelUpdate
 from control_plane.api.billing_schemas import CheckoutRequest
 from control_plane.api.cost_alert_schemas import CostAlertPut
@@ -73,6 +74,8 @@ ERROR_STATUSES: dict[tuple[str, str], set[int]] = {
     ("DELETE", "/api/alert-channels/{channel_id}"): {401, 403, 404, 429},
     ("POST", "/api/alert-channels/{channel_id}/test"): {401, 403, 404, 429},
     ("GET", "/api/alert-channels/{channel_id}/deliveries"): {400, 401, 404, 429},
+    ("GET", "/api/monitors/{monitor_id}/insights"): {400, 401, 404, 429},
+    ("PATCH", "/api/monitors/{monitor_id}/insights/{insight_id}"): {400, 401, 403, 404, 413, 429},
     ("GET", "/api/monitors/{monitor_id}/cost-alert"): {400, 401, 404, 429},
     ("PUT", "/api/monitors/{monitor_id}/cost-alert"): {400, 401, 403, 404, 413, 429},
     ("DELETE", "/api/monitors/{monitor_id}/cost-alert"): {400, 401, 403, 404, 429},
@@ -103,6 +106,7 @@ REQUEST_MODELS: list[type[RequestModel]] = [
     MaintenanceUpdate,
     AlertChannelCreate,
     AlertChannelUpdate,
+    InsightUpdate,
     CostAlertPut,
 ]
 

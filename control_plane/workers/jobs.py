@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
+from control_plane.ai.insights_job import generate_insights
 from control_plane.alerts.job import AlertsLoop
 from control_plane.core.ids import new_id
 from control_plane.core.timefmt import utcnow
@@ -51,6 +52,9 @@ def build_runner(db: Database, settings: Settings, clock: Callable[[], datetime]
     async def rollups() -> None:
         await fold_rollups(db)
 
+    async def ai_insights() -> None:
+        await generate_insights(db, now=clock())
+
     return WorkerRunner(
         db,
         [
@@ -61,6 +65,7 @@ def build_runner(db: Database, settings: Settings, clock: Callable[[], datetime]
             PeriodicJob(f"incident-queue-{new_id('w')}", settings.incident_queue_seconds, incident_queue),
             PeriodicJob("incidents", settings.incident_sweep_seconds, incidents),
             PeriodicJob("heartbeats", settings.heartbeat_sweep_seconds, heartbeats),
+            PeriodicJob("ai-insights", settings.ai_insights_seconds, ai_insights),
             # A loop that never returns, on every replica (a name of its own, so no lease keeps the
             # others out): deliveries are claimed with SKIP LOCKED, the rest is compare-and-set.
             PeriodicJob(f"alerts-{new_id('w')}", settings.alert_delivery_seconds, alerts.run),

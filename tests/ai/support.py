@@ -70,3 +70,114 @@ async def insert_rows(db: Database, rows: list[Any]) -> None:
     async with db.session() as session:
         session.add_all(rows)
         await session.commit()
+
+
+def priced_event(
+    monitor: Monitor,
+    created_at: datetime,
+    *,
+    provider: str = "openai",
+    model: str = "gpt-4o",
+    prompt: int = 150,
+    completion: int = 80,
+    cached: int | None = None,
+    **fields: Any,
+) -> AiEvent:
+    """An event of `monitor` costing what the price data says (None for a model it does not know)."""
+    from control_plane.ai.pricing import cost_usd
+
+    cost = cost_usd(
+        provider, model, created_at, prompt_tokens=prompt, completion_tokens=completion, cached_tokens=cached
+    )
+    values: dict[str, Any] = {
+        "provider": provider,
+        "model": model,
+        "input_tokens": prompt,
+        "output_tokens": completion,
+        "total_tokens": prompt + completion,
+        "cached_tokens": cached,
+        "cost_usd": cost,
+        **fields,
+    }
+    return ai_event_row(monitor, created_at, **values)
+
+
+async def insert_events_with_rollups(db: Database, events: list[AiEvent]) -> None:
+    """`events` as rows, summed into their hourly rollups as the ingest does (added to any rollup
+    already there), in one transaction."""
+    rollups: dict[tuple[str, datetime, str, str], AiUsageRollup] = {}
+    async with db.session() as session:
+        session.add_all(events)
+        for event in events:
+            hour = event.created_at.replace(minute=0, second=0, microsecond=0)
+            key = (event.monitor_id, hour, event.provider, event.model)
+            rollup = rollups.get(key) or await session.get(AiUsageRollup, key)
+            if rollup is None:
+                rollup = AiUsageRollup(
+                    monitor_id=event.monitor_id,
+                    hour=hour,
+                    provider=event.provider,
+                    model=event.model,
+                    org_id=event.org_id,
+                    events=0,
+                    errors=0,
+                    input_tokens=0,
+                    output_tokens=0,
+                    total_tokens=0,
+                    cached_tokens=0,
+                    reasoning_tokens=0,
+                    cost_usd=0.0,
+                    unpriced_events=0,
+                    latency_sum_ms=0.0,
+                    latency_histogram={},
+                    rag_events=0,
+                    rag_docs_events=0,
+                    rag_docs_sum=0,
+                    rag_relevance_events=0,
+                    rag_relevance_sum=0.0,
+                    rag_retrieval_events=0,
+                    rag_retrieval_ms_sum=0.0,
+                    rag_context_events=0,
+                    rag_context_tokens_sum=0,
+                )
+                session.add(rollup)
+            rollups[key] = rollup
+            _add_to_rollup(rollup, event)
+        await session.commit()
+
+
+def _add_to_rollup(rollup: AiUsageRollup, event: AiEvent) -> None:
+    rollup.events += 1
+    rollup.errors += event.status != EVENT_SUCCESS
+    rollup.input_tokens += event.input_tokens
+    rollup.output_tokens += event.output_tokens
+    rollup.total_tokens += event.total_tokens
+    rollup.cached_tokens += event.cached_tokens or 0
+    rollup.reasoning_tokens += event.reasoning_tokens or 0
+    if event.cost_usd is None:
+        rollup.unpriced_events += 1
+    else:
+        rollup.cost_usd += event.cost_usd
+    rollup.latency_sum_ms += event.latency_ms
+    latencies = dict(rollup.latency_histogram)  # a new dict: the JSON column sees the change
+    histogram.add(latencies, event.latency_ms)
+    rollup.latency_histogram = latencies
+    rag = (
+        event.rag_docs_retrieved,
+        event.rag_avg_relevance,
+        event.rag_retrieval_ms,
+        event.rag_context_tokens,
+    )
+    rollup.rag_events += any(value is not None for value in rag)
+    if event.rag_docs_retrieved is not None:
+        rollup.rag_docs_events += 1
+        rollup.rag_docs_sum += event.rag_docs_retrieved
+    if event.rag_avg_relevance is not None:
+        rollup.rag_relevance_events += 1
+        rollup.rag_relevance_sum += event.rag_avg_relevance
+    if event.rag_retrieval_ms is not None:
+        rollup.rag_retrieval_events += 1
+        rollup.rag_retrieval_ms_sum += event.rag_retrieval_ms
+    if event.rag_context_tokens is not None:
+        rollup.rag_context_events += 1
+        rollup.rag_context_tokens_sum += event.rag_context_tokens
