@@ -82,6 +82,7 @@ ERROR_STATUSES: dict[tuple[str, str], set[int]] = {
     ("GET", "/api/monitors/{monitor_id}/ai-usage"): {400, 401, 404, 429},
     ("GET", "/api/monitors/{monitor_id}/ai-events"): {400, 401, 404, 429},
     ("POST", "/api/ai/otlp/{monitorId}/v1/traces"): {400, 404, 413, 415, 429},
+    ("POST", "/api/ai/ingest/{monitorId}"): {400, 404, 413, 429, 503},
     **{
         (method, f"/api/heartbeat/{{token}}{suffix}"): {400, 404, 429}
         for method in ("GET", "POST")
@@ -93,6 +94,7 @@ PUBLIC = {("POST", "/api/billing/webhook")}  # RevenueCat's secret, not an API k
 UNAUTHENTICATED = {key for key in ERROR_STATUSES if key[1].startswith("/api/heartbeat/")}
 OTLP_TRACES = ("POST", "/api/ai/otlp/{monitorId}/v1/traces")
 UNAUTHENTICATED.add(OTLP_TRACES)  # the monitor id routes an OTLP export, as it does the ingest
+UNAUTHENTICATED.add(("POST", "/api/ai/ingest/{monitorId}"))
 REQUEST_MODELS: list[type[RequestModel]] = [
     MonitorCreate,
     MonitorUpdate,

@@ -9,7 +9,8 @@ from control_plane.api.app import create_app
 WRITE_METHODS = {"post", "put", "patch", "delete"}
 # Endpoints that take no API key (public by the reference, or authenticated otherwise).
 PUBLIC_PATHS: set[str] = {"/api/billing/webhook"}
-PUBLIC_PREFIXES = ("/api/heartbeat/", "/api/ai/otlp/")  # a heartbeat's token, an LLM monitor's id
+# A heartbeat's token, an LLM monitor's id.
+PUBLIC_PREFIXES = ("/api/heartbeat/", "/api/ai/otlp/", "/api/ai/ingest/")
 
 
 def api_operations(settings, runtime) -> list[tuple[str, str]]:

@@ -1,15 +1,48 @@
 """The AI ingest's group commit: requests' events queue up, a writer stores everything pending in
-one transaction and answers each request after that commit (a 200 is a committed event)."""
+one transaction and answers each request after that commit (a 200 is a committed event).
+
+While one group commits the next accumulates, so a busier ingest writes bigger groups, not more
+transactions. In the group's transaction (ingest_store.py): its monitors with their plans (on
+PostgreSQL held FOR KEY SHARE: a deletion waits), each organization's daily counter (locked), the
+events already stored under a retried eventId, the new events, their hourly rollups (summed in
+Python first: each row is touched once per group), the counters' additions.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from control_plane.ai.events import AiEventIn
-from control_plane.db import Database
+from control_plane.ai.ingest_store import (
+    AiIngestStore,
+    EventRow,
+    MonitorRow,
+    RollupDelta,
+    RollupKey,
+    ingest_store,
+)
+from control_plane.ai.pricing import PRICE_VERSION, cost_usd
+from control_plane.core.errors import DomainError, InvalidInput, NotFound
+from control_plane.core.ids import new_id
+from control_plane.db import Database, brief_error
+from control_plane.domain import histogram
+from control_plane.domain.plans import limits_for
 from control_plane.settings import Settings
+
+log = logging.getLogger(__name__)
+
+_ATTEMPTS = 3  # a transient failure (deadlock, serialization, a racing eventId) is run again twice
+# Transactions in flight at once on PostgreSQL: one commits while the next is written. SQLite has
+# one writer whatever we do.
+_POSTGRES_WRITERS = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +61,30 @@ class OverLimit:
     daily_events_limit: int
 
 
+class IngestFailed(Exception):
+    """The group's transaction failed (nothing of it was stored): the request may be sent again."""
+
+
+Answer = Accepted | OverLimit
+
+
+@dataclass(slots=True)
+class _Request:
+    monitor_id: str
+    events: Sequence[AiEventIn]
+    answer: asyncio.Future[list[Answer]]
+
+
+@dataclass(slots=True)
+class _Group:
+    """What one transaction decided: each request's answers (or its error), and what to write."""
+
+    answers: list[list[Answer] | DomainError] = field(default_factory=list)
+    rows: list[EventRow] = field(default_factory=list)
+    rollups: dict[RollupKey, RollupDelta] = field(default_factory=dict)
+    added: dict[str, int] = field(default_factory=dict)  # org_id -> events accepted
+
+
 class AiIngest:
     """Stores LLM events by group commit (many requests' events per transaction)."""
 
@@ -35,13 +92,229 @@ class AiIngest:
         self._db = db
         self._settings = settings
         self._clock = clock
+        self._queue: deque[_Request] = deque()
+        self._wake: asyncio.Event | None = None
+        self._writers: list[asyncio.Task[None]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._closed = False
+        self._store: AiIngestStore = ingest_store(db.engine.dialect.name)
 
     async def submit(self, monitor_id: str, events: Sequence[AiEventIn]) -> list[Accepted | OverLimit]:
         """Returns once the accepted events are COMMITTED (one answer per event, in order).
         Raises NotFound("Monitor not found") for an unknown id, InvalidInput("monitorId: ...")
         for a monitor that is not LLM type or is paused (is_active False) — saying which —
         before anything is written."""
-        raise NotImplementedError
+        if self._closed:
+            raise IngestFailed("The AI ingest is shutting down; send the events again")
+        if not events:
+            return []
+        wake = self._start()
+        answer: asyncio.Future[list[Answer]] = asyncio.get_running_loop().create_future()
+        self._queue.append(_Request(monitor_id, events, answer))
+        wake.set()
+        return await answer
 
     async def close(self) -> None:
-        """Stop the writer once what is pending is written."""
+        """Write what is queued, then stop the writers."""
+        self._closed = True
+        if self._wake is not None:
+            self._wake.set()
+        writers, self._writers = self._writers, []
+        if writers:
+            await asyncio.gather(*writers, return_exceptions=True)
+
+    def _start(self) -> asyncio.Event:
+        """The writers, started on the first event (in the running loop: tests and servers alike)."""
+        loop = asyncio.get_running_loop()
+        if self._wake is None or self._loop is not loop or any(w.done() for w in self._writers):
+            self._loop = loop
+            self._wake = asyncio.Event()
+            count = 1 if self._db.is_sqlite else _POSTGRES_WRITERS
+            self._writers = [loop.create_task(self._write_loop(self._wake)) for _ in range(count)]
+        return self._wake
+
+    async def _write_loop(self, wake: asyncio.Event) -> None:
+        while True:
+            while not self._queue:
+                if self._closed:
+                    return
+                wake.clear()
+                await wake.wait()
+            group = self._take()
+            try:
+                await self._write(group)
+            except Exception as exc:
+                log.warning("AI ingest: a group of %d requests failed: %s", len(group), brief_error(exc))
+                failure = IngestFailed("The events could not be stored; send them again")
+                for request in group:
+                    if not request.answer.done():
+                        request.answer.set_exception(failure)
+
+    def _take(self) -> list[_Request]:
+        """Everything queued, up to ai_commit_max_events (at least one request, however large)."""
+        limit = self._settings.ai_commit_max_events
+        group = [self._queue.popleft()]
+        size = len(group[0].events)
+        while self._queue and size + len(self._queue[0].events) <= limit:
+            request = self._queue.popleft()
+            size += len(request.events)
+            group.append(request)
+        return group
+
+    async def _write(self, requests: list[_Request]) -> None:
+        for attempt in range(_ATTEMPTS):
+            async with self._db.sessions() as session:
+                try:
+                    group = await self._transaction(session, requests)
+                    await session.commit()
+                    break
+                except Exception as exc:
+                    if attempt == _ATTEMPTS - 1 or not self._store.retries(exc):
+                        raise
+                    log.info("AI ingest: group run again after %s", brief_error(exc))
+        for request, answer in zip(requests, group.answers, strict=True):
+            if request.answer.done():  # its client went away; the events are stored all the same
+                continue
+            if isinstance(answer, DomainError):
+                request.answer.set_exception(answer)
+            else:
+                request.answer.set_result(answer)
+
+    async def _transaction(self, session: AsyncSession, requests: list[_Request]) -> _Group:
+        store = self._store
+        now = self._clock().astimezone(UTC)
+        day = now.replace(hour=0, minute=0, second=0, microsecond=0)
+        hour = now.replace(minute=0, second=0, microsecond=0)
+        retry_after = max(1, int(((day + timedelta(days=1)) - now).total_seconds() + 0.999))
+        monitors = await store.monitors(session, sorted({r.monitor_id for r in requests}))
+        group = _Group()
+        live: list[tuple[_Request, MonitorRow, list[Answer]]] = []
+        for request in requests:
+            problem = _refusal(request.monitor_id, monitors.get(request.monitor_id))
+            if problem is None:
+                out: list[Answer] = []
+                live.append((request, monitors[request.monitor_id], out))
+            group.answers.append(out if problem is None else problem)
+        if not live:
+            return group
+        used = await store.lock_daily(session, sorted({m.org_id for _, m, _ in live}), day)
+        keys = sorted(
+            {(r.monitor_id, e.event_id) for r, _, _ in live for e in r.events if e.event_id is not None}
+        )
+        stored = await store.stored_events(session, keys)
+        seen: dict[tuple[str, str], Answer] = {}
+        for request, monitor, out in live:
+            limit = limits_for(monitor.plan).ai_events_per_day
+            for event in request.events:
+                key = (monitor.id, event.event_id) if event.event_id is not None else None
+                if key is not None and key in stored:
+                    event_id, cost = stored[key]
+                    out.append(Accepted(event_id, cost, used[monitor.org_id], limit))
+                    continue
+                if key is not None and key in seen:
+                    first = seen[key]
+                    if isinstance(first, Accepted):
+                        first = Accepted(first.id, first.cost_usd, used[monitor.org_id], limit)
+                    out.append(first)
+                    continue
+                if used[monitor.org_id] >= limit:
+                    answer: Answer = OverLimit(
+                        f"Daily AI event limit reached: {limit} events per day on the {monitor.plan} plan; "
+                        f"the count starts again at 00:00 UTC, in {retry_after} s",
+                        retry_after,
+                        used[monitor.org_id],
+                        limit,
+                    )
+                else:
+                    used[monitor.org_id] += 1
+                    group.added[monitor.org_id] = group.added.get(monitor.org_id, 0) + 1
+                    answer = self._stored(group, monitor, event, now, hour, used[monitor.org_id], limit)
+                out.append(answer)
+                if key is not None:
+                    seen[key] = answer
+        await store.insert_events(session, group.rows, now)
+        await store.add_rollups(session, group.rollups)
+        await store.add_daily(session, day, group.added)
+        return group
+
+    def _stored(
+        self,
+        group: _Group,
+        monitor: MonitorRow,
+        event: AiEventIn,
+        now: datetime,
+        hour: datetime,
+        used: int,
+        limit: int,
+    ) -> Accepted:
+        cost = cost_usd(
+            event.provider,
+            event.model,
+            now,
+            prompt_tokens=event.prompt_tokens,
+            completion_tokens=event.completion_tokens,
+            cached_tokens=event.cached_tokens,
+        )
+        event_id = new_id("evt")
+        status = event.status
+        group.rows.append(
+            (
+                event_id, monitor.org_id, monitor.id, event.event_id, event.provider, event.model,
+                event.prompt_tokens, event.completion_tokens, event.tokens, event.cached_tokens,
+                event.reasoning_tokens, cost, PRICE_VERSION, event.latency_ms, event.status_code, status,
+                event.error, event.prompt_hash, event.metadata, event.rag_docs_retrieved,
+                event.rag_avg_relevance, event.rag_retrieval_ms, event.rag_context_tokens, event.source,
+            )
+        )  # fmt: skip
+        key = (monitor.id, hour, event.provider, event.model)
+        delta = group.rollups.get(key)
+        if delta is None:
+            delta = group.rollups[key] = RollupDelta(org_id=monitor.org_id)
+        _add(delta, event, cost, status == "error")
+        return Accepted(event_id, cost, used, limit)
+
+
+def _refusal(monitor_id: str, monitor: MonitorRow | None) -> DomainError | None:
+    if monitor is None:
+        return NotFound("Monitor not found")
+    if monitor.type != "LLM":
+        return InvalidInput(
+            f"monitorId: monitor {monitor_id} is a {monitor.type} monitor; AI events go to LLM monitors"
+        )
+    if not monitor.is_active:
+        return InvalidInput(f"monitorId: monitor {monitor_id} is paused; resume it to ingest AI events")
+    return None
+
+
+def _add(delta: RollupDelta, event: AiEventIn, cost: float | None, failed: bool) -> None:
+    delta.events += 1
+    delta.errors += failed
+    delta.input_tokens += event.prompt_tokens
+    delta.output_tokens += event.completion_tokens
+    delta.total_tokens += event.tokens
+    delta.cached_tokens += event.cached_tokens or 0
+    delta.reasoning_tokens += event.reasoning_tokens or 0
+    if cost is None:
+        delta.unpriced_events += 1
+    else:
+        delta.cost_usd += cost
+    delta.latency_sum_ms += event.latency_ms
+    histogram.add(delta.latency_histogram, event.latency_ms)
+    rag: Any = False
+    if event.rag_docs_retrieved is not None:
+        delta.rag_docs_events += 1
+        delta.rag_docs_sum += event.rag_docs_retrieved
+        rag = True
+    if event.rag_avg_relevance is not None:
+        delta.rag_relevance_events += 1
+        delta.rag_relevance_sum += event.rag_avg_relevance
+        rag = True
+    if event.rag_retrieval_ms is not None:
+        delta.rag_retrieval_events += 1
+        delta.rag_retrieval_ms_sum += event.rag_retrieval_ms
+        rag = True
+    if event.rag_context_tokens is not None:
+        delta.rag_context_events += 1
+        delta.rag_context_tokens_sum += event.rag_context_tokens
+        rag = True
+    delta.rag_events += rag

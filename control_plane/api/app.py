@@ -17,6 +17,7 @@ from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
 
 from control_plane.agents.endpoint import AgentsEndpoint
+from control_plane.api.cors import IngestCorsMiddleware
 from control_plane.api.deps import Runtime, RuntimeDep
 from control_plane.api.errors import install_error_handlers
 from control_plane.api.middleware import ApiMiddleware
@@ -115,6 +116,7 @@ def create_app(
         if runner is not None:
             await runner.stop()
         if owns_runtime:
+            await runtime.ai_ingest.close()  # what is queued is written before the database goes
             await runtime.db.dispose()
 
     app = TraxoApi(
@@ -131,6 +133,7 @@ def create_app(
     )
     app.state.runtime = runtime
     app.add_middleware(ApiMiddleware, max_body_bytes=settings.max_body_bytes, router=app.router)
+    app.add_middleware(IngestCorsMiddleware)  # outermost: a preflight never reaches routing's 405
     install_error_handlers(app)
     _add_docs(app)
     for router in (

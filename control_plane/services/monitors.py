@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import Text, cast, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from control_plane.ai.ingest_store import delete_ai_events_of
 from control_plane.core import changes
 from control_plane.core.errors import Forbidden, InvalidInput, NotFound
 from control_plane.core.ids import new_id
@@ -304,7 +305,7 @@ async def set_active(
 
 async def delete_monitor(session: AsyncSession, org_id: str, monitor_id: str) -> None:
     """Deletes the monitor with its rollups and incidents (foreign keys cascade), then its results
-    queued for their rollups and its results (no foreign keys there: see CheckResult).
+    queued for their rollups, its results and its AI events (no foreign keys there: see CheckResult).
 
     The monitor goes while no batch of results is being written (results.exclude_result_writers),
     so none is stored for it afterwards; its results, possibly many, go after that commit, in
@@ -316,3 +317,4 @@ async def delete_monitor(session: AsyncSession, org_id: str, monitor_id: str) ->
     await changes.publish(session, MONITORS_TOPIC, monitor.id)
     await session.commit()
     await delete_results_of(session, monitor.id)
+    await delete_ai_events_of(session, monitor.id)  # the AI ingest holds the monitor's row as it writes

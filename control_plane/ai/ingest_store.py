@@ -1,0 +1,383 @@
+"""The AI ingest's SQL, in the group's transaction (nothing here commits): one implementation per
+database, chosen by `ingest_store`. PostgreSQL's is raw psycopg on the hot path (arrays unnested,
+one statement per step, prepared by the driver); SQLite's is SQLAlchemy Core (one writer at a time:
+what it reads after its first write stays true until it commits)."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields
+from datetime import datetime
+from typing import Any, Protocol, cast
+
+import orjson
+import psycopg
+from sqlalchemy import Table, delete, insert, select, tuple_, update
+from sqlalchemy.dialects import sqlite
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from control_plane.domain import histogram
+from control_plane.models import AiDailyUsage, AiEvent, AiUsageRollup, Monitor, Organization
+
+# An event row, in this order (PostgreSQL's arrays, SQLite's dicts).
+EVENT_COLUMNS = (
+    "id",
+    "org_id",
+    "monitor_id",
+    "client_event_id",
+    "provider",
+    "model",
+    "input_tokens",
+    "output_tokens",
+    "total_tokens",
+    "cached_tokens",
+    "reasoning_tokens",
+    "cost_usd",
+    "price_version",
+    "latency_ms",
+    "status_code",
+    "status",
+    "error",
+    "prompt_hash",
+    "metadata",
+    "rag_docs_retrieved",
+    "rag_avg_relevance",
+    "rag_retrieval_ms",
+    "rag_context_tokens",
+    "source",
+)
+EventRow = tuple[Any, ...]  # EVENT_COLUMNS' values; created_at is the group's
+
+
+@dataclass(frozen=True, slots=True)
+class MonitorRow:
+    id: str
+    org_id: str
+    type: str
+    is_active: bool
+    plan: str
+
+
+@dataclass(slots=True)
+class RollupDelta:
+    """What a group adds to one (monitor, hour, provider, model) rollup row."""
+
+    org_id: str
+    events: int = 0
+    errors: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    total_tokens: int = 0
+    cached_tokens: int = 0
+    reasoning_tokens: int = 0
+    cost_usd: float = 0.0
+    unpriced_events: int = 0
+    latency_sum_ms: float = 0.0
+    latency_histogram: dict[str, int] = field(default_factory=dict)
+    rag_events: int = 0
+    rag_docs_events: int = 0
+    rag_docs_sum: int = 0
+    rag_relevance_events: int = 0
+    rag_relevance_sum: float = 0.0
+    rag_retrieval_events: int = 0
+    rag_retrieval_ms_sum: float = 0.0
+    rag_context_events: int = 0
+    rag_context_tokens_sum: int = 0
+
+
+ROLLUP_KEY = ("monitor_id", "hour", "provider", "model")
+ROLLUP_SUMS = tuple(f.name for f in fields(RollupDelta) if f.name not in ("org_id", "latency_histogram"))
+RollupKey = tuple[str, datetime, str, str]
+_ROLLUPS = cast(Table, AiUsageRollup.__table__)
+StoredEvent = tuple[str, float | None]  # id, cost_usd
+
+
+class AiIngestStore(Protocol):
+    """The group's steps, in its transaction."""
+
+    async def monitors(self, session: AsyncSession, monitor_ids: Sequence[str]) -> dict[str, MonitorRow]:
+        """These monitors (those that exist) with their organization's plan; none of them is
+        deleted before the transaction ends."""
+        ...
+
+    async def lock_daily(
+        self, session: AsyncSession, org_ids: Sequence[str], day: datetime
+    ) -> dict[str, int]:
+        """The organizations' events of `day` so far, each row locked (created at 0) until the end."""
+        ...
+
+    async def stored_events(
+        self, session: AsyncSession, keys: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], StoredEvent]:
+        """Events already stored under these (monitor_id, client_event_id)."""
+        ...
+
+    async def insert_events(
+        self, session: AsyncSession, rows: Sequence[EventRow], created_at: datetime
+    ) -> None: ...
+
+    async def add_rollups(self, session: AsyncSession, deltas: dict[RollupKey, RollupDelta]) -> None:
+        """Add to the rollup rows (created when missing)."""
+        ...
+
+    async def add_daily(self, session: AsyncSession, day: datetime, added: dict[str, int]) -> None: ...
+
+    def retries(self, exc: BaseException) -> bool:
+        """Whether the group's transaction, failed with `exc`, succeeds when run again from the start."""
+        ...
+
+
+def ingest_store(session_or_dialect: AsyncSession | str) -> AiIngestStore:
+    dialect = (
+        session_or_dialect
+        if isinstance(session_or_dialect, str)
+        else session_or_dialect.get_bind().dialect.name
+    )
+    if dialect == "postgresql":
+        return PostgresIngestStore()
+    if dialect == "sqlite":
+        return SqliteIngestStore()
+    raise ValueError(f"no AI ingest store for the database dialect {dialect!r}: use SQLite or PostgreSQL")
+
+
+async def _stored_events(
+    session: AsyncSession, keys: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str], StoredEvent]:
+    if not keys:
+        return {}
+    rows = await session.execute(
+        select(AiEvent.monitor_id, AiEvent.client_event_id, AiEvent.id, AiEvent.cost_usd).where(
+            tuple_(AiEvent.monitor_id, AiEvent.client_event_id).in_(list(keys))
+        )
+    )
+    return {(row[0], str(row[1])): (row[2], row[3]) for row in rows}
+
+
+# --- PostgreSQL -------------------------------------------------------------------------------
+
+_PG_MONITORS = """
+SELECT m.id, m.org_id, m.type, m.is_active, o.plan
+FROM monitors m JOIN organizations o ON o.id = m.org_id
+WHERE m.id = ANY(%s::text[])
+FOR KEY SHARE OF m
+"""
+# DO UPDATE (to itself) rather than DO NOTHING: it locks the row that exists, and RETURNING sees it.
+_PG_LOCK_DAILY = """
+INSERT INTO ai_daily_usage (org_id, day, events)
+SELECT org_id, %s, 0 FROM unnest(%s::text[]) AS o(org_id) ORDER BY org_id
+ON CONFLICT (org_id, day) DO UPDATE SET events = ai_daily_usage.events
+RETURNING org_id, events
+"""
+_PG_ADD_DAILY = """
+UPDATE ai_daily_usage d SET events = d.events + a.n
+FROM unnest(%s::text[], %s::int[]) AS a(org_id, n)
+WHERE d.org_id = a.org_id AND d.day = %s
+"""
+_PG_EVENT_TYPES = (
+    "text", "text", "text", "text", "text", "text", "bigint", "bigint", "bigint", "bigint", "bigint",
+    "float8", "text", "float8", "int", "text", "text", "text", "json", "int", "float8", "float8",
+    "bigint", "text",
+)  # fmt: skip
+_PG_INSERT_EVENTS = (
+    f"INSERT INTO ai_events ({', '.join(EVENT_COLUMNS)}, created_at) "
+    f"SELECT *, %s FROM unnest({', '.join(f'%s::{t}[]' for t in _PG_EVENT_TYPES)})"
+)
+_PG_ROLLUP_TYPES = {
+    "monitor_id": "text", "hour": "timestamptz", "provider": "text", "model": "text", "org_id": "text",
+    "latency_histogram": "json",
+    **{name: "float8" if name in ("cost_usd", "latency_sum_ms", "rag_relevance_sum", "rag_retrieval_ms_sum")
+       else "bigint" for name in ROLLUP_SUMS},
+}  # fmt: skip
+_PG_ROLLUP_COLUMNS = (*ROLLUP_KEY, "org_id", *ROLLUP_SUMS, "latency_histogram")
+# Histograms merge in SQL (bucket by bucket): a concurrent group's addition is never overwritten.
+_PG_ADD_ROLLUPS = f"""
+INSERT INTO ai_usage_rollups AS r ({", ".join(_PG_ROLLUP_COLUMNS)})
+SELECT * FROM unnest({", ".join(f"%s::{_PG_ROLLUP_TYPES[c]}[]" for c in _PG_ROLLUP_COLUMNS)})
+ON CONFLICT ({", ".join(ROLLUP_KEY)}) DO UPDATE SET
+    {", ".join(f"{c} = r.{c} + EXCLUDED.{c}" for c in ROLLUP_SUMS)},
+    latency_histogram = (
+        SELECT json_object_agg(k, n) FROM (
+            SELECT k, sum(v::bigint) AS n FROM (
+                SELECT key, value FROM json_each_text(r.latency_histogram)
+                UNION ALL SELECT key, value FROM json_each_text(EXCLUDED.latency_histogram)
+            ) AS b(k, v) GROUP BY k
+        ) AS merged
+    )
+"""
+
+
+async def _driver(session: AsyncSession) -> Any:
+    connection = await session.connection()
+    return (await connection.get_raw_connection()).driver_connection
+
+
+class PostgresIngestStore:
+    async def monitors(self, session: AsyncSession, monitor_ids: Sequence[str]) -> dict[str, MonitorRow]:
+        driver = await _driver(session)
+        cursor = await driver.execute(_PG_MONITORS, (list(monitor_ids),))
+        return {row[0]: MonitorRow(*row) for row in await cursor.fetchall()}
+
+    async def lock_daily(
+        self, session: AsyncSession, org_ids: Sequence[str], day: datetime
+    ) -> dict[str, int]:
+        driver = await _driver(session)
+        cursor = await driver.execute(_PG_LOCK_DAILY, (day, sorted(org_ids)))
+        return {row[0]: int(row[1]) for row in await cursor.fetchall()}
+
+    async def stored_events(
+        self, session: AsyncSession, keys: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], StoredEvent]:
+        return await _stored_events(session, keys)
+
+    async def insert_events(
+        self, session: AsyncSession, rows: Sequence[EventRow], created_at: datetime
+    ) -> None:
+        if not rows:
+            return
+        metadata = EVENT_COLUMNS.index("metadata")
+        columns = [list(column) for column in zip(*rows, strict=True)]
+        columns[metadata] = [None if m is None else orjson.dumps(m).decode() for m in columns[metadata]]
+        driver = await _driver(session)
+        await driver.execute(_PG_INSERT_EVENTS, (created_at, *columns))
+
+    async def add_rollups(self, session: AsyncSession, deltas: dict[RollupKey, RollupDelta]) -> None:
+        if not deltas:
+            return
+        keys = sorted(deltas)  # one order for every writer: no deadlock between two groups
+        columns: list[list[Any]] = [[key[i] for key in keys] for i in range(len(ROLLUP_KEY))]
+        columns.append([deltas[key].org_id for key in keys])
+        for name in ROLLUP_SUMS:
+            columns.append([getattr(deltas[key], name) for key in keys])
+        columns.append([orjson.dumps(deltas[key].latency_histogram).decode() for key in keys])
+        driver = await _driver(session)
+        await driver.execute(_PG_ADD_ROLLUPS, columns)
+
+    async def add_daily(self, session: AsyncSession, day: datetime, added: dict[str, int]) -> None:
+        if not added:
+            return
+        org_ids = sorted(added)
+        driver = await _driver(session)
+        await driver.execute(_PG_ADD_DAILY, (org_ids, [added[o] for o in org_ids], day))
+
+    def retries(self, exc: BaseException) -> bool:
+        # A group racing another process's with the same eventId meets its unique constraint: run
+        # again, it finds that event stored.
+        error = exc.orig if isinstance(exc, DBAPIError) else exc
+        return isinstance(
+            error,
+            psycopg.errors.SerializationFailure
+            | psycopg.errors.DeadlockDetected
+            | psycopg.errors.UniqueViolation,
+        )
+
+
+# --- SQLite -----------------------------------------------------------------------------------
+
+
+class SqliteIngestStore:
+    async def monitors(self, session: AsyncSession, monitor_ids: Sequence[str]) -> dict[str, MonitorRow]:
+        # No lock to take: a monitor deleted before this group commits fails its rollup's foreign
+        # key, and the group runs again without it (retries).
+        rows = await session.execute(
+            select(Monitor.id, Monitor.org_id, Monitor.type, Monitor.is_active, Organization.plan)
+            .join(Organization, Organization.id == Monitor.org_id)
+            .where(Monitor.id.in_(list(monitor_ids)))
+        )
+        return {row[0]: MonitorRow(row[0], row[1], row[2], bool(row[3]), row[4]) for row in rows}
+
+    async def lock_daily(
+        self, session: AsyncSession, org_ids: Sequence[str], day: datetime
+    ) -> dict[str, int]:
+        # The insert is the transaction's first write: from here on it is the database's only writer.
+        await session.execute(
+            sqlite.insert(AiDailyUsage).on_conflict_do_nothing(),
+            [{"org_id": org_id, "day": day, "events": 0} for org_id in sorted(org_ids)],
+        )
+        rows = await session.execute(
+            select(AiDailyUsage.org_id, AiDailyUsage.events).where(
+                AiDailyUsage.org_id.in_(list(org_ids)), AiDailyUsage.day == day
+            )
+        )
+        return {row[0]: int(row[1]) for row in rows}
+
+    async def stored_events(
+        self, session: AsyncSession, keys: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], StoredEvent]:
+        return await _stored_events(session, keys)
+
+    async def insert_events(
+        self, session: AsyncSession, rows: Sequence[EventRow], created_at: datetime
+    ) -> None:
+        if not rows:
+            return
+        names = [("event_metadata" if c == "metadata" else c) for c in EVENT_COLUMNS]
+        values = [{**dict(zip(names, row, strict=True)), "created_at": created_at} for row in rows]
+        await session.execute(insert(AiEvent), values)
+
+    async def add_rollups(self, session: AsyncSession, deltas: dict[RollupKey, RollupDelta]) -> None:
+        if not deltas:
+            return
+        # Read, add, write: this transaction is the only writer since lock_daily.
+        table = _ROLLUPS
+        columns = [table.c[name] for name in ROLLUP_KEY]
+        existing = await session.execute(
+            select(table).where(tuple_(*columns).in_([tuple(key) for key in deltas]))
+        )
+        merged: dict[RollupKey, dict[str, Any]] = {}
+        for found in existing.mappings():
+            merged[(found["monitor_id"], found["hour"], found["provider"], found["model"])] = dict(found)
+        values: list[dict[str, Any]] = []
+        for key in sorted(deltas):
+            delta = deltas[key]
+            row = merged.get(key)
+            if row is None:
+                row = {
+                    **dict(zip(ROLLUP_KEY, key, strict=True)),
+                    "org_id": delta.org_id,
+                    "latency_histogram": {},
+                }
+                row.update({name: 0 for name in ROLLUP_SUMS})
+            for name in ROLLUP_SUMS:
+                row[name] = (row[name] or 0) + getattr(delta, name)
+            row["latency_histogram"] = histogram.merged(
+                [row["latency_histogram"] or {}, delta.latency_histogram]
+            )
+            values.append(row)
+        statement = sqlite.insert(table)
+        statement = statement.on_conflict_do_update(
+            index_elements=list(ROLLUP_KEY),
+            set_={name: statement.excluded[name] for name in (*ROLLUP_SUMS, "latency_histogram")},
+        )
+        await session.execute(statement, values)
+
+    async def add_daily(self, session: AsyncSession, day: datetime, added: dict[str, int]) -> None:
+        for org_id, count in sorted(added.items()):
+            await session.execute(
+                update(AiDailyUsage)
+                .where(AiDailyUsage.org_id == org_id, AiDailyUsage.day == day)
+                .values(events=AiDailyUsage.events + count)
+            )
+
+    def retries(self, exc: BaseException) -> bool:
+        # A monitor deleted under the group (its rollup's foreign key), an eventId another process
+        # stored first, or another process's write lock held past the busy timeout.
+        error = exc.orig if isinstance(exc, DBAPIError) else exc
+        if isinstance(error, sqlite3.IntegrityError):
+            return True
+        return isinstance(error, sqlite3.OperationalError) and "locked" in str(error)
+
+
+async def delete_ai_events_of(session: AsyncSession, monitor_id: str, *, batch_size: int = 5000) -> int:
+    """Delete a deleted monitor's events, a committed batch at a time (its rollups went with it:
+    their foreign key cascades). After the deletion's commit: no group stores one for it after."""
+    deleted = 0
+    while True:
+        doomed = select(AiEvent.id).where(AiEvent.monitor_id == monitor_id).limit(batch_size)
+        result = await session.execute(delete(AiEvent).where(AiEvent.id.in_(doomed.scalar_subquery())))
+        await session.commit()
+        count = int(result.rowcount or 0)  # type: ignore[attr-defined]
+        deleted += count
+        if count < batch_size:
+            return deleted
