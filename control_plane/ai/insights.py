@@ -8,12 +8,12 @@ about one subject (a model, a prompt hash; "" when the type has one per monitor)
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
+from control_plane.ai.cheaper_models import cheaper_model
+from control_plane.ai.insight_usage import STORM_SECONDS, Usage
 from control_plane.ai.pricing import cost_usd, price_of
 from control_plane.domain import histogram
 
@@ -38,8 +38,7 @@ DUPLICATE_SHARE = 0.2
 TOP_PROMPTS = 5
 ERROR_RATE_WARNING = 0.05
 ERROR_RATE_CRITICAL = 0.20
-STORM_FAILURES = 3  # this many failures of one prompt...
-STORM_SECONDS = 60  # ...within this many seconds
+STORM_FAILURES = 3  # this many failures of one prompt within STORM_SECONDS
 STORM_CRITICAL_FAILURES = 10
 LATENCY_INCREASE = 0.5
 LATENCY_MIN_INCREASE_MS = 200.0
@@ -59,115 +58,6 @@ KEY_METRIC = {
     RAG_CONTEXT_BLOAT: "excessContextTokens",
     UNPRICED_MODEL: "calls",
 }
-
-# Premium model (the price data's id) -> the same provider's cheaper model. Only pairs that both
-# have prices are ever suggested; Anthropic's versions without a smaller sibling fall back to the
-# current one.
-_CHEAPER: tuple[tuple[re.Pattern[str], str], ...] = tuple(
-    (re.compile(pattern), target)
-    for pattern, target in (
-        (r"(?:chatgpt-)?gpt-4o(?:-\d{4}-\d{2}-\d{2}|-latest)?", "gpt-4o-mini"),
-        (r"gpt-4(?:-turbo)?", "gpt-4o-mini"),
-        (r"gpt-4\.1", "gpt-4.1-mini"),
-        (r"gpt-5", "gpt-5-mini"),
-        (r"o1|o3", "o4-mini"),
-        (r"claude-opus-(\d+(?:-\d+)?)", r"claude-sonnet-\1"),
-        (r"claude-sonnet-(\d+(?:-\d+)?)", r"claude-haiku-\1"),
-        (r"claude-3-opus(?:-latest)?", "claude-3-5-sonnet"),
-        (r"claude-3-(?:5|7)-sonnet(?:-latest)?", "claude-3-5-haiku-latest"),
-        (r"gemini-(.+)-pro(.*)", r"gemini-\1-flash\2"),
-    )
-)
-_FALLBACK = {"claude-sonnet-": "claude-haiku-4-5", "claude-opus-": "claude-sonnet-4-5"}
-
-
-@dataclass(frozen=True, slots=True)
-class ModelWindow:
-    """One (provider, model)'s rollups over a window."""
-
-    provider: str
-    model: str
-    events: int
-    errors: int
-    unpriced_events: int
-    latency_histogram: dict[str, int]
-
-
-@dataclass(frozen=True, slots=True)
-class ShortCalls:
-    """One (provider, model)'s calls in the window, and those of them that were short."""
-
-    provider: str
-    model: str
-    calls: int
-    short_calls: int
-    short_prompt_tokens: int
-    short_completion_tokens: int
-    short_cached_tokens: int
-
-
-@dataclass(frozen=True, slots=True)
-class RepeatedPrompt:
-    prompt_hash: str
-    calls: int
-
-
-@dataclass(frozen=True, slots=True)
-class PromptRepeats:
-    """Calls with a prompt hash seen more than once in the window."""
-
-    hashed_calls: int = 0  # calls that carried a prompt hash
-    repeated_calls: int = 0  # calls after each hash's first
-    repeats_cost_usd: float | None = None  # what those repeats cost (None: none was priced)
-    most_calls: int = 0  # the most calls of one hash
-    top: tuple[RepeatedPrompt, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class FailedCall:
-    at: datetime
-    cost_usd: float | None
-
-
-@dataclass(frozen=True, slots=True)
-class FailureBurst:
-    """One prompt hash's failures in the window."""
-
-    prompt_hash: str
-    failures: int
-    longest_burst: int  # the most failures within STORM_SECONDS
-    retries: int  # failures that came within STORM_SECONDS of the previous failure
-    retries_cost_usd: float | None
-
-
-@dataclass(frozen=True, slots=True)
-class RagUsage:
-    """One (provider, model)'s calls that reported both context tokens and relevance."""
-
-    provider: str
-    model: str
-    events: int
-    prompt_tokens: int
-    context_tokens: int
-    relevance_sum: float
-    excess_context_tokens: float  # sum of context tokens x (1 - relevance): the irrelevant share
-
-
-@dataclass(frozen=True, slots=True)
-class Usage:
-    """Everything the rules read about one monitor."""
-
-    window: timedelta
-    current: Sequence[ModelWindow] = ()
-    previous: Sequence[ModelWindow] = ()
-    short_calls: Sequence[ShortCalls] = ()
-    prompts: PromptRepeats = PromptRepeats()
-    bursts: Sequence[FailureBurst] = ()
-    rag: Sequence[RagUsage] = ()
-
-    @property
-    def per_day(self) -> float:
-        return timedelta(days=1) / self.window
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,26 +106,6 @@ def _grew(before: Any, after: Any) -> bool:
     if not isinstance(before, (int, float)) or isinstance(before, bool) or before <= 0:
         return before is None and after > 0
     return after >= before * (1 + MATERIAL_INCREASE)
-
-
-def cheaper_model(provider: str, model: str, at: datetime) -> str | None:
-    """The same provider's cheaper model for a premium one, when both have prices."""
-    premium = price_of(provider, model, at)
-    if premium is None:
-        return None
-    for pattern, target in _CHEAPER:
-        match = pattern.fullmatch(premium.model_id)
-        if match is None:
-            continue
-        for candidate in (match.expand(target), *_fallbacks(premium.model_id)):
-            if candidate and candidate != premium.model_id and price_of(premium.provider_id, candidate, at):
-                return candidate
-        return None
-    return None
-
-
-def _fallbacks(model_id: str) -> list[str]:
-    return [target for prefix, target in _FALLBACK.items() if model_id.startswith(prefix)]
 
 
 def _per_call_cost(
@@ -362,26 +232,6 @@ def high_error_rate(usage: Usage) -> list[Finding]:
             },
         )
     ]
-
-
-def burst_of(prompt_hash: str, failures: Iterable[FailedCall]) -> FailureBurst:
-    """One prompt's failures (in time order) summed up: the longest run within STORM_SECONDS, and
-    the retries (failures that followed another within STORM_SECONDS) with their cost."""
-    window = timedelta(seconds=STORM_SECONDS)
-    times: list[datetime] = []
-    longest = retries = 0
-    retries_cost: float | None = None
-    start = 0
-    for failure in failures:
-        if times and failure.at - times[-1] <= window:
-            retries += 1
-            if failure.cost_usd is not None:
-                retries_cost = (retries_cost or 0.0) + failure.cost_usd
-        times.append(failure.at)
-        while failure.at - times[start] > window:
-            start += 1
-        longest = max(longest, len(times) - start)
-    return FailureBurst(prompt_hash, len(times), longest, retries, retries_cost)
 
 
 def retry_storms(usage: Usage) -> list[Finding]:

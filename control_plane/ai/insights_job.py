@@ -18,14 +18,16 @@ from sqlalchemy import Float, and_, case, cast, func, select, union
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from control_plane.ai import insights, insights_store
-from control_plane.ai.insights import (
+from control_plane.ai.insight_usage import (
     FailedCall,
+    FailureBurst,
     ModelWindow,
     PromptRepeats,
     RagUsage,
     RepeatedPrompt,
     ShortCalls,
     Usage,
+    burst_of,
 )
 from control_plane.db import Database
 from control_plane.domain import histogram
@@ -195,7 +197,7 @@ async def _prompt_repeats(
 
 async def _failure_bursts(
     session: AsyncSession, monitor_id: str, start: datetime, end: datetime
-) -> list[insights.FailureBurst]:
+) -> list[FailureBurst]:
     failed = and_(
         _in_window(monitor_id, start, end), AiEvent.status == EVENT_ERROR, AiEvent.prompt_hash.is_not(None)
     )
@@ -218,7 +220,7 @@ async def _failure_bursts(
             .limit(STORM_FAILURES_READ)
         )
         calls = [FailedCall(row.created_at, row.cost_usd) for row in rows]
-        bursts.append(insights.burst_of(prompt_hash or "", calls))
+        bursts.append(burst_of(prompt_hash or "", calls))
     return bursts
 
 
