@@ -124,7 +124,9 @@ def recipients_of(alert_emails: str) -> list[str]:
     return [address.strip() for address in alert_emails.split(",") if address.strip()]
 
 
-async def _owed(session: AsyncSession, now: datetime) -> list[DueMail]:
+async def owed(session: AsyncSession, now: datetime) -> list[DueMail]:
+    """The mails cost alerts are owed at `now`: a budget crossed (or 80% of it reached) whose mark
+    is from an earlier period, or unset."""
     today, month = _spend_columns(now)
     spend_by_monitor = (
         select(AiUsageRollup.monitor_id, today.label("today"), month.label("month"))
@@ -162,8 +164,9 @@ async def _owed(session: AsyncSession, now: datetime) -> list[DueMail]:
     return owed
 
 
-async def _claim(session: AsyncSession, mail: DueMail, now: datetime) -> bool:
-    """Compare-and-set: only one replica moves the mark into this period."""
+async def claim(session: AsyncSession, mail: DueMail, now: datetime) -> bool:
+    """Compare-and-set: of replicas that all found `mail` owed, one moves its mark into this period
+    (True) and sends it; the others find it moved (False). The caller commits."""
     mark = _MARKS[(mail.period, mail.kind)]
     period_start = day_start(now) if mail.period == "daily" else month_start(now)
     result = await session.execute(
@@ -261,15 +264,15 @@ class BudgetRound:
 async def check_budgets(db: Database, settings: Settings, now: datetime) -> BudgetRound:
     """One round: every cost alert's spend against its budgets, and the mails owed."""
     async with db.session() as session:
-        owed = await _owed(session, now)
-        if not owed:
+        due = await owed(session, now)
+        if not due:
             return BudgetRound(0, 0)
         if not settings.smtp_host:
             log.warning(
-                "%d AI budget mail(s) not sent: no SMTP server configured (TRAXO_SMTP_HOST)", len(owed)
+                "%d AI budget mail(s) not sent: no SMTP server configured (TRAXO_SMTP_HOST)", len(due)
             )
             return BudgetRound(0, 0)
-        claimed = [mail for mail in owed if await _claim(session, mail, now)]
+        claimed = [mail for mail in due if await claim(session, mail, now)]
         await session.commit()
     failed = await _send_all(claimed, now, settings)
     if failed:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
+from control_plane.ai.budgets import check_budgets
 from control_plane.ai.insights_job import generate_insights
 from control_plane.alerts.job import AlertsLoop
 from control_plane.core.ids import new_id
@@ -55,6 +56,9 @@ def build_runner(db: Database, settings: Settings, clock: Callable[[], datetime]
     async def ai_insights() -> None:
         await generate_insights(db, now=clock())
 
+    async def ai_budgets() -> None:
+        await check_budgets(db, settings, now=clock())
+
     return WorkerRunner(
         db,
         [
@@ -66,6 +70,8 @@ def build_runner(db: Database, settings: Settings, clock: Callable[[], datetime]
             PeriodicJob("incidents", settings.incident_sweep_seconds, incidents),
             PeriodicJob("heartbeats", settings.heartbeat_sweep_seconds, heartbeats),
             PeriodicJob("ai-insights", settings.ai_insights_seconds, ai_insights),
+            # Under the lease, one replica a round; each mail's mark is compare-and-set besides.
+            PeriodicJob("ai-budgets", settings.ai_budget_seconds, ai_budgets),
             # A loop that never returns, on every replica (a name of its own, so no lease keeps the
             # others out): deliveries are claimed with SKIP LOCKED, the rest is compare-and-set.
             PeriodicJob(f"alerts-{new_id('w')}", settings.alert_delivery_seconds, alerts.run),
