@@ -81,7 +81,7 @@ ERROR_STATUSES: dict[tuple[str, str], set[int]] = {
     ("DELETE", "/api/monitors/{monitor_id}/cost-alert"): {400, 401, 403, 404, 429},
     ("GET", "/api/monitors/{monitor_id}/ai-usage"): {400, 401, 404, 429},
     ("GET", "/api/monitors/{monitor_id}/ai-events"): {400, 401, 404, 429},
-    ("POST", "/api/ai/otlp/{monitorId}/v1/traces"): {400, 404, 413, 415, 429},
+    ("POST", "/api/ai/otlp/{monitorId}/v1/traces"): {400, 404, 413, 415, 429, 503},
     ("POST", "/api/ai/ingest/{monitorId}"): {400, 404, 413, 429, 503},
     **{
         (method, f"/api/heartbeat/{{token}}{suffix}"): {400, 404, 429}
@@ -162,7 +162,7 @@ async def test_every_operation_documents_its_error_statuses_with_the_error_body(
             response = operation["responses"][str(status)]
             assert response["description"], (key, status)
             expected = {"application/json": {"schema": ERROR_BODY}}
-            if key == OTLP_TRACES and status in (400, 404, 429):  # a protobuf export's: a google.rpc.Status
+            if key == OTLP_TRACES and status in (400, 404, 429, 503):  # a protobuf export's: an rpc Status
                 expected["application/x-protobuf"] = {"schema": {"type": "string", "format": "binary"}}
             assert response["content"] == expected, (key, status)
         assert "Retry-After" in operation["responses"]["429"]["headers"], key

@@ -28,7 +28,8 @@ from control_plane.core.errors import DomainError, InvalidInput
 
 # google.rpc.Code of each status an export is answered with (the specification does not use the
 # code, clients may log it).
-_RPC_CODES = {400: 3, 404: 5, 413: 8, 429: 8}  # INVALID_ARGUMENT, NOT_FOUND, RESOURCE_EXHAUSTED
+# INVALID_ARGUMENT, NOT_FOUND, RESOURCE_EXHAUSTED, UNAVAILABLE
+_RPC_CODES = {400: 3, 404: 5, 413: 8, 429: 8, 503: 14}
 _MESSAGE_MAX = 2000  # characters of a parse error quoted back
 _ID_KEYS = ("traceId", "trace_id", "spanId", "span_id", "parentSpanId", "parent_span_id")
 

@@ -4,8 +4,9 @@ OpenTelemetry SDK's, OpenLLMetry's, OpenLIT's) points here with nothing but its 
 
 Answers as OTLP/HTTP asks, in the request's encoding: 200 with an ExportTraceServiceResponse
 (partial_success counting the GenAI spans not stored: values that broke a rule, or over the daily
-limit), 429 with Retry-After when the daily limit kept every event out (exporters retry then), and
-a google.rpc.Status for a protobuf request's 400/404 (a JSON request's error is `{"error"}`).
+limit), 429 with Retry-After when the daily limit kept every event out and 503 when the write
+failed (exporters retry both); a protobuf request's failure is a google.rpc.Status (a JSON
+request's is `{"error"}`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from fastapi import APIRouter, Path, Request
 from starlette.responses import Response
 
 from control_plane.ai import otlp
-from control_plane.ai.ingest import Accepted, OverLimit
+from control_plane.ai.ingest import Accepted, IngestFailed, OverLimit
 from control_plane.ai.otlp_spans import events_of
 from control_plane.api.deps import RuntimeDep
 from control_plane.api.errors import error_response
@@ -27,6 +28,7 @@ router = APIRouter(prefix="/api/ai/otlp", tags=["ai ingest"])
 
 MonitorId = Annotated[str, Path(alias="monitorId", description="The LLM monitor's id (mon_...)")]
 
+_UNAVAILABLE = "The AI events could not be stored; send the export again"
 _REASONS_SHOWN = 5  # rejected spans named in partial_success.error_message; the rest are counted
 _BINARY = {"schema": {"type": "string", "format": "binary"}}
 _BODY = {
@@ -74,9 +76,17 @@ _ERRORS: dict[int | str, dict[str, Any]] = errors(
         "is not gzip",
     ),
     (429, "The organization's daily AI event limit kept every event of the export out"),
+    (503, "The events could not be stored this time: send the export again"),
 )
-for _status in (400, 404, 429):  # a protobuf request's failure is a google.rpc.Status
+for _status in (400, 404, 429, 503):  # a protobuf request's failure is a google.rpc.Status
     _ERRORS[_status]["content"] = {otlp.Encoding.PROTOBUF.value: _BINARY}
+_ERRORS[503]["headers"] = {
+    "Retry-After": {
+        "description": "Seconds to wait",
+        "required": True,
+        "schema": {"type": "integer", "minimum": 1},
+    }
+}
 
 
 @router.post(
@@ -101,7 +111,9 @@ async def export_traces(request: Request, runtime: RuntimeDep, monitor_id: Monit
         mapped = events_of(otlp.decode(body, encoding), metadata_max_bytes=settings.ai_metadata_max_bytes)
         answers: list[Accepted | OverLimit] = []
         step = settings.ai_ingest_batch_max
-        for start in range(0, max(len(mapped.events), 1), step):  # an empty export still names a monitor
+        # An export without GenAI spans stores nothing and reads no monitor: it is answered 200
+        # whatever the id (the ingest looks a monitor up with the events it writes).
+        for start in range(0, len(mapped.events), step):
             answers += await runtime.ai_ingest.submit(monitor_id, mapped.events[start : start + step])
     except otlp.UnsupportedEncoding as exc:
         return error_response(415, exc.message)
@@ -111,6 +123,8 @@ async def export_traces(request: Request, runtime: RuntimeDep, monitor_id: Monit
         return _failure(encoding, 404, exc.message)
     except InvalidInput as exc:
         return _failure(encoding, 400, exc.message)
+    except IngestFailed:  # nothing of this request's group was stored: OTLP exporters retry a 503
+        return _failure(encoding, 503, _UNAVAILABLE, {"Retry-After": "1"})
     over = [answer for answer in answers if isinstance(answer, OverLimit)]
     if over and len(over) == len(answers):
         retry_after = str(min(answer.retry_after for answer in over))
