@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import calendar
 import logging
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -204,7 +205,7 @@ def subject(mail: DueMail) -> str:
     amounts = f"{usd(mail.spend)} of {usd(mail.budget)}"
     if mail.kind == "exceeded":
         return f"[Traxo] {mail.monitor_name}: {mail.period} AI budget exceeded — {amounts}"
-    share = round(100 * mail.spend / mail.budget)
+    share = math.floor(100 * mail.spend / mail.budget)  # never "100%" for a budget not yet reached
     return f"[Traxo] {mail.monitor_name}: {share}% of the {mail.period} AI budget used — {amounts}"
 
 

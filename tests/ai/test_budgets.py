@@ -191,7 +191,7 @@ async def test_a_raised_budget_mails_again_once_crossed(api, world, database, se
         assert (await api.put(url, json=raised, headers=world.alice.headers)).status_code == 200
         assert (await alert_of(api, world, monitor_id))["lastDailyAlert"] is None
         assert await check_budgets(database, config, now=now) == BudgetRound(0, 0)  # 12 of 20: 60%
-        await add_spend(database, world.org_a, monitor_id, now - timedelta(hours=1), 9.0)
+        await add_spend(database, world.org_a, monitor_id, now, 9.0)
         assert await check_budgets(database, config, now=now) == BudgetRound(sent=1, failed=0)
     assert subjects(server)[1] == "[Traxo] Chat assistant: daily AI budget exceeded — $21.00 of $20.00"
 
