@@ -24,6 +24,8 @@ async def _delete_batch(session: AsyncSession, now: datetime, settings: Settings
     doomed_events = (
         select(AiEvent.id)
         .where(AiEvent.created_at < now - timedelta(days=settings.ai_retention_days))
+        # Oldest first: every event after the oldest one kept is there (usage.event_count's premise).
+        .order_by(AiEvent.created_at)
         .limit(batch_size)
     )
     events = await session.execute(delete(AiEvent).where(AiEvent.id.in_(doomed_events.scalar_subquery())))

@@ -181,3 +181,33 @@ def _add_to_rollup(rollup: AiUsageRollup, event: AiEvent) -> None:
     if event.rag_context_tokens is not None:
         rollup.rag_context_events += 1
         rollup.rag_context_tokens_sum += event.rag_context_tokens
+
+
+def rollups_of(events: list[AiEvent]) -> list[AiUsageRollup]:
+    """The hourly rollups the ingest would have written with `events` (their counts, tokens, cost
+    and latencies), so reads that use both agree."""
+    grouped: dict[tuple[str, datetime, str, str], list[AiEvent]] = {}
+    for event in events:
+        hour = event.created_at.replace(minute=0, second=0, microsecond=0)
+        grouped.setdefault((event.monitor_id, hour, event.provider, event.model), []).append(event)
+    rows = []
+    for (monitor_id, hour, provider, model), group in grouped.items():
+        latency_histogram: histogram.Histogram = {}
+        for event in group:
+            histogram.add(latency_histogram, event.latency_ms)
+        rows.append(
+            AiUsageRollup(
+                monitor_id=monitor_id,
+                org_id=group[0].org_id,
+                hour=hour,
+                provider=provider,
+                model=model,
+                events=len(group),
+                errors=sum(event.status != EVENT_SUCCESS for event in group),
+                total_tokens=sum(event.total_tokens for event in group),
+                cost_usd=sum(event.cost_usd or 0.0 for event in group),
+                latency_sum_ms=sum(event.latency_ms for event in group),
+                latency_histogram=latency_histogram,
+            )
+        )
+    return rows

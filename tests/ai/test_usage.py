@@ -10,7 +10,7 @@ import pytest
 
 from control_plane.domain import histogram
 from control_plane.models.ai import EVENT_ERROR
-from tests.ai.support import ai_event_row, insert_llm_monitor, insert_rows, rollup_row
+from tests.ai.support import ai_event_row, insert_llm_monitor, insert_rows, rollup_row, rollups_of
 from tests.factories import insert_monitor
 from tests.spec import assert_shape, example
 
@@ -293,7 +293,7 @@ async def test_events_have_the_reference_fields_newest_first_a_page_at_a_time(ap
         )
     )
     rows.append(ai_event_row(other, now, id="evt_other"))
-    await insert_rows(database, rows)
+    await insert_rows(database, [*rows, *rollups_of(rows)])
 
     response = await api.get(events_url(monitor.id), headers=world.vera.headers)
     assert response.status_code == 200, response.text
@@ -365,3 +365,18 @@ async def test_it_rejects_a_bad_page_or_limit(api, world, database, params, fiel
     response = await api.get(events_url(monitor.id), params=params, headers=world.alice.headers)
     assert response.status_code == 400
     assert response.json()["error"].startswith(f"{field}:"), response.text
+
+
+async def test_the_total_counts_the_oldest_hour_kept_and_the_later_hours_rollups(api, world, database, clock):
+    monitor = await insert_llm_monitor(database, world.org_a)
+    hour = current_hour(clock)
+    events = [
+        ai_event_row(monitor, hour - timedelta(hours=h, minutes=m)) for h in (5, 3, 1) for m in (10, 20, 30)
+    ]
+    rollups = rollups_of(events)
+    # Retention took two of the oldest hour's events (its rollup still counts them): 7 are kept.
+    kept = sorted(events, key=lambda event: event.created_at)[2:]
+    await insert_rows(database, [*kept, *rollups])
+    response = await api.get(events_url(monitor.id), params={"limit": 5}, headers=world.alice.headers)
+    assert response.json()["pagination"] == {"page": 1, "limit": 5, "total": 7, "totalPages": 2}
+    assert len(response.json()["data"]) == 5
