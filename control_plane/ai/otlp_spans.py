@@ -256,7 +256,7 @@ def _text(attributes: Mapping[str, AnyValue], *names: str) -> str | None:
     for name in names:
         value = _plain(attributes.get(name))
         if isinstance(value, str | int | float) and not isinstance(value, bool):
-            text = str(value).strip()
+            text = _without_nul(str(value)).strip()
             if text:
                 return text
     return None
@@ -284,6 +284,11 @@ def _count(attributes: Mapping[str, AnyValue], *names: str) -> int | None:
             raise Rejected(f"{name}: must be an integer from 0 to {MAX_TOKENS} (got {shown})")
         return number
     return None
+
+
+def _without_nul(text: str) -> str:
+    """PostgreSQL's text and JSON hold no NUL: one in a span would fail the whole group's write."""
+    return text.replace("\x00", "") if "\x00" in text else text
 
 
 def _bounded(attributes: Mapping[str, AnyValue], limit: int, *names: str) -> str:
@@ -336,7 +341,9 @@ def _status_code(attributes: Mapping[str, AnyValue]) -> int | None:
 def _error(span: Span, attributes: Mapping[str, AnyValue]) -> str | None:
     if span.status.code != Status.STATUS_CODE_ERROR:
         return None
-    message = span.status.message.strip() or _text(attributes, "error.type") or "span status ERROR"
+    message = (
+        _without_nul(span.status.message).strip() or _text(attributes, "error.type") or "span status ERROR"
+    )
     return message[:_ERROR_MAX]
 
 
@@ -378,11 +385,14 @@ def _metadata(
         ("spanId", span.span_id.hex()),
         ("operation", _text(attributes, "gen_ai.operation.name", "llm.request.type")),
         ("serviceName", service),
-        ("spanName", span.name.strip() or None),
+        ("spanName", _without_nul(span.name).strip() or None),
         ("responseId", _text(attributes, "gen_ai.response.id")),
         ("conversationId", _text(attributes, "gen_ai.conversation.id")),
         ("agentName", _text(attributes, "gen_ai.agent.name")),
-        ("finishReasons", [str(reason)[:64] for reason in finish[:10]] if isinstance(finish, list) else None),
+        (
+            "finishReasons",
+            [_without_nul(str(reason))[:64] for reason in finish[:10]] if isinstance(finish, list) else None,
+        ),
     ]
     metadata: dict[str, Any] = {}
     for key, value in candidates:

@@ -48,6 +48,10 @@ def otlp_json(*spans) -> bytes:
     return orjson.dumps(document)
 
 
+def protobuf(*spans) -> bytes:
+    return export(*spans).SerializeToString()
+
+
 def path(monitor_id: str) -> str:
     return f"/api/ai/otlp/{monitor_id}/v1/traces"
 
@@ -230,6 +234,21 @@ async def test_a_retrieval_span_gives_the_next_call_its_rag_figures(api, databas
     assert response.status_code == 200, response.text
     [event] = await stored(database, monitor)
     assert (event.rag_docs_retrieved, event.rag_avg_relevance, event.rag_retrieval_ms) == (2, 0.7, 80.0)
+
+
+async def test_nul_characters_in_a_span_are_dropped_not_a_failed_write(api, database, monitor):
+    chat = span(
+        {**CHAT, "gen_ai.response.model": "gpt-4o\x00", "gen_ai.response.id": "r\x00"}, error="bad\x00 key"
+    )
+    chat.name = "chat\x00"
+
+    response = await api.post(path(monitor.id), content=protobuf(chat), headers=PROTOBUF)
+
+    assert response.status_code == 200, response.content
+    [event] = await stored(database, monitor)
+    assert (event.model, event.error) == ("gpt-4o", "bad key")
+    assert event.event_metadata is not None
+    assert (event.event_metadata["spanName"], event.event_metadata["responseId"]) == ("chat", "r")
 
 
 async def test_spans_that_are_no_genai_call_are_ignored(api, database, monitor):
