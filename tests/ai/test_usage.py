@@ -380,3 +380,42 @@ async def test_the_total_counts_the_oldest_hour_kept_and_the_later_hours_rollups
     response = await api.get(events_url(monitor.id), params={"limit": 5}, headers=world.alice.headers)
     assert response.json()["pagination"] == {"page": 1, "limit": 5, "total": 7, "totalPages": 2}
     assert len(response.json()["data"]) == 5
+
+
+async def test_events_posted_through_the_ingest_read_back_through_both_routes(api, world, database):
+    monitor = await insert_llm_monitor(database, world.org_a)
+    posted = [
+        {"provider": "openai", "model": "gpt-4o", "promptTokens": 150, "completionTokens": 80,
+         "latencyMs": 1200},
+        {"provider": "openai", "model": "gpt-4o", "promptTokens": 10, "completionTokens": 5, "latencyMs": 800,
+         "error": "rate limited", "statusCode": 429, "ragDocsRetrieved": 4, "ragAvgRelevance": 0.8,
+         "ragRetrievalMs": 120},
+        {"provider": "acme", "model": "acme-unpriced-1", "promptTokens": 100, "completionTokens": 100,
+         "latencyMs": 400},
+    ]  # fmt: skip
+    answers = []
+    for event in posted:
+        response = await api.post(f"/api/ai/ingest/{monitor.id}", json=event)
+        assert response.status_code == 200, response.text
+        answers.append(response.json()["data"])
+    page = (await api.get(events_url(monitor.id), headers=world.alice.headers)).json()
+    assert page["pagination"]["total"] == 3
+    assert [e["id"] for e in page["data"]] == [a["id"] for a in reversed(answers)]
+    assert [e["costUsd"] for e in page["data"]] == [a["costUsd"] for a in reversed(answers)]
+    assert [(e["status"], e["errorMessage"], e["totalTokens"]) for e in page["data"]] == [
+        ("success", None, 200),
+        ("error", "rate limited", 15),
+        ("success", None, 230),
+    ]
+    data = await read_usage(api, world.alice, monitor.id)
+    priced = sum(a["costUsd"] for a in answers if a["costUsd"] is not None)
+    assert (data["totalEvents"], data["totalTokens"], data["totalCost"]) == (3, 445, round(priced, 6))
+    assert (data["avgLatency"], data["errorRate"]) == (800, 33.33)
+    assert [(m["model"], m["count"]) for m in data["topModels"]] == [("gpt-4o", 2), ("acme-unpriced-1", 1)]
+    assert sum(p["events"] for p in data["hourlyUsage"]) == 3
+    assert data["ragStats"] == {
+        "totalRagEvents": 1,
+        "avgRelevance": 0.8,
+        "avgDocsRetrieved": 4,
+        "avgRetrievalMs": 120,
+    }
