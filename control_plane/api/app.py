@@ -136,7 +136,11 @@ def create_app(
     app.add_middleware(IngestCorsMiddleware)  # outermost: a preflight never reaches routing's 405
     install_error_handlers(app)
     _add_docs(app)
+    # The ingest paths first: routing tries routes in order, and the public high-volume POSTs should
+    # not pay for matching every other route first (a third of a no-op request's cost, measured).
     for router in (
+        ai_ingest.router,
+        ai_otlp.router,
         organization.router,
         api_keys.router,
         team.router,
@@ -147,8 +151,6 @@ def create_app(
         maintenance.router,
         alert_channels.router,
         heartbeat.router,
-        ai_ingest.router,
-        ai_otlp.router,
         ai_usage.router,
         ai_insights.router,
         cost_alerts.router,

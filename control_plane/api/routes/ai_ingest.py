@@ -17,7 +17,7 @@ from control_plane.api.ai_schemas import (
     answer_out,
     parse_body,
 )
-from control_plane.api.deps import RuntimeDep
+from control_plane.api.deps import Runtime
 from control_plane.api.errors import ApiError
 from control_plane.api.openapi import errors, json_body
 from control_plane.api.responses import JsonResponse
@@ -53,8 +53,10 @@ _UNAVAILABLE = "The events could not be stored (nothing of them was); send them 
         ),
     },
 )
-async def ingest_ai_event(request: Request, runtime: RuntimeDep, monitor_id: MonitorId) -> JsonResponse:
+async def ingest_ai_event(request: Request, monitor_id: MonitorId) -> JsonResponse:
     """Store an LLM call's usage (or a batch of them) on an LLM monitor: answered once committed."""
+    # The runtime straight from the app, not as a dependency: FastAPI's solving costs per level.
+    runtime: Runtime = request.app.state.runtime
     try:
         body = parse_body(await request.body(), runtime.settings)
     except BodyError as exc:
