@@ -24,6 +24,7 @@ from control_plane.ai.events import AiEventIn
 from control_plane.ai.ingest_store import (
     AiIngestStore,
     EventRow,
+    GroupWrites,
     MonitorRow,
     RollupDelta,
     RollupKey,
@@ -186,7 +187,7 @@ class AiIngest:
         day = now.replace(hour=0, minute=0, second=0, microsecond=0)
         hour = now.replace(minute=0, second=0, microsecond=0)
         retry_after = max(1, int(((day + timedelta(days=1)) - now).total_seconds() + 0.999))
-        monitors = await store.monitors(session, sorted({r.monitor_id for r in requests}))
+        monitors, used = await store.open_group(session, sorted({r.monitor_id for r in requests}), day)
         group = _Group()
         live: list[tuple[_Request, MonitorRow, list[Answer]]] = []
         for request in requests:
@@ -197,7 +198,6 @@ class AiIngest:
             group.answers.append(out if problem is None else problem)
         if not live:
             return group
-        used = await store.lock_daily(session, sorted({m.org_id for _, m, _ in live}), day)
         keys = sorted(
             {(r.monitor_id, e.event_id) for r, _, _ in live for e in r.events if e.event_id is not None}
         )
@@ -232,9 +232,7 @@ class AiIngest:
                 out.append(answer)
                 if key is not None:
                     seen[key] = answer
-        await store.insert_events(session, group.rows, now)
-        await store.add_rollups(session, group.rollups)
-        await store.add_daily(session, day, group.added)
+        await store.write(session, GroupWrites(group.rows, now, group.rollups, day, group.added))
         return group
 
     def _stored(

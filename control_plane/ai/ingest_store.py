@@ -94,18 +94,27 @@ _ROLLUPS = cast(Table, AiUsageRollup.__table__)
 StoredEvent = tuple[str, float | None]  # id, cost_usd
 
 
+@dataclass(frozen=True, slots=True)
+class GroupWrites:
+    """What a group stores: its events (all stamped `created_at`), what they add to each rollup
+    row, and to each organization's counter of `day`."""
+
+    rows: Sequence[EventRow]
+    created_at: datetime
+    rollups: dict[RollupKey, RollupDelta]
+    day: datetime
+    added: dict[str, int]
+
+
 class AiIngestStore(Protocol):
     """The group's steps, in its transaction."""
 
-    async def monitors(self, session: AsyncSession, monitor_ids: Sequence[str]) -> dict[str, MonitorRow]:
-        """These monitors (those that exist) with their organization's plan; none of them is
-        deleted before the transaction ends."""
-        ...
-
-    async def lock_daily(
-        self, session: AsyncSession, org_ids: Sequence[str], day: datetime
-    ) -> dict[str, int]:
-        """The organizations' events of `day` so far, each row locked (created at 0) until the end."""
+    async def open_group(
+        self, session: AsyncSession, monitor_ids: Sequence[str], day: datetime
+    ) -> tuple[dict[str, MonitorRow], dict[str, int]]:
+        """These monitors (those that exist) with their organization's plan, none of them deleted
+        before the transaction ends; and their organizations' events of `day` so far, each
+        counter's row locked (created at 0) until then."""
         ...
 
     async def stored_events(
@@ -114,15 +123,9 @@ class AiIngestStore(Protocol):
         """Events already stored under these (monitor_id, client_event_id)."""
         ...
 
-    async def insert_events(
-        self, session: AsyncSession, rows: Sequence[EventRow], created_at: datetime
-    ) -> None: ...
-
-    async def add_rollups(self, session: AsyncSession, deltas: dict[RollupKey, RollupDelta]) -> None:
-        """Add to the rollup rows (created when missing)."""
+    async def write(self, session: AsyncSession, writes: GroupWrites) -> None:
+        """Insert the events, add to the rollups (rows created when missing) and the counters."""
         ...
-
-    async def add_daily(self, session: AsyncSession, day: datetime, added: dict[str, int]) -> None: ...
 
     def retries(self, exc: BaseException) -> bool:
         """Whether the group's transaction, failed with `exc`, succeeds when run again from the start."""
@@ -157,35 +160,35 @@ async def _stored_events(
 
 # --- PostgreSQL -------------------------------------------------------------------------------
 
-_PG_MONITORS = """
-SELECT m.id, m.org_id, m.type, m.is_active, o.plan
-FROM monitors m JOIN organizations o ON o.id = m.org_id
-WHERE m.id = ANY(%s::text[])
-FOR KEY SHARE OF m
-"""
-# DO UPDATE (to itself) rather than DO NOTHING: it locks the row that exists, and RETURNING sees it.
-_PG_LOCK_DAILY = """
-INSERT INTO ai_daily_usage (org_id, day, events)
-SELECT org_id, %s, 0 FROM unnest(%s::text[]) AS o(org_id) ORDER BY org_id
-ON CONFLICT (org_id, day) DO UPDATE SET events = ai_daily_usage.events
-RETURNING org_id, events
-"""
-_PG_ADD_DAILY = """
-UPDATE ai_daily_usage d SET events = d.events + a.n
-FROM unnest(%s::text[], %s::int[]) AS a(org_id, n)
-WHERE d.org_id = a.org_id AND d.day = %s
+# The monitors held FOR KEY SHARE (a deletion waits for the commit), their organizations' counters
+# created or locked (DO UPDATE to itself, rather than DO NOTHING: it locks a row that exists, and
+# RETURNING sees it), in one round trip.
+_PG_OPEN_GROUP = """
+WITH m AS (
+    SELECT m.id, m.org_id, m.type, m.is_active, o.plan
+    FROM monitors m JOIN organizations o ON o.id = m.org_id
+    WHERE m.id = ANY(%s::text[])
+    FOR KEY SHARE OF m
+), d AS (
+    INSERT INTO ai_daily_usage (org_id, day, events)
+    SELECT DISTINCT org_id, %s::timestamptz, 0 FROM m ORDER BY org_id
+    ON CONFLICT (org_id, day) DO UPDATE SET events = ai_daily_usage.events
+    RETURNING org_id, events
+)
+SELECT m.id, m.org_id, m.type, m.is_active, m.plan, d.events FROM m JOIN d ON d.org_id = m.org_id
 """
 # Rows travel as one JSON array (orjson writes it in microseconds; the server parses it into
 # records): psycopg's array parameters are dumped in Python, a few milliseconds a group.
 _PG_INSERT_EVENTS = (
     f"INSERT INTO ai_events ({', '.join(EVENT_COLUMNS)}, created_at) "
-    f"SELECT {', '.join(EVENT_COLUMNS)}, %s FROM json_populate_recordset(NULL::ai_events, %s::json)"
+    f"SELECT {', '.join(EVENT_COLUMNS)}, %(created_at)s "
+    "FROM json_populate_recordset(NULL::ai_events, %(events)s::json)"
 )
 _PG_ROLLUP_COLUMNS = (*ROLLUP_KEY, "org_id", *ROLLUP_SUMS, "latency_histogram")
 # Histograms merge in SQL (bucket by bucket): a concurrent group's addition is never overwritten.
 _PG_ADD_ROLLUPS = f"""
 INSERT INTO ai_usage_rollups AS r ({", ".join(_PG_ROLLUP_COLUMNS)})
-SELECT {", ".join(_PG_ROLLUP_COLUMNS)} FROM json_populate_recordset(NULL::ai_usage_rollups, %s::json)
+SELECT {", ".join(_PG_ROLLUP_COLUMNS)} FROM json_populate_recordset(NULL::ai_usage_rollups, %(rollups)s::json)
 ORDER BY {", ".join(ROLLUP_KEY)}
 ON CONFLICT ({", ".join(ROLLUP_KEY)}) DO UPDATE SET
     {", ".join(f"{c} = r.{c} + EXCLUDED.{c}" for c in ROLLUP_SUMS)},
@@ -198,6 +201,19 @@ ON CONFLICT ({", ".join(ROLLUP_KEY)}) DO UPDATE SET
         ) AS merged
     )
 """
+_PG_ADD_DAILY = """
+UPDATE ai_daily_usage d SET events = d.events + a.n
+FROM unnest(%(org_ids)s::text[], %(counts)s::int[]) AS a(org_id, n)
+WHERE d.org_id = a.org_id AND d.day = %(day)s
+"""
+# The group's writes in one statement (one round trip): data-modifying CTEs all run, whatever the
+# outer SELECT reads.
+_PG_WRITE = f"""
+WITH new_events AS ({_PG_INSERT_EVENTS}),
+added_rollups AS ({_PG_ADD_ROLLUPS}),
+added_daily AS ({_PG_ADD_DAILY})
+SELECT 1
+"""
 
 
 async def _driver(session: AsyncSession) -> Any:
@@ -206,49 +222,46 @@ async def _driver(session: AsyncSession) -> Any:
 
 
 class PostgresIngestStore:
-    async def monitors(self, session: AsyncSession, monitor_ids: Sequence[str]) -> dict[str, MonitorRow]:
+    async def open_group(
+        self, session: AsyncSession, monitor_ids: Sequence[str], day: datetime
+    ) -> tuple[dict[str, MonitorRow], dict[str, int]]:
         driver = await _driver(session)
-        cursor = await driver.execute(_PG_MONITORS, (list(monitor_ids),))
-        return {row[0]: MonitorRow(*row) for row in await cursor.fetchall()}
-
-    async def lock_daily(
-        self, session: AsyncSession, org_ids: Sequence[str], day: datetime
-    ) -> dict[str, int]:
-        driver = await _driver(session)
-        cursor = await driver.execute(_PG_LOCK_DAILY, (day, sorted(org_ids)))
-        return {row[0]: int(row[1]) for row in await cursor.fetchall()}
+        cursor = await driver.execute(_PG_OPEN_GROUP, (list(monitor_ids), day))
+        monitors: dict[str, MonitorRow] = {}
+        used: dict[str, int] = {}
+        for row in await cursor.fetchall():
+            monitors[row[0]] = MonitorRow(*row[:5])
+            used[row[1]] = int(row[5])
+        return monitors, used
 
     async def stored_events(
         self, session: AsyncSession, keys: Sequence[tuple[str, str]]
     ) -> dict[tuple[str, str], StoredEvent]:
         return await _stored_events(session, keys)
 
-    async def insert_events(
-        self, session: AsyncSession, rows: Sequence[EventRow], created_at: datetime
-    ) -> None:
-        if not rows:
-            return
-        document = orjson.dumps([dict(zip(EVENT_COLUMNS, row, strict=True)) for row in rows])
-        driver = await _driver(session)
-        await driver.execute(_PG_INSERT_EVENTS, (created_at, document.decode()))
-
-    async def add_rollups(self, session: AsyncSession, deltas: dict[RollupKey, RollupDelta]) -> None:
-        if not deltas:
+    async def write(self, session: AsyncSession, writes: GroupWrites) -> None:
+        if not writes.rows:
             return
         # Sorted (in SQL too): every writer locks rollup rows in one order, so two groups never deadlock.
-        rows = [
-            {"monitor_id": key[0], "hour": key[1], "provider": key[2], "model": key[3], **asdict(deltas[key])}
-            for key in sorted(deltas)
+        rollups = [
+            {"monitor_id": key[0], "hour": key[1], "provider": key[2], "model": key[3], **asdict(delta)}
+            for key, delta in sorted(writes.rollups.items())
         ]
+        org_ids = sorted(writes.added)
         driver = await _driver(session)
-        await driver.execute(_PG_ADD_ROLLUPS, (orjson.dumps(rows).decode(),))
-
-    async def add_daily(self, session: AsyncSession, day: datetime, added: dict[str, int]) -> None:
-        if not added:
-            return
-        org_ids = sorted(added)
-        driver = await _driver(session)
-        await driver.execute(_PG_ADD_DAILY, (org_ids, [added[o] for o in org_ids], day))
+        await driver.execute(
+            _PG_WRITE,
+            {
+                "events": orjson.dumps(
+                    [dict(zip(EVENT_COLUMNS, row, strict=True)) for row in writes.rows]
+                ).decode(),
+                "created_at": writes.created_at,
+                "rollups": orjson.dumps(rollups).decode(),
+                "org_ids": org_ids,
+                "counts": [writes.added[org_id] for org_id in org_ids],
+                "day": writes.day,
+            },
+        )
 
     def retries(self, exc: BaseException) -> bool:
         # A group racing another process's with the same eventId meets its unique constraint: run
@@ -266,7 +279,21 @@ class PostgresIngestStore:
 
 
 class SqliteIngestStore:
-    async def monitors(self, session: AsyncSession, monitor_ids: Sequence[str]) -> dict[str, MonitorRow]:
+    async def open_group(
+        self, session: AsyncSession, monitor_ids: Sequence[str], day: datetime
+    ) -> tuple[dict[str, MonitorRow], dict[str, int]]:
+        monitors = await self._monitors(session, monitor_ids)
+        used = await self._lock_daily(session, sorted({m.org_id for m in monitors.values()}), day)
+        return monitors, used
+
+    async def write(self, session: AsyncSession, writes: GroupWrites) -> None:
+        if not writes.rows:
+            return
+        await self._insert_events(session, writes.rows, writes.created_at)
+        await self._add_rollups(session, writes.rollups)
+        await self._add_daily(session, writes.day, writes.added)
+
+    async def _monitors(self, session: AsyncSession, monitor_ids: Sequence[str]) -> dict[str, MonitorRow]:
         # No lock to take: a monitor deleted before this group commits fails its rollup's foreign
         # key, and the group runs again without it (retries).
         rows = await session.execute(
@@ -276,9 +303,11 @@ class SqliteIngestStore:
         )
         return {row[0]: MonitorRow(row[0], row[1], row[2], bool(row[3]), row[4]) for row in rows}
 
-    async def lock_daily(
+    async def _lock_daily(
         self, session: AsyncSession, org_ids: Sequence[str], day: datetime
     ) -> dict[str, int]:
+        if not org_ids:
+            return {}
         # The insert is the transaction's first write: from here on it is the database's only writer.
         await session.execute(
             sqlite.insert(AiDailyUsage).on_conflict_do_nothing(),
@@ -296,7 +325,7 @@ class SqliteIngestStore:
     ) -> dict[tuple[str, str], StoredEvent]:
         return await _stored_events(session, keys)
 
-    async def insert_events(
+    async def _insert_events(
         self, session: AsyncSession, rows: Sequence[EventRow], created_at: datetime
     ) -> None:
         if not rows:
@@ -305,7 +334,7 @@ class SqliteIngestStore:
         values = [{**dict(zip(names, row, strict=True)), "created_at": created_at} for row in rows]
         await session.execute(insert(AiEvent), values)
 
-    async def add_rollups(self, session: AsyncSession, deltas: dict[RollupKey, RollupDelta]) -> None:
+    async def _add_rollups(self, session: AsyncSession, deltas: dict[RollupKey, RollupDelta]) -> None:
         if not deltas:
             return
         # Read, add, write: this transaction is the only writer since lock_daily.
@@ -341,7 +370,7 @@ class SqliteIngestStore:
         )
         await session.execute(statement, values)
 
-    async def add_daily(self, session: AsyncSession, day: datetime, added: dict[str, int]) -> None:
+    async def _add_daily(self, session: AsyncSession, day: datetime, added: dict[str, int]) -> None:
         for org_id, count in sorted(added.items()):
             await session.execute(
                 update(AiDailyUsage)
