@@ -166,8 +166,7 @@ class AiIngest:
         for attempt in range(_ATTEMPTS):
             async with self._db.sessions() as session:
                 try:
-                    group = await self._transaction(session, requests)
-                    await session.commit()
+                    group = await self._transaction(session, requests)  # committed
                     break
                 except Exception as exc:
                     if attempt == _ATTEMPTS - 1 or not self._store.retries(exc):
@@ -197,6 +196,7 @@ class AiIngest:
                 live.append((request, monitors[request.monitor_id], out))
             group.answers.append(out if problem is None else problem)
         if not live:
+            await session.rollback()
             return group
         keys = sorted(
             {(r.monitor_id, e.event_id) for r, _, _ in live for e in r.events if e.event_id is not None}
@@ -232,7 +232,7 @@ class AiIngest:
                 out.append(answer)
                 if key is not None:
                     seen[key] = answer
-        await store.write(session, GroupWrites(group.rows, now, group.rollups, day, group.added))
+        await store.write_and_commit(session, GroupWrites(group.rows, now, group.rollups, day, group.added))
         return group
 
     def _stored(

@@ -123,8 +123,9 @@ class AiIngestStore(Protocol):
         """Events already stored under these (monitor_id, client_event_id)."""
         ...
 
-    async def write(self, session: AsyncSession, writes: GroupWrites) -> None:
-        """Insert the events, add to the rollups (rows created when missing) and the counters."""
+    async def write_and_commit(self, session: AsyncSession, writes: GroupWrites) -> None:
+        """Insert the events, add to the rollups (rows created when missing) and the counters, and
+        commit the group's transaction: the one step here that commits."""
         ...
 
     def retries(self, exc: BaseException) -> bool:
@@ -226,7 +227,8 @@ class PostgresIngestStore:
         self, session: AsyncSession, monitor_ids: Sequence[str], day: datetime
     ) -> tuple[dict[str, MonitorRow], dict[str, int]]:
         driver = await _driver(session)
-        cursor = await driver.execute(_PG_OPEN_GROUP, (list(monitor_ids), day))
+        async with driver.pipeline():  # BEGIN goes with the statement, not a round trip before it
+            cursor = await driver.execute(_PG_OPEN_GROUP, (list(monitor_ids), day))
         monitors: dict[str, MonitorRow] = {}
         used: dict[str, int] = {}
         for row in await cursor.fetchall():
@@ -239,8 +241,9 @@ class PostgresIngestStore:
     ) -> dict[tuple[str, str], StoredEvent]:
         return await _stored_events(session, keys)
 
-    async def write(self, session: AsyncSession, writes: GroupWrites) -> None:
+    async def write_and_commit(self, session: AsyncSession, writes: GroupWrites) -> None:
         if not writes.rows:
+            await session.commit()
             return
         # Sorted (in SQL too): every writer locks rollup rows in one order, so two groups never deadlock.
         rollups = [
@@ -249,19 +252,24 @@ class PostgresIngestStore:
         ]
         org_ids = sorted(writes.added)
         driver = await _driver(session)
-        await driver.execute(
-            _PG_WRITE,
-            {
-                "events": orjson.dumps(
-                    [dict(zip(EVENT_COLUMNS, row, strict=True)) for row in writes.rows]
-                ).decode(),
-                "created_at": writes.created_at,
-                "rollups": orjson.dumps(rollups).decode(),
-                "org_ids": org_ids,
-                "counts": [writes.added[org_id] for org_id in org_ids],
-                "day": writes.day,
-            },
-        )
+        # The statement and the COMMIT in one round trip. (The session's own commit, after, finds
+        # the transaction over and sends nothing.)
+        async with driver.pipeline():
+            await driver.execute(
+                _PG_WRITE,
+                {
+                    "events": orjson.dumps(
+                        [dict(zip(EVENT_COLUMNS, row, strict=True)) for row in writes.rows]
+                    ).decode(),
+                    "created_at": writes.created_at,
+                    "rollups": orjson.dumps(rollups).decode(),
+                    "org_ids": org_ids,
+                    "counts": [writes.added[org_id] for org_id in org_ids],
+                    "day": writes.day,
+                },
+            )
+            await driver.commit()
+        await session.commit()
 
     def retries(self, exc: BaseException) -> bool:
         # A group racing another process's with the same eventId meets its unique constraint: run
@@ -286,12 +294,12 @@ class SqliteIngestStore:
         used = await self._lock_daily(session, sorted({m.org_id for m in monitors.values()}), day)
         return monitors, used
 
-    async def write(self, session: AsyncSession, writes: GroupWrites) -> None:
-        if not writes.rows:
-            return
-        await self._insert_events(session, writes.rows, writes.created_at)
-        await self._add_rollups(session, writes.rollups)
-        await self._add_daily(session, writes.day, writes.added)
+    async def write_and_commit(self, session: AsyncSession, writes: GroupWrites) -> None:
+        if writes.rows:
+            await self._insert_events(session, writes.rows, writes.created_at)
+            await self._add_rollups(session, writes.rollups)
+            await self._add_daily(session, writes.day, writes.added)
+        await session.commit()
 
     async def _monitors(self, session: AsyncSession, monitor_ids: Sequence[str]) -> dict[str, MonitorRow]:
         # No lock to take: a monitor deleted before this group commits fails its rollup's foreign

@@ -21,8 +21,8 @@ class IngestCorsMiddleware:
         if scope["type"] != "http" or not scope["path"].startswith(CORS_PREFIXES):
             await self.app(scope, receive, send)
             return
-        headers = dict(scope["headers"])
-        if scope["method"] == "OPTIONS" and b"access-control-request-method" in headers:
+        headers = dict(scope["headers"]) if scope["method"] == "OPTIONS" else {}
+        if b"access-control-request-method" in headers:
             requested = headers.get(b"access-control-request-headers", b"").strip()
             await send(
                 {
