@@ -4,7 +4,8 @@ PostgreSQL, side by side with a no-op endpoint that validates the same body (ben
 Creates and migrates a fresh database (traxo_bench_ai_ingest) with an ENTERPRISE organization and
 an LLM monitor, starts the real `traxo api` (no workers) and the no-op app, both one uvicorn
 process, then runs wrk with bench/ai_ingest.lua at --connections for --seconds on each (after a
-short warm-up). Prints requests/s and p99 for both, the ratio, and checks that the events stored
+short warm-up), and on the same validation as a bare ASGI app (how the ingest itself is served:
+the durable write's own cost shows against it). Prints requests/s and p99 for each, the ratios, and checks that the events stored
 equal the 200s answered (wrk stops with up to one request per connection in flight: those may be
 stored without their answer being counted). Target: ingest >= 60% of the no-op's rate, p99 < 50 ms.
 
@@ -139,7 +140,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=3)
     args = parser.parse_args()
     env = {**os.environ, "TRAXO_DATABASE_URL": DSN, "TRAXO_LOG_LEVEL": "warning"}
-    api_port, noop_port = free_port(), free_port()
+    api_port, noop_port, bare_port = free_port(), free_port(), free_port()
     setup(env, api_port)
     api = subprocess.Popen(
         [
@@ -158,11 +159,16 @@ def main() -> None:
     noop = subprocess.Popen(
         [str(BIN / "python"), str(ROOT / "bench" / "ai_noop_app.py"), "--port", str(noop_port)]
     )
+    bare = subprocess.Popen(
+        [str(BIN / "python"), str(ROOT / "bench" / "ai_noop_app.py"), "--port", str(bare_port), "--bare"]
+    )
     try:
         wait_ready(f"http://127.0.0.1:{api_port}/readyz")
         wait_ready(f"http://127.0.0.1:{noop_port}/api/ai/ingest/x", "POST")
+        wait_ready(f"http://127.0.0.1:{bare_port}/api/ai/ingest/x", "POST")
         targets = {
             "no-op (validate, constant answer)": f"http://127.0.0.1:{noop_port}/api/ai/ingest/{MONITOR_ID}",
+            "no-op as bare ASGI (as the ingest is served)": f"http://127.0.0.1:{bare_port}/api/ai/ingest/x",
             "ingest (durable, group commit)": f"http://127.0.0.1:{api_port}/api/ai/ingest/{MONITOR_ID}",
         }
         results: dict[str, dict[str, float]] = {}
@@ -178,11 +184,12 @@ def main() -> None:
                 f"p99 {figures['p99_ms']:.1f} ms ({int(figures['ok'])} of {int(figures['total'])} answered 2xx; "
                 f"socket errors: {figures['socket_errors']})"
             )
-        noop_figures, ingest_figures = results.values()
+        noop_figures, bare_figures, ingest_figures = results.values()
         ratio = ingest_figures["rate"] / noop_figures["rate"]
         print(
             f"ingest / no-op: {ratio:.0%} (target >= 60%); ingest p99 {ingest_figures['p99_ms']:.1f} ms (target < 50)"
         )
+        print(f"ingest / bare no-op: {ingest_figures['rate'] / bare_figures['rate']:.0%}")
         time.sleep(1)  # requests in flight when wrk stopped finish committing
         measured = stored_events() - int(ingest_figures["stored_before"])
         ok = int(ingest_figures["ok"])
@@ -193,7 +200,7 @@ def main() -> None:
         if not ok <= measured <= ok + args.connections:
             raise SystemExit("stored events do not match the 200 answers")
     finally:
-        for process in (api, noop):
+        for process in (api, noop, bare):
             process.terminate()
             process.wait()
 

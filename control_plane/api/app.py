@@ -20,6 +20,7 @@ from control_plane.agents.endpoint import AgentsEndpoint
 from control_plane.api.cors import IngestCorsMiddleware
 from control_plane.api.deps import Runtime, RuntimeDep
 from control_plane.api.errors import install_error_handlers
+from control_plane.api.ingest_fast_path import IngestFastPath
 from control_plane.api.middleware import ApiMiddleware
 from control_plane.api.openapi import build_openapi
 from control_plane.api.responses import JsonResponse
@@ -133,6 +134,8 @@ def create_app(
     )
     app.state.runtime = runtime
     app.add_middleware(ApiMiddleware, max_body_bytes=settings.max_body_bytes, router=app.router)
+    # Before the rest: the ingest's POSTs are answered there, without FastAPI's layers.
+    app.add_middleware(IngestFastPath, runtime=runtime, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(IngestCorsMiddleware)  # outermost: a preflight never reaches routing's 405
     install_error_handlers(app)
     _add_docs(app)

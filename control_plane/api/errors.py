@@ -56,6 +56,11 @@ class ApiError(Exception):
         self.headers = headers
 
 
+def status_of(exc: DomainError) -> int:
+    """The HTTP status a domain error answers."""
+    return _STATUS_BY_ERROR.get(type(exc), 400)
+
+
 def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> JsonResponse:
     return JsonResponse({"error": message}, status_code=status, headers=headers)
 
@@ -95,7 +100,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(DomainError)
     async def _domain_error(_: Request, exc: DomainError) -> JsonResponse:
-        return error_response(_STATUS_BY_ERROR.get(type(exc), 400), exc.message)
+        return error_response(status_of(exc), exc.message)
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JsonResponse:

@@ -48,8 +48,8 @@ class ApiMiddleware:
             return
         # Routing rewrites the scope (a Mount moves root_path); the Allow list matches what came in.
         path, root_path = scope["path"], scope.get("root_path", "")
-        route_path = _route_path(path, root_path)
-        limit = sys.maxsize if route_path.startswith(UNCAPPED_BODY_PREFIX) else self.max_body_bytes
+        routed = route_path(path, root_path)
+        limit = sys.maxsize if routed.startswith(UNCAPPED_BODY_PREFIX) else self.max_body_bytes
         for name, value in scope["headers"]:
             if name == b"content-length":
                 try:
@@ -59,7 +59,7 @@ class ApiMiddleware:
                 if too_large:
                     await _send_error(send, 413, f"Request body too large (limit {limit} bytes)")
                     return
-        methods = self._methods_of_fixed_path(route_path)
+        methods = self._methods_of_fixed_path(routed)
         if methods is not None and scope["method"] not in methods:
             allow = [(b"allow", _allow(methods).encode("latin-1"))]
             await _send_error(send, 405, "Method not allowed", allow)
@@ -137,7 +137,7 @@ def _allow(methods: set[str] | frozenset[str]) -> str:
     return ", ".join(sorted(methods - {""}, key=lambda method: (_ORDER.get(method, len(_ORDER)), method)))
 
 
-def _route_path(path: str, root_path: str) -> str:
+def route_path(path: str, root_path: str) -> str:
     """The path as routes match it: without the root path a proxy serves the app under."""
     if root_path and path.startswith(root_path) and path[len(root_path) : len(root_path) + 1] in ("", "/"):
         return path[len(root_path) :]
