@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from control_plane.ai.ingest import Accepted, IngestFailed, OverLimit
+from control_plane.ai.ingest.committer import Accepted, IngestFailed, OverLimit
 from control_plane.api.ai_schemas import BodyError, accepted_out, answer_out, parse_body
 from control_plane.api.deps import Runtime
 from control_plane.api.errors import ApiError

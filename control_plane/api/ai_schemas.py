@@ -23,7 +23,7 @@ from pydantic import (
 from typing_extensions import TypedDict
 
 from control_plane.ai.events import AiEventIn
-from control_plane.ai.ingest import Accepted, OverLimit
+from control_plane.ai.ingest.committer import Accepted, OverLimit
 from control_plane.api.schemas import NoControlCharacters, RequestModel, examples
 from control_plane.settings import Settings
 

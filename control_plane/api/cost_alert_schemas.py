@@ -8,7 +8,7 @@ from typing import Annotated, ClassVar
 from pydantic import Field, StringConstraints, field_validator, model_validator, with_config
 from typing_extensions import TypedDict
 
-from control_plane.ai.cost_alerts import MAX_ALERT_EMAILS, Budgets, parse_alert_emails
+from control_plane.ai.budgets.cost_alerts import MAX_ALERT_EMAILS, Budgets, parse_alert_emails
 from control_plane.api.responses import CLOSED, Data, Timestamp
 from control_plane.api.schemas import RequestModel, examples
 from control_plane.core.timefmt import iso

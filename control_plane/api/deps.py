@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from control_plane.ai.ingest import AiIngest
+from control_plane.ai.ingest.committer import AiIngest
 from control_plane.api.errors import ApiError
 from control_plane.api.middleware import RESPONSE_HEADERS_KEY
 from control_plane.api.ratelimit import RateLimiter

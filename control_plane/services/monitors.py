@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import Text, cast, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from control_plane.ai.ingest_store import delete_ai_events_of
+from control_plane.ai.ingest.store import delete_ai_events_of
 from control_plane.core import changes
 from control_plane.core.errors import Forbidden, InvalidInput, NotFound
 from control_plane.core.ids import new_id

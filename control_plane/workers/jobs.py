@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from control_plane.ai.budgets import check_budgets
-from control_plane.ai.insights_job import generate_insights
+from control_plane.ai.budgets.worker import check_budgets
+from control_plane.ai.insights.job import generate_insights
 from control_plane.alerts.job import AlertsLoop
 from control_plane.core.ids import new_id
 from control_plane.core.timefmt import utcnow

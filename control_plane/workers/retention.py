@@ -7,7 +7,7 @@ import asyncio
 import logging
 from datetime import timedelta
 
-from control_plane.ai.retention import apply_ai_retention
+from control_plane.ai.usage.retention import apply_ai_retention
 from control_plane.core.timefmt import Clock, utcnow
 from control_plane.db import Database
 from control_plane.results import delete_expired, delete_results_of, orphaned_monitor_ids

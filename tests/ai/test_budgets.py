@@ -14,7 +14,7 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from control_plane.ai.budgets import BudgetRound, check_budgets, claim, forecast, owed
+from control_plane.ai.budgets.worker import BudgetRound, check_budgets, claim, forecast, owed
 from control_plane.core.ids import new_id
 from control_plane.core.timefmt import iso
 from control_plane.db import Database
@@ -200,7 +200,7 @@ async def test_a_failed_send_leaves_the_mark_for_the_next_round(api, world, data
     monitor_id = await budgeted_monitor(api, world, database, dailyBudget=10)
     await add_spend(database, world.org_a, monitor_id, NOW, 15.0)
     down = smtp_settings(settings.database_url, free_port())  # nothing listens there
-    with caplog.at_level(logging.WARNING, logger="control_plane.ai.budgets"):
+    with caplog.at_level(logging.WARNING, logger="control_plane.ai.budgets.worker"):
         assert await check_budgets(database, down, now=NOW) == BudgetRound(sent=0, failed=1)
     assert "not sent, retried next round: connection refused by 127.0.0.1" in caplog.text
     assert (await alert_of(api, world, monitor_id))["lastDailyAlert"] is None
@@ -215,7 +215,7 @@ async def test_a_failed_send_leaves_the_mark_for_the_next_round(api, world, data
 async def test_without_an_smtp_server_nothing_is_marked(api, world, database, settings, caplog):
     monitor_id = await budgeted_monitor(api, world, database, monthlyBudget=5)
     await add_spend(database, world.org_a, monitor_id, NOW, 6.0)
-    with caplog.at_level(logging.WARNING, logger="control_plane.ai.budgets"):
+    with caplog.at_level(logging.WARNING, logger="control_plane.ai.budgets.worker"):
         assert await check_budgets(database, smtp_settings(settings.database_url, None), now=NOW) == (
             BudgetRound(0, 0)
         )

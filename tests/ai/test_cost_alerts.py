@@ -10,7 +10,7 @@ import httpx
 import pytest
 from sqlalchemy import select, update
 
-from control_plane.ai.budgets import day_start
+from control_plane.ai.budgets.worker import day_start
 from control_plane.core.ids import new_id
 from control_plane.db import Database
 from control_plane.models import AiUsageRollup, CostAlert

@@ -429,7 +429,7 @@ async def test_a_failed_transaction_fails_every_request_of_its_group_and_stores_
             )
     try:
         from control_plane.ai.events import AiEventIn
-        from control_plane.ai.ingest import IngestFailed
+        from control_plane.ai.ingest.committer import IngestFailed
 
         def event(model: str) -> AiEventIn:
             return AiEventIn(

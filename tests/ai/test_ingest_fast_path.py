@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 import httpx
 
-from control_plane.ai.ingest import AiIngest
+from control_plane.ai.ingest.committer import AiIngest
 from control_plane.api.app import create_app
 from tests.ai.support import insert_llm_monitor
 

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from control_plane.ai.insights_job import generate_insights
+from control_plane.ai.insights.job import generate_insights
 from control_plane.db import Database
 from control_plane.models import Monitor
 from control_plane.models.ai import EVENT_ERROR, AiInsight

@@ -10,8 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
-from control_plane.ai.cheaper_models import cheaper_model
-from control_plane.ai.insights_job import generate_insights
+from control_plane.ai.insights.cheaper_models import cheaper_model
+from control_plane.ai.insights.job import generate_insights
 from control_plane.ai.pricing import cost_usd
 from control_plane.db import Database
 from control_plane.domain import histogram

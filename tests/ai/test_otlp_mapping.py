@@ -1,4 +1,4 @@
-"""OTLP spans as LLM events (control_plane/ai/otlp_spans.py) and the OTLP/HTTP wire (ai/otlp.py):
+"""OTLP spans as LLM events (control_plane/ai/otlp/spans.py) and the OTLP/HTTP wire (ai/otlp/wire.py):
 pure, no server, no database."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from google.protobuf import json_format
 from google.rpc import status_pb2  # googleapis-common-protos: the exporters' dependency, not ours
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
-from control_plane.ai import otlp
-from control_plane.ai.otlp_spans import events_of
+from control_plane.ai.otlp import wire as otlp
+from control_plane.ai.otlp.spans import events_of
 from control_plane.core.errors import InvalidInput
 from tests.ai.otlp_support import CHAT, TRACE_ID, export, span
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from control_plane.ai import insights_store
+from control_plane.ai.insights import store as insights_store
 from control_plane.api.ai_insight_schemas import (
     InsightListResponse,
     InsightResponse,

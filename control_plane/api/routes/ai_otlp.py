@@ -16,9 +16,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Request
 from starlette.responses import Response
 
-from control_plane.ai import otlp
-from control_plane.ai.ingest import Accepted, IngestFailed, OverLimit
-from control_plane.ai.otlp_spans import events_of
+from control_plane.ai.ingest.committer import Accepted, IngestFailed, OverLimit
+from control_plane.ai.otlp import wire as otlp
+from control_plane.ai.otlp.spans import events_of
 from control_plane.api.deps import RuntimeDep
 from control_plane.api.errors import error_response
 from control_plane.api.openapi import errors

@@ -6,8 +6,8 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
-from control_plane.ai import usage
 from control_plane.ai.monitors import llm_monitor
+from control_plane.ai.usage import reads as usage
 from control_plane.api.ai_usage_schemas import AiEventPageResponse, AiUsageResponse, ai_event_out
 from control_plane.api.deps import MemberDep, NowDep, SessionDep
 from control_plane.api.openapi import errors

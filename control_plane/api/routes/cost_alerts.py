@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from control_plane.ai import cost_alerts
+from control_plane.ai.budgets import cost_alerts
 from control_plane.api.cost_alert_schemas import (
     CostAlertDeletedResponse,
     CostAlertPut,

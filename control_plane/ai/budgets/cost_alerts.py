@@ -1,5 +1,5 @@
 """An LLM monitor's cost alert: its budgets and who is mailed (what /api/monitors/:id/cost-alert
-calls). The budget worker (budgets.py) sends the mails.
+calls). The budget worker (worker.py) sends the mails.
 
 Changing a budget resets that period's marks only when the new budget is above what was already
 spent (for the warning mark: when 80% of it is): a raised budget alerts again once it is crossed,
@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from control_plane.ai.budgets import WARNING_SHARE, Spend, spend_of
+from control_plane.ai.budgets.worker import WARNING_SHARE, Spend, spend_of
 from control_plane.ai.monitors import llm_monitor
 from control_plane.core.errors import NotFound
 from control_plane.core.ids import new_id

@@ -2,7 +2,7 @@
 one transaction and answers each request after that commit (a 200 is a committed event).
 
 While one group commits the next accumulates, so a busier ingest writes bigger groups, not more
-transactions. In the group's transaction (ingest_store.py): its monitors with their plans (on
+transactions. In the group's transaction (store.py): its monitors with their plans (on
 PostgreSQL held FOR KEY SHARE: a deletion waits), each organization's daily counter (locked), the
 events already stored under a retried eventId, the new events, their hourly rollups (summed in
 Python first: each row is touched once per group), the counters' additions.
@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from control_plane.ai.events import AiEventIn
-from control_plane.ai.ingest_store import (
+from control_plane.ai.ingest.store import (
     AiIngestStore,
     EventRow,
     GroupWrites,

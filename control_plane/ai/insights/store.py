@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from control_plane.ai.insights import SEVERITY_RANK, Finding, changed_materially, numbers_of
+from control_plane.ai.insights.rules import SEVERITY_RANK, Finding, changed_materially, numbers_of
 from control_plane.ai.monitors import llm_monitor
 from control_plane.core.errors import NotFound
 from control_plane.core.ids import new_id

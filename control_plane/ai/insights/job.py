@@ -1,7 +1,7 @@
 """The insights worker: for each LLM monitor with usage in the last 24 h, its aggregates gathered in
 SQL (rollups where they suffice; GROUP BY over its raw events, on the (monitor_id, created_at)
-index, for prompt hashes, short calls and RAG), the rules applied (insights.py) and the findings
-kept (insights_store.py).
+index, for prompt hashes, short calls and RAG), the rules applied (rules.py) and the findings
+kept (store.py).
 
 The window starts on the hour 24 h before `now` (rollups are hourly, so both read the same span)
 and runs to `now`; savings are scaled from its length to a day. The previous window is the 24 h
@@ -17,8 +17,9 @@ from typing import Any
 from sqlalchemy import Float, and_, case, cast, func, select, union
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from control_plane.ai import insights, insights_store
-from control_plane.ai.insight_usage import (
+from control_plane.ai.insights import rules as insights
+from control_plane.ai.insights import store as insights_store
+from control_plane.ai.insights.usage import (
     FailedCall,
     FailureBurst,
     ModelWindow,

@@ -1,6 +1,6 @@
 """The insights rules: pure functions from one LLM monitor's usage aggregates (the last 24 h and the
 24 h before) to findings. The worker (insights_job.py) gathers the aggregates with SQL and keeps
-the findings (insights_store.py); nothing here does I/O.
+the findings (store.py); nothing here does I/O.
 
 Savings are USD per day from real prices (pricing.py), scaled from the window to 24 h. A finding is
 about one subject (a model, a prompt hash; "" when the type has one per monitor).
@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from control_plane.ai.cheaper_models import cheaper_model
-from control_plane.ai.insight_usage import STORM_SECONDS, Usage
+from control_plane.ai.insights.cheaper_models import cheaper_model
+from control_plane.ai.insights.usage import STORM_SECONDS, Usage
 from control_plane.ai.pricing import cost_usd, price_of
 from control_plane.domain import histogram
 

@@ -1,7 +1,7 @@
 """OTLP/HTTP trace exports as the specification has them (opentelemetry.io/docs/specs/otlp): the
 body in protobuf or JSON, maybe gzipped, read into an ExportTraceServiceRequest; the answers, an
 ExportTraceServiceResponse (with partial_success when spans were not stored) or a google.rpc.Status,
-in the request's own encoding. Pure: no I/O. The spans' meaning is otlp_spans.py's.
+in the request's own encoding. Pure: no I/O. The spans' meaning is spans.py's.
 
 OTLP/JSON is proto3's JSON mapping with two differences this reads as the specification says:
 trace and span ids are hex strings (not base64), and enums are integers (names pass too). Keys in

@@ -1,0 +1,1 @@
+"""Cost alerts: a monitor's budgets, and the worker that mails when spend crosses them."""

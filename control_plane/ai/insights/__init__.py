@@ -1,0 +1,1 @@
+"""Insights: the rules over recent usage, the worker that applies them, and their rows."""
