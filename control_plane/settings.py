@@ -97,6 +97,9 @@ class Settings(BaseSettings):
     # How often the insights worker looks at recent usage, and the budget worker at spend.
     ai_insights_seconds: float = Field(default=300, gt=0)
     ai_budget_seconds: float = Field(default=60, gt=0)
+    # Status pages: the DNS server custom domains' TXT records are looked up at ("host" or
+    # "host:port"; unset: the system's resolvers).
+    dns_resolver: str | None = None
     grpc_port: int = Field(default=50051, ge=0, le=65535)
     # TLS for the agent protocol (PEM files); plaintext gRPC when unset.
     grpc_tls_cert: str | None = None

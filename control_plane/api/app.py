@@ -31,6 +31,7 @@ from control_plane.api.routes import (
     ai_usage,
     alert_channels,
     api_keys,
+    badges,
     billing,
     cost_alerts,
     dashboard,
@@ -39,6 +40,9 @@ from control_plane.api.routes import (
     maintenance,
     monitors,
     organization,
+    page_incidents,
+    status_page_html,
+    status_pages,
     team,
 )
 from control_plane.settings import Settings
@@ -157,6 +161,10 @@ def create_app(
         ai_usage.router,
         ai_insights.router,
         cost_alerts.router,
+        status_pages.router,
+        page_incidents.router,
+        status_page_html.router,
+        badges.router,
     ):
         app.include_router(router)
 

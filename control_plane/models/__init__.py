@@ -22,6 +22,12 @@ from control_plane.models.monitoring import (
     Monitor,
     RollupBacklog,
 )
+from control_plane.models.status_pages import (
+    PageIncident,
+    PageIncidentUpdate,
+    StatusPage,
+    StatusPageComponent,
+)
 
 __all__ = [
     "Agent",
@@ -51,8 +57,12 @@ __all__ = [
     "Monitor",
     "MonitorState",
     "Organization",
+    "PageIncident",
+    "PageIncidentUpdate",
     "RegionState",
     "Role",
     "RollupBacklog",
+    "StatusPage",
+    "StatusPageComponent",
     "User",
 ]

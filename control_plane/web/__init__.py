@@ -1,0 +1,1 @@
+"""What Traxo serves as HTML: the status page (Jinja2 templates, its stylesheet)."""
