@@ -296,6 +296,16 @@ async def test_a_batch_answers_each_event_in_order(api, world, database):
     )
 
 
+async def test_a_batch_of_only_invalid_events_still_names_a_wrong_monitor(api, world, database):
+    bad = {"events": [{**EXAMPLE, "promptTokens": -1}]}
+    assert (await api.post(url("mon_unknown"), json=bad)).json() == {"error": "Monitor not found"}
+    paused = await insert_llm_monitor(database, world.org_a, is_active=False)
+    assert (await api.post(url(paused.id), json=bad)).status_code == 400
+    monitor = await insert_llm_monitor(database, world.org_a)
+    answered = await api.post(url(monitor.id), json=bad)
+    assert answered.status_code == 200 and answered.json()["data"][0]["status"] == 400
+
+
 async def test_a_batch_over_the_limit_stores_up_to_it_and_answers_the_rest_429(api, world, database):
     monitor = await insert_llm_monitor(database, world.org_a)
     assert (await api.post(url(monitor.id), json={"events": [EXAMPLE] * 998})).status_code == 200

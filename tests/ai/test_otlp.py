@@ -257,6 +257,9 @@ async def test_spans_that_are_no_genai_call_are_ignored(api, database, monitor):
 
     assert response.status_code == 200 and response.content == b""
     assert await stored(database, monitor) == []
+    # With nothing to store, the monitor is still looked up.
+    unknown = await api.post(path("mon_unknown"), content=export(http).SerializeToString(), headers=PROTOBUF)
+    assert unknown.status_code == 404
 
 
 async def test_a_span_that_breaks_a_rule_is_rejected_alone_in_partial_success(api, database, monitor):

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from control_plane.ai.events import AiEventIn
@@ -36,6 +37,7 @@ from control_plane.core.ids import new_id
 from control_plane.db import Database, brief_error
 from control_plane.domain import histogram
 from control_plane.domain.plans import limits_for
+from control_plane.models import Monitor
 from control_plane.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -108,12 +110,25 @@ class AiIngest:
         if self._closed:
             raise IngestFailed("The AI ingest is shutting down; send the events again")
         if not events:
+            # Nothing to write (a batch of only invalid events, an OTLP export without GenAI
+            # spans): the monitor is still checked, so a wrong id is a 404 whatever was sent.
+            await self._check_monitor(monitor_id)
             return []
         wake = self._start()
         answer: asyncio.Future[list[Answer]] = asyncio.get_running_loop().create_future()
         self._queue.append(_Request(monitor_id, events, answer))
         wake.set()
         return await answer
+
+    async def _check_monitor(self, monitor_id: str) -> None:
+        async with self._db.session() as session:
+            row = (
+                await session.execute(select(Monitor.type, Monitor.is_active).where(Monitor.id == monitor_id))
+            ).first()
+        monitor = MonitorRow(monitor_id, "", row[0], row[1], "") if row is not None else None
+        refusal = _refusal(monitor_id, monitor)
+        if refusal is not None:
+            raise refusal
 
     async def close(self) -> None:
         """Write what is queued, then stop the writers."""

@@ -111,9 +111,8 @@ async def export_traces(request: Request, runtime: RuntimeDep, monitor_id: Monit
         mapped = events_of(otlp.decode(body, encoding), metadata_max_bytes=settings.ai_metadata_max_bytes)
         answers: list[Accepted | OverLimit] = []
         step = settings.ai_ingest_batch_max
-        # An export without GenAI spans stores nothing and reads no monitor: it is answered 200
-        # whatever the id (the ingest looks a monitor up with the events it writes).
-        for start in range(0, len(mapped.events), step):
+        # An export without GenAI spans stores nothing, but its monitor is still looked up.
+        for start in range(0, max(len(mapped.events), 1), step):
             answers += await runtime.ai_ingest.submit(monitor_id, mapped.events[start : start + step])
     except otlp.UnsupportedEncoding as exc:
         return error_response(415, exc.message)
