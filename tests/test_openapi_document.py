@@ -83,6 +83,9 @@ ERROR_STATUSES: dict[tuple[str, str], set[int]] = {
     ("GET", "/api/monitors/{monitor_id}/ai-events"): {400, 401, 404, 429},
     ("POST", "/api/ai/otlp/{monitorId}/v1/traces"): {400, 404, 413, 415, 429, 503},
     ("POST", "/api/ai/ingest/{monitorId}"): {400, 404, 413, 429, 503},
+    ("GET", "/badge/{monitorId}/status.svg"): {404, 429},
+    ("GET", "/badge/{monitorId}/uptime.svg"): {400, 404, 429},
+    ("GET", "/badge/{monitorId}/shields.json"): {400, 404, 429},
     **{
         (method, f"/api/heartbeat/{{token}}{suffix}"): {400, 404, 429}
         for method in ("GET", "POST")
@@ -95,6 +98,7 @@ UNAUTHENTICATED = {key for key in ERROR_STATUSES if key[1].startswith("/api/hear
 OTLP_TRACES = ("POST", "/api/ai/otlp/{monitorId}/v1/traces")
 UNAUTHENTICATED.add(OTLP_TRACES)  # the monitor id routes an OTLP export, as it does the ingest
 UNAUTHENTICATED.add(("POST", "/api/ai/ingest/{monitorId}"))
+UNAUTHENTICATED |= {key for key in ERROR_STATUSES if key[1].startswith("/badge/")}  # opted in: public
 REQUEST_MODELS: list[type[RequestModel]] = [
     MonitorCreate,
     MonitorUpdate,

@@ -61,6 +61,13 @@ AssertionValue = Annotated[str, BeforeValidator(_as_text), StringConstraints(max
 NumericValue = Annotated[str, BeforeValidator(_as_number_text)]
 
 
+class SharedConfig(IncidentRules):
+    """Accepted in every monitor type's config: the incident rules, and whether the monitor's badges
+    (/badge/{id}/...) answer anyone who asks (its id routes them: off unless asked for)."""
+
+    publicBadge: bool = False
+
+
 class StatusCodeAssertion(_Strict):
     type: Literal["status_code"]
     operator: Literal["equals", "not_equals", "greater_than", "less_than"]
@@ -102,7 +109,7 @@ Assertion = Annotated[
 ]
 
 
-class HttpConfig(IncidentRules):
+class HttpConfig(SharedConfig):
     method: Literal[HTTP_METHODS] | None = None  # type: ignore[valid-type]
     headers: dict[str, Annotated[str, StringConstraints(max_length=8192)]] | None = None
     body: Annotated[str, StringConstraints(max_length=65536)] | None = None
@@ -199,20 +206,20 @@ class Viewport(_Strict):
     height: Annotated[int, Field(ge=240, le=2160)]
 
 
-class BrowserConfig(IncidentRules):
+class BrowserConfig(SharedConfig):
     steps: Annotated[list[BrowserStep], Field(max_length=50)] | None = None
     stepTimeout: StepTimeout | None = None
     viewport: Viewport | None = None
 
 
-class PingConfig(IncidentRules):
+class PingConfig(SharedConfig):
     count: Annotated[int, Field(ge=1, le=10)] | None = None
     interval: Annotated[float, Field(ge=0.2, le=5)] | None = None
     packetTimeout: Annotated[float, Field(ge=0.2, le=10)] | None = None
     lossThresholdPercent: Annotated[float, Field(ge=1, le=100)] | None = None
 
 
-class DnsConfig(IncidentRules):
+class DnsConfig(SharedConfig):
     recordType: Literal["A", "AAAA", "CNAME", "MX", "NS", "TXT", "SOA", "CAA", "SRV"] | None = None
     resolver: str | None = None
     protocol: Literal["UDP", "TCP"] | None = None
@@ -230,7 +237,7 @@ class DnsConfig(IncidentRules):
         return value
 
 
-class SslConfig(IncidentRules):
+class SslConfig(SharedConfig):
     expiryThresholdDays: Annotated[int, Field(ge=1, le=365)] | None = None
     caBundle: Annotated[str, StringConstraints(max_length=262144)] | None = None
     serverName: str | None = None
@@ -255,8 +262,12 @@ class SslConfig(IncidentRules):
         return value
 
 
-class EmptyConfig(IncidentRules):
-    """TCP and LLM: nothing of their own, the incident rules only."""
+class EmptyConfig(SharedConfig):
+    """TCP and LLM: nothing of their own, the shared keys only."""
+
+
+class HeartbeatMonitorConfig(HeartbeatConfig, SharedConfig):
+    """HEARTBEAT: its schedule and the keys every type takes."""
 
 
 CONFIG_MODELS: dict[str, type[BaseModel]] = {
@@ -266,7 +277,7 @@ CONFIG_MODELS: dict[str, type[BaseModel]] = {
     "PING": PingConfig,
     "DNS": DnsConfig,
     "SSL": SslConfig,
-    "HEARTBEAT": HeartbeatConfig,
+    "HEARTBEAT": HeartbeatMonitorConfig,
     "LLM": EmptyConfig,
 }
 

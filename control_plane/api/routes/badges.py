@@ -1,8 +1,150 @@
 """Badges (/badge/{monitorId}/...: SVG and shields.io JSON) of monitors that opted in, and status
-pages' RSS and Atom feeds."""
+pages' RSS and Atom feeds. Public, cached a minute, with an ETag (If-None-Match answers 304).
+
+An id that has no badge, or a slug that has no public page, spends the client address's budget for
+failed authentications (a monitor id is a secret otherwise): 429 once it is spent."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import hashlib
+from typing import Annotated, Literal
+
+import orjson
+from fastapi import APIRouter, Path, Query, Request, Response
+from pydantic import with_config
+from typing_extensions import TypedDict
+
+from control_plane.api.deps import NowDep, RuntimeDep, SessionDep, spend_failed_authentication
+from control_plane.api.errors import ApiError
+from control_plane.api.openapi import errors
+from control_plane.api.responses import CLOSED
+from control_plane.status_pages import badges
 
 router = APIRouter(tags=["badges and feeds"])
+
+MonitorId = Annotated[str, Path(alias="monitorId", max_length=40, description="The monitor's id (mon_...)")]
+Days = Annotated[
+    int,
+    Query(
+        ge=badges.MIN_DAYS, le=badges.MAX_DAYS, description="The span: the last 1-90 UTC days, today included"
+    ),
+]
+Kind = Annotated[Literal["status", "uptime"], Query(description="The status badge's message or the uptime's")]
+
+CACHE_CONTROL = "public, max-age=60"
+# The SVG is an image: nothing in it may run or load, even opened on its own.
+SVG_CONTENT_SECURITY_POLICY = "default-src 'none'; style-src 'unsafe-inline'"
+_NO_BADGE = "No public badge for this monitor id (unknown, or its config.publicBadge is not true)"
+_ERRORS_429 = (429, "Too many requests for badges or feeds that do not exist from this address")
+
+
+@with_config(CLOSED)
+class ShieldsEndpoint(TypedDict):
+    schemaVersion: Literal[1]
+    label: str
+    message: str
+    color: str
+
+
+def _svg_answer(description: str) -> dict[int | str, dict[str, object]]:
+    return {
+        200: {
+            "description": f"{description}; cached a minute, with an ETag (If-None-Match answers 304)",
+            "content": {"image/svg+xml": {"schema": {"type": "string"}}},
+        }
+    }
+
+
+def cached(request: Request, body: bytes, media_type: str, headers: dict[str, str] | None = None) -> Response:
+    """`body` with caching headers and its ETag; a 304 when the client holds it already."""
+    etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+    answer_headers = {"Cache-Control": CACHE_CONTROL, "ETag": etag, **(headers or {})}
+    if _matches(request.headers.get("if-none-match"), etag):
+        return Response(status_code=304, headers=answer_headers)
+    return Response(content=body, media_type=media_type, headers=answer_headers)
+
+
+def _matches(if_none_match: str | None, etag: str) -> bool:
+    if not if_none_match:
+        return False
+    candidates = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
+    return "*" in candidates or etag in candidates
+
+
+async def _not_found(request: Request, runtime: RuntimeDep, message: str) -> ApiError:
+    await spend_failed_authentication(request, runtime)  # raises the 429 once the budget is spent
+    return ApiError(404, message)
+
+
+def _svg(request: Request, badge: badges.Badge) -> Response:
+    headers = {"Content-Security-Policy": SVG_CONTENT_SECURITY_POLICY, "X-Content-Type-Options": "nosniff"}
+    return cached(request, badges.render_svg(badge).encode(), "image/svg+xml", headers)
+
+
+@router.get(
+    "/badge/{monitorId}/status.svg",
+    response_class=Response,
+    responses={
+        **_svg_answer("The monitor's status: up, down, degraded, maintenance, paused or pending"),
+        **errors((404, _NO_BADGE), _ERRORS_429),
+    },
+    openapi_extra={"security": []},
+)
+async def status_badge(
+    request: Request, monitor_id: MonitorId, session: SessionDep, runtime: RuntimeDep, now: NowDep
+) -> Response:
+    """The monitor's status as a shields-style SVG, labelled with its name (`config.publicBadge` monitors)."""
+    badge = await badges.status_badge(session, monitor_id, now)
+    if badge is None:
+        raise await _not_found(request, runtime, _NO_BADGE)
+    return _svg(request, badge)
+
+
+@router.get(
+    "/badge/{monitorId}/uptime.svg",
+    response_class=Response,
+    responses={
+        **_svg_answer('The uptime over `days`, as "99.98%" ("pending" without data)'),
+        **errors((404, _NO_BADGE), _ERRORS_429),
+    },
+    openapi_extra={"security": []},
+)
+async def uptime_badge(
+    request: Request,
+    monitor_id: MonitorId,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    now: NowDep,
+    days: Days = badges.DEFAULT_DAYS,
+) -> Response:
+    """The monitor's uptime (maintenance excluded) as a shields-style SVG (`config.publicBadge` monitors)."""
+    badge = await badges.uptime_badge(session, monitor_id, now, days)
+    if badge is None:
+        raise await _not_found(request, runtime, _NO_BADGE)
+    return _svg(request, badge)
+
+
+@router.get(
+    "/badge/{monitorId}/shields.json",
+    response_model=ShieldsEndpoint,
+    responses=errors((404, _NO_BADGE), _ERRORS_429),
+    openapi_extra={"security": []},
+)
+async def shields_endpoint(
+    request: Request,
+    monitor_id: MonitorId,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    now: NowDep,
+    kind: Kind = "status",
+    days: Days = badges.DEFAULT_DAYS,
+) -> Response:
+    """The status or uptime badge as shields.io endpoint JSON, for
+    `https://img.shields.io/endpoint?url=...` (`config.publicBadge` monitors); cached a minute, ETag."""
+    if kind == "status":
+        badge = await badges.status_badge(session, monitor_id, now)
+    else:
+        badge = await badges.uptime_badge(session, monitor_id, now, days)
+    if badge is None:
+        raise await _not_found(request, runtime, _NO_BADGE)
+    return cached(request, orjson.dumps(badges.shields_endpoint(badge)), "application/json")
