@@ -11,6 +11,8 @@ WRITE_METHODS = {"post", "put", "patch", "delete"}
 PUBLIC_PATHS: set[str] = {"/api/billing/webhook"}
 # A heartbeat's token, an LLM monitor's id.
 PUBLIC_PREFIXES = ("/api/heartbeat/", "/api/ai/otlp/", "/api/ai/ingest/")
+# A status page's public view: no key for a public page (a private one answers 404 without one).
+PUBLIC_OPERATIONS: set[tuple[str, str]] = {("GET", "/api/status-pages/{slug}")}
 
 
 def api_operations(settings, runtime) -> list[tuple[str, str]]:
@@ -21,6 +23,8 @@ def api_operations(settings, runtime) -> list[tuple[str, str]]:
         if path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES) or not path.startswith("/api/"):
             continue
         for method in methods:
+            if (method.upper(), path) in PUBLIC_OPERATIONS:
+                continue
             operations.append((method.upper(), re.sub(r"\{[^}]+\}", "xyz_doesnotexist", path)))
     return operations
 

@@ -153,6 +153,23 @@ async def get_principal(request: Request) -> Principal:
 PrincipalDep = Annotated[Principal, Depends(get_principal)]
 
 
+async def get_optional_principal(request: Request) -> Principal | None:
+    """The caller when an Authorization header authenticates, else None (no header, or a key that
+    does not: for routes that anyone may read and a key may read more of). A failed key still
+    spends the address's budget, and a known one its organization's."""
+    if request.headers.get("authorization") is None:
+        return None
+    try:
+        return await _authenticate(request)
+    except ApiError as exc:
+        if exc.status == 401:
+            return None
+        raise
+
+
+OptionalPrincipalDep = Annotated[Principal | None, Depends(get_optional_principal)]
+
+
 async def require_writer(request: Request) -> Principal:
     """Any write: a VIEWER may only read."""
     principal = await _authenticate(request)

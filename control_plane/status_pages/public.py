@@ -1,17 +1,35 @@
 """A status page as visitors see it: its components' health, its incidents (automatic and
-declared) with their timelines, its maintenance; found by slug or by verified custom domain."""
+declared) with their timelines, its maintenance; found by slug or by verified custom domain.
+
+What a visitor is shown of an automatic incident: only DOWN incidents (the other kinds, an
+expiring certificate or changed DNS answers, make the component `degraded` without a notice), and
+of their timeline only what people wrote (IncidentUpdate of kind "update") between an "opened"
+entry and, once over, a "resolved" one: the engine's own entries carry check errors, which may
+name internal addresses. Acknowledgements are not shown.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from control_plane.models.status_pages import StatusPage
-from control_plane.status_pages.health import ComponentHealth
+from control_plane.maintenance.windows import Schedule, current_or_next
+from control_plane.models import Incident, MaintenanceWindow
+from control_plane.models.incidents import KIND_DOWN, IncidentUpdate
+from control_plane.models.status_pages import (
+    PageIncident,
+    PageIncidentUpdate,
+    StatusPage,
+    StatusPageComponent,
+)
+from control_plane.status_pages.health import DEFAULT_DAYS, ComponentHealth, components_health, overall_status
 
 PAST_INCIDENT_DAYS = 14
+MAX_PAST_INCIDENTS = 50
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,14 +99,201 @@ class PageView:
 
 
 async def page_by_slug(session: AsyncSession, slug: str) -> StatusPage | None:
-    raise NotImplementedError
+    """The page with this slug, public or not (the caller decides who may see a private one)."""
+    return await session.scalar(select(StatusPage).where(StatusPage.slug == slug))
+
+
+def normalize_host(host: str) -> str:
+    """A Host header as custom domains are kept: lowercase, without a port or a trailing dot."""
+    host = host.strip().lower()
+    if host.startswith("["):  # an IPv6 literal is never a custom domain
+        return host
+    return host.partition(":")[0].rstrip(".")
 
 
 async def page_by_domain(session: AsyncSession, host: str) -> StatusPage | None:
     """The page whose custom domain is `host` (any case, a port or trailing dot ignored), once
     verified."""
-    raise NotImplementedError
+    domain = normalize_host(host)
+    if not domain:
+        return None
+    return await session.scalar(
+        select(StatusPage).where(
+            StatusPage.custom_domain == domain, StatusPage.domain_verified_at.is_not(None)
+        )
+    )
 
 
 async def page_view(session: AsyncSession, page: StatusPage, now: datetime) -> PageView:
-    raise NotImplementedError
+    """Everything a visitor sees, in a fixed handful of statements whatever the components."""
+    components = list(
+        await session.scalars(
+            select(StatusPageComponent)
+            .where(StatusPageComponent.page_id == page.id)
+            .order_by(StatusPageComponent.position, StatusPageComponent.display_name, StatusPageComponent.id)
+        )
+    )
+    monitor_ids = [component.monitor_id for component in components]
+    health = await components_health(session, monitor_ids, now, DEFAULT_DAYS, page_id=page.id)
+    shown = [
+        PublicComponent(c.id, c.display_name, c.group_name, c.position, health[c.monitor_id])
+        for c in components
+        if c.monitor_id in health
+    ]
+    since = now - timedelta(days=PAST_INCIDENT_DAYS)
+    incidents = [
+        *await _declared_incidents(session, page.id, components, since),
+        *await _automatic_incidents(session, components, since),
+    ]
+    active = sorted((i for i in incidents if i.resolved_at is None), key=lambda i: i.started_at, reverse=True)
+    past = sorted(
+        (i for i in incidents if i.resolved_at is not None),
+        key=lambda i: i.resolved_at or i.started_at,
+        reverse=True,
+    )[:MAX_PAST_INCIDENTS]
+    return PageView(
+        page=PageInfo(
+            id=page.id,
+            name=page.name,
+            slug=page.slug,
+            description=page.description,
+            logo_url=page.logo_url,
+            favicon_url=page.favicon_url,
+            hide_branding=page.hide_branding,
+            custom_css=page.custom_css,
+            custom_domain=page.custom_domain,
+            updated_at=page.updated_at,
+        ),
+        overall_status=overall_status(component.health.status for component in shown),
+        components=shown,
+        active_incidents=active,
+        maintenance=await _maintenance(session, page.org_id, components, now),
+        past_incidents=past,
+    )
+
+
+async def _declared_incidents(
+    session: AsyncSession, page_id: str, components: Sequence[StatusPageComponent], since: datetime
+) -> list[PublicIncident]:
+    """The page's declared incidents still open, or resolved since `since`."""
+    rows = list(
+        await session.scalars(
+            select(PageIncident).where(
+                PageIncident.page_id == page_id,
+                or_(PageIncident.resolved_at.is_(None), PageIncident.resolved_at >= since),
+            )
+        )
+    )
+    if not rows:
+        return []
+    names = {component.id: component.display_name for component in components}
+    updates: dict[str, list[TimelineEntry]] = {}
+    for update in await session.scalars(
+        select(PageIncidentUpdate)
+        .where(PageIncidentUpdate.incident_id.in_([row.id for row in rows]))
+        .order_by(PageIncidentUpdate.created_at.desc(), PageIncidentUpdate.id.desc())
+    ):
+        updates.setdefault(update.incident_id, []).append(
+            TimelineEntry(update.status, update.message, update.created_at)
+        )
+    return [
+        PublicIncident(
+            id=row.id,
+            title=row.title,
+            status=row.status,
+            impact=row.impact,
+            started_at=row.started_at,
+            resolved_at=row.resolved_at,
+            components=[
+                names[component_id] for component_id in row.component_ids or () if component_id in names
+            ],
+            updates=updates.get(row.id, []),
+            declared=True,
+            postmortem=row.postmortem,
+        )
+        for row in rows
+    ]
+
+
+async def _automatic_incidents(
+    session: AsyncSession, components: Sequence[StatusPageComponent], since: datetime
+) -> list[PublicIncident]:
+    """The components' DOWN incidents still open, or resolved since `since`."""
+    by_monitor = {component.monitor_id: component.display_name for component in components}
+    if not by_monitor:
+        return []
+    rows = list(
+        await session.scalars(
+            select(Incident)
+            .where(
+                Incident.monitor_id.in_(list(by_monitor)),
+                Incident.kind == KIND_DOWN,
+                or_(Incident.resolved_at.is_(None), Incident.resolved_at >= since),
+            )
+            .order_by(Incident.started_at.desc())
+            .limit(MAX_PAST_INCIDENTS + len(by_monitor))
+        )
+    )
+    if not rows:
+        return []
+    said: dict[str, list[TimelineEntry]] = {}
+    for update in await session.scalars(
+        select(IncidentUpdate)
+        .where(IncidentUpdate.incident_id.in_([row.id for row in rows]), IncidentUpdate.kind == "update")
+        .order_by(IncidentUpdate.created_at.desc(), IncidentUpdate.id.desc())
+    ):
+        said.setdefault(update.incident_id, []).append(
+            TimelineEntry(update.status, update.message, update.created_at)
+        )
+    incidents = []
+    for row in rows:
+        name = by_monitor[row.monitor_id]
+        timeline = said.get(row.id, [])
+        if row.resolved_at is not None:
+            timeline = [TimelineEntry("resolved", f"{name} is operational again", row.resolved_at), *timeline]
+        timeline.append(TimelineEntry("investigating", f"{name} is not responding", row.started_at))
+        incidents.append(
+            PublicIncident(
+                id=row.id,
+                title=f"{name} is down",
+                status="resolved" if row.resolved_at is not None else row.status,
+                impact="minor" if row.flapping else "major",
+                started_at=row.started_at,
+                resolved_at=row.resolved_at,
+                components=[name],
+                updates=timeline,
+                declared=False,
+                postmortem=None,
+            )
+        )
+    return incidents
+
+
+async def _maintenance(
+    session: AsyncSession, org_id: str, components: Sequence[StatusPageComponent], now: datetime
+) -> list[PublicMaintenance]:
+    """Enabled windows covering some of the components (or the whole organization), in progress
+    or still to come: for a recurring one, its current or next occurrence. By start."""
+    names = {component.monitor_id: component.display_name for component in components}
+    if not names:
+        return []
+    windows = await session.scalars(
+        select(MaintenanceWindow).where(
+            MaintenanceWindow.org_id == org_id,
+            MaintenanceWindow.is_active.is_(True),
+            MaintenanceWindow.ends_at > now,
+            or_(MaintenanceWindow.monitor_id.is_(None), MaintenanceWindow.monitor_id.in_(list(names))),
+        )
+    )
+    found = []
+    for window in windows:
+        occurrence = current_or_next(Schedule.of(window), now)
+        if occurrence is None:
+            continue
+        covered = list(names.values()) if window.monitor_id is None else [names[window.monitor_id]]
+        found.append(
+            PublicMaintenance(
+                window.id, window.title, window.description, occurrence[0], occurrence[1], covered
+            )
+        )
+    return sorted(found, key=lambda maintenance: (maintenance.starts_at, maintenance.id))
