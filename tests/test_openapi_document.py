@@ -31,7 +31,6 @@ from control_plane.api.schemas import (
     RequestModel,
     TeamInvite,
 )
-from control_plane.api.status_page_schemas import StatusPageCreate, StatusPageUpdate
 from tests.monitor_tools import create_monitor, insert_incident, record, set_plan
 
 ERROR_BODY = {"$ref": "#/components/schemas/ErrorResponse"}
@@ -79,13 +78,6 @@ ERROR_STATUSES: dict[tuple[str, str], set[int]] = {
     ("PATCH", "/api/status-pages/{slug}/incidents/{incident_id}"): {400, 401, 403, 404, 413, 429},
     ("DELETE", "/api/status-pages/{slug}/incidents/{incident_id}"): {401, 403, 404, 429},
     ("POST", "/api/status-pages/{slug}/incidents/{incident_id}/updates"): {400, 401, 403, 404, 413, 429},
-    ("GET", "/api/status-pages"): {401, 404, 429},
-    ("POST", "/api/status-pages"): {400, 401, 403, 404, 409, 413, 429},
-    ("GET", "/api/status-pages/{slug}"): {404, 429},
-    ("PUT", "/api/status-pages/{slug}"): {400, 401, 403, 404, 409, 413, 429},
-    ("DELETE", "/api/status-pages/{slug}"): {401, 403, 404, 429},
-    ("POST", "/api/status-pages/{slug}/verify-domain"): {400, 401, 403, 404, 429},
-    ("GET", "/api/status-pages/{slug}/verify-domain"): {400, 401, 404, 429},
     ("GET", "/api/alert-channels"): {401, 404, 429},
     ("POST", "/api/alert-channels"): {400, 401, 403, 404, 413, 429},
     ("GET", "/api/alert-channels/{channel_id}"): {401, 404, 429},
@@ -105,8 +97,6 @@ ERROR_STATUSES: dict[tuple[str, str], set[int]] = {
     ("GET", "/badge/{monitorId}/status.svg"): {404, 429},
     ("GET", "/badge/{monitorId}/uptime.svg"): {400, 404, 429},
     ("GET", "/badge/{monitorId}/shields.json"): {400, 404, 429},
-    ("GET", "/status/{slug}/feed.rss"): {404, 429},
-    ("GET", "/status/{slug}/feed.atom"): {404, 429},
     **{
         (method, f"/api/heartbeat/{{token}}{suffix}"): {400, 404, 429}
         for method in ("GET", "POST")
@@ -119,10 +109,7 @@ UNAUTHENTICATED = {key for key in ERROR_STATUSES if key[1].startswith("/api/hear
 OTLP_TRACES = ("POST", "/api/ai/otlp/{monitorId}/v1/traces")
 UNAUTHENTICATED.add(OTLP_TRACES)  # the monitor id routes an OTLP export, as it does the ingest
 UNAUTHENTICATED.add(("POST", "/api/ai/ingest/{monitorId}"))
-# No key needed (a public page), or one of the page's organization (a private page).
-OPTIONAL_KEY = {("GET", "/api/status-pages/{slug}")}
 UNAUTHENTICATED |= {key for key in ERROR_STATUSES if key[1].startswith("/badge/")}  # opted in: public
-UNAUTHENTICATED |= {("GET", "/status/{slug}/feed.rss"), ("GET", "/status/{slug}/feed.atom")}
 REQUEST_MODELS: list[type[RequestModel]] = [
     MonitorCreate,
     MonitorUpdate,
@@ -134,8 +121,6 @@ REQUEST_MODELS: list[type[RequestModel]] = [
     IncidentUpdateCreate,
     MaintenanceCreate,
     MaintenanceUpdate,
-    StatusPageCreate,
-    StatusPageUpdate,
     PageIncidentCreate,
     PageIncidentUpdateCreate,
     PageIncidentEdit,
@@ -182,8 +167,6 @@ async def test_the_bearer_scheme_guards_every_authenticated_operation(document):
         expected = [{"revenueCatWebhook": []}] if key in PUBLIC else [{"bearerAuth": []}]
         if key in UNAUTHENTICATED:
             expected = []
-        if key in OPTIONAL_KEY:
-            expected = [{}, {"bearerAuth": []}]
         assert operation.get("security") == expected, key
 
 
@@ -207,7 +190,7 @@ async def test_every_operation_documents_its_error_statuses_with_the_error_body(
 
 async def test_every_bearer_operation_refuses_a_request_without_a_key(api, document):
     for (method, path), operation in operations(document).items():
-        if (method, path) in PUBLIC | UNAUTHENTICATED | OPTIONAL_KEY:
+        if (method, path) in PUBLIC | UNAUTHENTICATED:
             continue
         url = path.replace("{monitor_id}", "mon_x").replace("{check_id}", "chk_x")
         url = url.replace("{key_id}", "key_x").replace("{member_id}", "mem_x")
