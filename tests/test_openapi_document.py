@@ -31,6 +31,7 @@ from control_plane.api.schemas import (
     RequestModel,
     TeamInvite,
 )
+from control_plane.api.status_page_schemas import StatusPageCreate, StatusPageUpdate
 from tests.monitor_tools import create_monitor, insert_incident, record, set_plan
 
 ERROR_BODY = {"$ref": "#/components/schemas/ErrorResponse"}
@@ -78,6 +79,13 @@ ERROR_STATUSES: dict[tuple[str, str], set[int]] = {
     ("PATCH", "/api/status-pages/{slug}/incidents/{incident_id}"): {400, 401, 403, 404, 413, 429},
     ("DELETE", "/api/status-pages/{slug}/incidents/{incident_id}"): {401, 403, 404, 429},
     ("POST", "/api/status-pages/{slug}/incidents/{incident_id}/updates"): {400, 401, 403, 404, 413, 429},
+    ("GET", "/api/status-pages"): {401, 404, 429},
+    ("POST", "/api/status-pages"): {400, 401, 403, 404, 409, 413, 429},
+    ("GET", "/api/status-pages/{slug}"): {404, 429},
+    ("PUT", "/api/status-pages/{slug}"): {400, 401, 403, 404, 409, 413, 429},
+    ("DELETE", "/api/status-pages/{slug}"): {401, 403, 404, 429},
+    ("POST", "/api/status-pages/{slug}/verify-domain"): {400, 401, 403, 404, 429},
+    ("GET", "/api/status-pages/{slug}/verify-domain"): {400, 401, 404, 429},
     ("GET", "/api/alert-channels"): {401, 404, 429},
     ("POST", "/api/alert-channels"): {400, 401, 403, 404, 413, 429},
     ("GET", "/api/alert-channels/{channel_id}"): {401, 404, 429},
@@ -109,6 +117,8 @@ UNAUTHENTICATED = {key for key in ERROR_STATUSES if key[1].startswith("/api/hear
 OTLP_TRACES = ("POST", "/api/ai/otlp/{monitorId}/v1/traces")
 UNAUTHENTICATED.add(OTLP_TRACES)  # the monitor id routes an OTLP export, as it does the ingest
 UNAUTHENTICATED.add(("POST", "/api/ai/ingest/{monitorId}"))
+# No key needed (a public page), or one of the page's organization (a private page).
+OPTIONAL_KEY = {("GET", "/api/status-pages/{slug}")}
 UNAUTHENTICATED |= {key for key in ERROR_STATUSES if key[1].startswith("/badge/")}  # opted in: public
 REQUEST_MODELS: list[type[RequestModel]] = [
     MonitorCreate,
@@ -121,6 +131,8 @@ REQUEST_MODELS: list[type[RequestModel]] = [
     IncidentUpdateCreate,
     MaintenanceCreate,
     MaintenanceUpdate,
+    StatusPageCreate,
+    StatusPageUpdate,
     PageIncidentCreate,
     PageIncidentUpdateCreate,
     PageIncidentEdit,
@@ -167,6 +179,8 @@ async def test_the_bearer_scheme_guards_every_authenticated_operation(document):
         expected = [{"revenueCatWebhook": []}] if key in PUBLIC else [{"bearerAuth": []}]
         if key in UNAUTHENTICATED:
             expected = []
+        if key in OPTIONAL_KEY:
+            expected = [{}, {"bearerAuth": []}]
         assert operation.get("security") == expected, key
 
 
@@ -190,7 +204,7 @@ async def test_every_operation_documents_its_error_statuses_with_the_error_body(
 
 async def test_every_bearer_operation_refuses_a_request_without_a_key(api, document):
     for (method, path), operation in operations(document).items():
-        if (method, path) in PUBLIC | UNAUTHENTICATED:
+        if (method, path) in PUBLIC | UNAUTHENTICATED | OPTIONAL_KEY:
             continue
         url = path.replace("{monitor_id}", "mon_x").replace("{check_id}", "chk_x")
         url = url.replace("{key_id}", "key_x").replace("{member_id}", "mem_x")
