@@ -105,6 +105,8 @@ ERROR_STATUSES: dict[tuple[str, str], set[int]] = {
     ("GET", "/badge/{monitorId}/status.svg"): {404, 429},
     ("GET", "/badge/{monitorId}/uptime.svg"): {400, 404, 429},
     ("GET", "/badge/{monitorId}/shields.json"): {400, 404, 429},
+    ("GET", "/status/{slug}/feed.rss"): {404, 429},
+    ("GET", "/status/{slug}/feed.atom"): {404, 429},
     **{
         (method, f"/api/heartbeat/{{token}}{suffix}"): {400, 404, 429}
         for method in ("GET", "POST")
@@ -120,6 +122,7 @@ UNAUTHENTICATED.add(("POST", "/api/ai/ingest/{monitorId}"))
 # No key needed (a public page), or one of the page's organization (a private page).
 OPTIONAL_KEY = {("GET", "/api/status-pages/{slug}")}
 UNAUTHENTICATED |= {key for key in ERROR_STATUSES if key[1].startswith("/badge/")}  # opted in: public
+UNAUTHENTICATED |= {("GET", "/status/{slug}/feed.rss"), ("GET", "/status/{slug}/feed.atom")}
 REQUEST_MODELS: list[type[RequestModel]] = [
     MonitorCreate,
     MonitorUpdate,

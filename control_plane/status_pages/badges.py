@@ -21,6 +21,7 @@ from control_plane.status_pages.health import components_health
 MIN_DAYS = 1
 MAX_DAYS = 90
 DEFAULT_DAYS = 30
+MONITOR_ID_LENGTH = 40  # the column's
 
 # What a badge says of a monitor's status: a component's status, as a README reader puts it.
 BADGE_STATUSES = ("up", "down", "degraded", "maintenance", "paused", "pending")
@@ -169,6 +170,8 @@ def uptime_colour(uptime: float | None) -> str:
 
 
 async def _badge_monitor(session: AsyncSession, monitor_id: str) -> Monitor | None:
+    if len(monitor_id) > MONITOR_ID_LENGTH:  # no such id: not worth a query
+        return None
     monitor = await session.get(Monitor, monitor_id)
     if monitor is None or (monitor.config or {}).get("publicBadge") is not True:
         return None

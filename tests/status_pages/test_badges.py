@@ -187,7 +187,7 @@ async def test_only_monitors_that_opted_in_have_badges(api, world, database):
     hidden = await insert_monitor(database, world.org_a, config={})
     declined = await insert_monitor(database, world.org_b, config={"publicBadge": False})
     answers = []
-    for monitor_id in (hidden.id, declined.id, "mon_unknown", "x" * 40):
+    for monitor_id in (hidden.id, declined.id, "mon_unknown", "x" * 40, "x" * 500):
         for path in ("status.svg", "uptime.svg", "shields.json"):
             response = await api.get(f"/badge/{monitor_id}/{path}")
             assert response.status_code == 404, (monitor_id, path)

@@ -18,11 +18,11 @@ from control_plane.api.deps import NowDep, RuntimeDep, SessionDep, spend_failed_
 from control_plane.api.errors import ApiError
 from control_plane.api.openapi import errors
 from control_plane.api.responses import CLOSED
-from control_plane.status_pages import badges
+from control_plane.status_pages import badges, feeds
 
 router = APIRouter(tags=["badges and feeds"])
 
-MonitorId = Annotated[str, Path(alias="monitorId", max_length=40, description="The monitor's id (mon_...)")]
+MonitorId = Annotated[str, Path(alias="monitorId", description="The monitor's id (mon_...)")]
 Days = Annotated[
     int,
     Query(
@@ -148,3 +148,56 @@ async def shields_endpoint(
     if badge is None:
         raise await _not_found(request, runtime, _NO_BADGE)
     return cached(request, orjson.dumps(badges.shields_endpoint(badge)), "application/json")
+
+
+Slug = Annotated[str, Path(description="The status page's slug")]
+_NO_FEED = "Status page not found"
+_FEED_TYPES = {"rss": "application/rss+xml", "atom": "application/atom+xml"}
+
+
+def _feed_answer(kind: feeds.FeedFormat) -> dict[int | str, dict[str, object]]:
+    return {
+        200: {
+            "description": f"The page's incidents of the last {feeds.FEED_DAYS} days (at most "
+            f"{feeds.MAX_ENTRIES}), newest first, each with its timeline; cached a minute, with an ETag "
+            "(If-None-Match answers 304)",
+            "content": {_FEED_TYPES[kind]: {"schema": {"type": "string"}}},
+        },
+        **errors((404, "No public status page has this slug"), _ERRORS_429),
+    }
+
+
+async def _feed(
+    request: Request, slug: str, session: SessionDep, runtime: RuntimeDep, now: NowDep, kind: feeds.FeedFormat
+) -> Response:
+    feed = await feeds.public_page_feed(session, slug, now)
+    if feed is None:
+        raise await _not_found(request, runtime, _NO_FEED)
+    body = feeds.render_feed(feed, runtime.settings.public_url, kind)
+    return cached(request, body, _FEED_TYPES[kind], {"X-Content-Type-Options": "nosniff"})
+
+
+@router.get(
+    "/status/{slug}/feed.rss",
+    response_class=Response,
+    responses=_feed_answer("rss"),
+    openapi_extra={"security": []},
+)
+async def page_feed_rss(
+    request: Request, slug: Slug, session: SessionDep, runtime: RuntimeDep, now: NowDep
+) -> Response:
+    """A public status page's incidents as RSS 2.0."""
+    return await _feed(request, slug, session, runtime, now, "rss")
+
+
+@router.get(
+    "/status/{slug}/feed.atom",
+    response_class=Response,
+    responses=_feed_answer("atom"),
+    openapi_extra={"security": []},
+)
+async def page_feed_atom(
+    request: Request, slug: Slug, session: SessionDep, runtime: RuntimeDep, now: NowDep
+) -> Response:
+    """A public status page's incidents as Atom."""
+    return await _feed(request, slug, session, runtime, now, "atom")
