@@ -31,16 +31,17 @@ class ApiServer:
 
 
 @contextmanager
-def traxo_api(directory: Path, within: float = 60) -> Iterator[ApiServer]:
+def traxo_api(directory: Path, within: float = 60, *, migrate: bool = False) -> Iterator[ApiServer]:
     """`traxo api` with an empty SQLite file of its own, no workers and no gRPC, until the block ends.
 
-    No schema either (--no-migrate): what these tests ask of it, the HTTP server, docs and
-    unauthenticated answers, never reads a table, and starting is quicker without it.
+    No schema either (--no-migrate) unless `migrate`: what most of these tests ask of it, the HTTP
+    server, docs and unauthenticated answers, never reads a table, and starting is quicker without
+    it. With the schema, a test writes its rows through `sqlite_url(directory)`, the server's file.
     """
     log_path = directory / "api.log"
-    env = command_env(f"sqlite+aiosqlite:///{directory / 'traxo.db'}", TRAXO_LOG_LEVEL="info")
+    env = command_env(sqlite_url(directory), TRAXO_LOG_LEVEL="info")
     args = [str(BIN / "traxo"), "api", "--host", "127.0.0.1", "--port", "0"]
-    args += ["--no-workers", "--no-grpc", "--no-migrate"]
+    args += ["--no-workers", "--no-grpc", *([] if migrate else ["--no-migrate"])]
     with log_path.open("w") as log:
         process = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
     try:
@@ -52,6 +53,11 @@ def traxo_api(directory: Path, within: float = 60) -> Iterator[ApiServer]:
         yield server
     finally:
         stop(process)
+
+
+def sqlite_url(directory: Path) -> str:
+    """The database of the `traxo api` started in `directory`."""
+    return f"sqlite+aiosqlite:///{directory / 'traxo.db'}"
 
 
 def _listening_port(log_path: Path, process: subprocess.Popen[str]) -> int | None:

@@ -1,0 +1,260 @@
+"""A status page's view (status_pages.public.PageView) as one HTML document, with the
+Content-Security-Policy that lets exactly its own inline styles and images in, and its ETag.
+
+No script runs on the page; the styles are inline (one request a page) and allowed by their
+SHA-256 hashes, so a page's custom CSS is allowed as written by its owner and nothing else is.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from functools import cache, lru_cache
+from importlib.resources import files
+from urllib.parse import quote, urlsplit
+
+from jinja2 import Environment, PackageLoader, StrictUndefined
+from markupsafe import Markup, escape
+
+from control_plane.core.timefmt import iso
+from control_plane.status_pages.health import ComponentHealth, DayUptime
+from control_plane.status_pages.markdown import render_markdown
+from control_plane.status_pages.public import PAST_INCIDENT_DAYS, PageView, PublicComponent, PublicIncident
+
+OVERALL_WORDS = {
+    "operational": "All systems operational",
+    "degraded": "Degraded performance",
+    "partial_outage": "Partial outage",
+    "major_outage": "Major outage",
+    "under_maintenance": "Under maintenance",
+}
+COMPONENT_WORDS = {
+    "operational": "Operational",
+    "degraded": "Degraded performance",
+    "partial_outage": "Partial outage",
+    "major_outage": "Major outage",
+    "under_maintenance": "Under maintenance",
+}
+IMPACT_WORDS = {"none": "No impact", "minor": "Minor", "major": "Major", "critical": "Critical"}
+UPDATE_WORDS = {
+    "investigating": "Investigating",
+    "identified": "Identified",
+    "monitoring": "Monitoring",
+    "resolved": "Resolved",
+}
+# The favicon a page without one of its own gets: a dot in its overall status's colour.
+_DOT_COLOURS = {
+    "operational": "#1a7f37",
+    "degraded": "#9a6700",
+    "partial_outage": "#bc4c00",
+    "major_outage": "#cf222e",
+}
+
+# A day's bar by its uptime, best first: (at least this percent, class).
+_BAR_LEVELS = ((99.95, "bar-full"), (99.0, "bar-high"), (95.0, "bar-mid"), (80.0, "bar-low"))
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedPage:
+    html: str
+    content_security_policy: str
+
+    @property
+    def etag(self) -> str:
+        """A strong validator of the body and its policy (a custom CSS edit changes both)."""
+        digest = hashlib.sha256(self.html.encode())
+        digest.update(self.content_security_policy.encode())
+        return f'"{digest.hexdigest()[:32]}"'
+
+
+def render_page(view: PageView, now: datetime) -> RenderedPage:
+    """The page as visitors see it at `now`."""
+    page = view.page
+    custom_css = inert_css(page.custom_css) if page.custom_css else ""
+    html = (
+        _environment()
+        .get_template("status_page.html.j2")
+        .render(
+            view=view,
+            page=page,
+            now=now,
+            sections=component_sections(view.components),
+            history=incident_history(view.past_incidents, now.date()),
+            base_css=Markup(_base_css()),
+            custom_css=Markup(custom_css),
+            hide_branding=page.hide_branding,
+            favicon_data_url=_status_dot(view.overall_status),
+        )
+    )
+    styles = [_base_css(), custom_css] if custom_css else [_base_css()]
+    images = [url for url in (page.logo_url, page.favicon_url) if url]
+    return RenderedPage(html, content_security_policy(styles, images))
+
+
+def render_not_found() -> RenderedPage:
+    html = (
+        _environment()
+        .get_template("not_found.html.j2")
+        .render(base_css=Markup(_base_css()), custom_css="", hide_branding=False)
+    )
+    return RenderedPage(html, content_security_policy([_base_css()], []))
+
+
+def inert_css(css: str) -> str:
+    """A page's CSS made unable to leave its style element: every `<` becomes the CSS escape
+    `\\3C ` (still a `<` inside a CSS string), so no `</style` or `<!--` can be written.
+
+    Line ends are normalised and NULs dropped as the HTML parser would, so that the text the
+    browser hashes is the text hashed here.
+    """
+    css = css.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "")
+    return css.replace("<", "\\3C ")
+
+
+def content_security_policy(styles: list[str], image_urls: list[str]) -> str:
+    """Nothing but the given inline styles, and images over https (a post-mortem's, a logo's), from
+    a plain-http logo's or favicon's own origin, or data: URLs (the default favicon); no script, no
+    frames around the page, no base or form elsewhere."""
+    hashes = " ".join(f"'sha256-{_sha256(style)}'" for style in styles)
+    origins = sorted({origin for origin in map(_origin, image_urls) if origin and origin.startswith("http:")})
+    images = " ".join(["https:", *origins, "data:"])
+    return (
+        f"default-src 'none'; style-src {hashes}; img-src {images}; "
+        "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+    )
+
+
+def component_sections(components: list[PublicComponent]) -> list[tuple[str | None, list[PublicComponent]]]:
+    """The components in their order, ungrouped ones first, then each group where its first
+    component stands."""
+    ungrouped = [component for component in components if component.group is None]
+    groups: dict[str, list[PublicComponent]] = {}
+    for component in components:
+        if component.group is not None:
+            groups.setdefault(component.group, []).append(component)
+    sections: list[tuple[str | None, list[PublicComponent]]] = [(None, ungrouped)] if ungrouped else []
+    return [*sections, *groups.items()]
+
+
+def incident_history(incidents: list[PublicIncident], today: date) -> list[tuple[date, list[PublicIncident]]]:
+    """The last 14 UTC days, today first, each with the incidents that started that day (an
+    incident that started earlier, under the oldest day); days without any are kept, saying so."""
+    days = [today - timedelta(days=offset) for offset in range(PAST_INCIDENT_DAYS)]
+    by_day: dict[date, list[PublicIncident]] = {day: [] for day in days}
+    for incident in incidents:
+        day = max(incident.started_at.date(), days[-1])
+        if day in by_day:
+            by_day[day].append(incident)
+    return [(day, by_day[day]) for day in days]
+
+
+def bars(health: ComponentHealth) -> Markup:
+    """A component's days as its bars' list items, oldest first.
+
+    Built here rather than in the template, each day's item remembered: a page of 50 components
+    has 4,500 of them, and the same days come back on every request.
+    """
+    return Markup("".join([_bar(day.day, day.uptime, day.checks, day.incidents) for day in health.days]))
+
+
+@lru_cache(maxsize=100_000)
+def _bar(day: date, uptime: float | None, checks: int, incidents: int) -> str:
+    figures = DayUptime(day, uptime, checks, incidents)
+    return f'<li class="bar {bar_class(figures)}" title="{escape(bar_title(figures))}"></li>'
+
+
+def bar_class(day: DayUptime) -> str:
+    if day.uptime is None:
+        return "bar-none"
+    return next((name for floor, name in _BAR_LEVELS if day.uptime >= floor), "bar-down")
+
+
+def bar_title(day: DayUptime) -> str:
+    incidents = _count(day.incidents, "incident")
+    if day.uptime is None:
+        return f"{day.day.isoformat()}: no data · {incidents}"
+    return f"{day.day.isoformat()}: {percent(day.uptime)} uptime, {_count(day.checks, 'check')} · {incidents}"
+
+
+def bars_summary(health: ComponentHealth) -> str:
+    """The bars in words: the span's uptime and how many of its days had incidents."""
+    with_incidents = sum(1 for day in health.days if day.incidents)
+    span = len(health.days)
+    uptime = f"{percent(health.uptime)} uptime" if health.uptime is not None else "No uptime data"
+    return f"{uptime} over {span} days; {_count(with_incidents, 'day')} with incidents"
+
+
+def percent(value: float | None) -> str:
+    if value is None:
+        return "No data"
+    return f"{value:.2f}%".replace(".00%", "%") if value == 100 else f"{value:.2f}%"
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number:,} {noun}s"
+
+
+def _when(moment: datetime) -> str:
+    return moment.strftime("%b %-d, %Y %H:%M UTC")
+
+
+def _day_label(day: date) -> str:
+    return day.strftime("%b %-d, %Y")
+
+
+def _postmortem(markdown: str) -> Markup:
+    return Markup(render_markdown(markdown))  # sanitised: markdown-it without raw HTML, then nh3
+
+
+def _origin(url: str) -> str | None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc or any(c in parts.netloc for c in " ;,'\""):
+        return None
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"
+
+
+def _sha256(text: str) -> str:
+    return base64.b64encode(hashlib.sha256(text.encode()).digest()).decode()
+
+
+def _status_dot(status: str) -> str:
+    colour = _DOT_COLOURS.get(status, _DOT_COLOURS["operational"])
+    svg = (
+        '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16">'
+        f'<circle cx="8" cy="8" r="7" fill="{colour}"/></svg>'
+    )
+    return f"data:image/svg+xml,{quote(svg)}"
+
+
+@cache
+def _base_css() -> str:
+    return inert_css((files("control_plane.web") / "static" / "status.css").read_text(encoding="utf-8"))
+
+
+@cache
+def _environment() -> Environment:
+    environment = Environment(
+        loader=PackageLoader("control_plane.web", "templates"),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    environment.globals.update(
+        overall_words=OVERALL_WORDS,
+        component_words=COMPONENT_WORDS,
+        impact_words=IMPACT_WORDS,
+        update_words=UPDATE_WORDS,
+    )
+    environment.filters.update(
+        iso=iso,
+        when=_when,
+        day_label=_day_label,
+        bars=bars,
+        bars_summary=bars_summary,
+        percent=percent,
+        postmortem=_postmortem,
+    )
+    return environment
