@@ -188,7 +188,9 @@ async def status_badge(session: AsyncSession, monitor_id: str, now: datetime) ->
     elif monitor.last_checked_at is None:
         word = "pending"
     else:
-        health = (await components_health(session, [monitor.id], now, days=1))[monitor.id]
+        health = (await components_health(session, [monitor.id], now, days=1)).get(monitor.id)
+        if health is None:  # deleted meanwhile
+            return None
         word = _STATUS_WORDS.get(health.status, "up")
     return Badge(monitor.name, word, _STATUS_COLOURS[word], f"{monitor.name}: {word}")
 
@@ -199,7 +201,9 @@ async def uptime_badge(session: AsyncSession, monitor_id: str, now: datetime, da
     monitor = await _badge_monitor(session, monitor_id)
     if monitor is None:
         return None
-    health = (await components_health(session, [monitor.id], now, days=days))[monitor.id]
+    health = (await components_health(session, [monitor.id], now, days=days)).get(monitor.id)
+    if health is None:  # deleted meanwhile
+        return None
     label = f"uptime {days}d"
     message = uptime_message(health.uptime)
     return Badge(label, message, uptime_colour(health.uptime), f"{monitor.name} {label}: {message}")

@@ -10,7 +10,9 @@ from datetime import UTC, timedelta
 import pytest
 from sqlalchemy import update
 
+from control_plane.core.ids import new_id
 from control_plane.models import MonitorState
+from control_plane.models.status_pages import PageIncident, StatusPage, StatusPageComponent
 from control_plane.status_pages.badges import Badge, render_svg, text_width, uptime_colour, uptime_message
 from control_plane.workers.rollups import fold_rollups
 from tests.factories import insert_monitor, record, result
@@ -222,3 +224,34 @@ async def test_the_monitors_api_takes_public_badge_as_a_strict_boolean(api, worl
         response = await api.put(url, json={"config": {"publicBadge": bad}}, headers=world.alice.headers)
         assert response.status_code == 400, (bad, response.text)
         assert response.json()["error"].startswith("config.publicBadge:"), response.text
+
+
+async def test_an_incident_declared_on_a_page_shows_on_the_badge(api, world, database, clock):
+    now = clock()
+    monitor = await badge_monitor(database, world.org_a, name="API")
+    await record(database, [result(monitor.id, now - timedelta(minutes=1))])
+    page = StatusPage(id=new_id("sp"), org_id=world.org_a, name="Acme", slug="acme")
+    component = StatusPageComponent(
+        id=new_id("spc"), page_id=page.id, monitor_id=monitor.id, display_name="API"
+    )
+    incident = PageIncident(
+        id=new_id("inc"),
+        org_id=world.org_a,
+        page_id=page.id,
+        title="Slow checkouts",
+        impact="minor",
+        component_ids=[component.id],
+        started_at=now - timedelta(minutes=10),
+    )
+    async with database.session() as session:
+        session.add(page)
+        await session.flush()
+        session.add_all([component, incident])
+        await session.commit()
+    assert texts((await api.get(f"/badge/{monitor.id}/status.svg")).text)[2:] == ["degraded"] * 2
+    async with database.session() as session:
+        await session.execute(
+            update(PageIncident).where(PageIncident.id == incident.id).values(impact="critical")
+        )
+        await session.commit()
+    assert texts((await api.get(f"/badge/{monitor.id}/status.svg")).text)[2:] == ["down"] * 2
