@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from control_plane.core.errors import InvalidInput, NotFound
@@ -200,22 +200,6 @@ async def list_incidents(
         .limit(limit)
     )
     return await _views(session, status_page.id, incidents), total
-
-
-async def page_incidents(
-    session: AsyncSession, page_id: str, *, open_or_resolved_since: datetime | None = None
-) -> list[DeclaredIncident]:
-    """For the page's public views: its open incidents, and with `open_or_resolved_since` those
-    resolved since then too, newest first (the caller has found the page)."""
-    condition: Any = PageIncident.resolved_at.is_(None)
-    if open_or_resolved_since is not None:
-        condition = or_(condition, PageIncident.resolved_at >= open_or_resolved_since)
-    incidents = await session.scalars(
-        select(PageIncident)
-        .where(PageIncident.page_id == page_id, condition)
-        .order_by(PageIncident.started_at.desc(), PageIncident.id.desc())
-    )
-    return await _views(session, page_id, incidents)
 
 
 async def get_incident(session: AsyncSession, org_id: str, slug: str, incident_id: str) -> DeclaredIncident:
