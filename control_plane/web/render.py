@@ -69,9 +69,11 @@ class RenderedPage:
         return f'"{digest.hexdigest()[:32]}"'
 
 
-def render_page(view: PageView, now: datetime) -> RenderedPage:
-    """The page as visitors see it at `now`."""
+def render_page(view: PageView, now: datetime, page_path: str | None = None) -> RenderedPage:
+    """The page as visitors see it at `now`; `page_path` is where its /status/{slug} is served
+    (behind a proxy's root path, say), for the links to its feeds."""
     page = view.page
+    page_path = page_path or f"/status/{page.slug}"
     custom_css = inert_css(page.custom_css) if page.custom_css else ""
     html = (
         _environment()
@@ -86,6 +88,7 @@ def render_page(view: PageView, now: datetime) -> RenderedPage:
             custom_css=Markup(custom_css),
             hide_branding=page.hide_branding,
             favicon_data_url=_status_dot(view.overall_status),
+            feed_url=f"{page_path}/feed",
         )
     )
     styles = [_base_css(), custom_css] if custom_css else [_base_css()]

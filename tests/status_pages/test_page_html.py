@@ -246,8 +246,19 @@ def test_it_shows_branding_unless_hidden() -> None:
     shown = parse(render_page(page_view(NOW), NOW).html)
     hidden = parse(render_page(page_view(NOW, hide_branding=True), NOW).html)
 
-    assert texts(shown, "footer") == ["Powered by Traxo"]
-    assert texts(hidden, "footer") == [""]
+    assert texts(shown, "footer .powered-by") == ["Powered by Traxo"]
+    assert texts(hidden, "footer .powered-by") == []
+    assert texts(hidden, "footer") == ["Follow incidents: RSS · Atom"]
+
+
+def test_it_links_its_feeds() -> None:
+    document = parse(render_page(page_view(NOW, name="Acme"), NOW, page_path="/traxo/status/acme").html)
+
+    feeds = [(link.get("type"), link.get("href")) for link in select(document, "link[rel=alternate]")]
+    assert feeds == [
+        ("application/rss+xml", "/traxo/status/acme/feed.rss"),
+        ("application/atom+xml", "/traxo/status/acme/feed.atom"),
+    ]
 
 
 def test_it_shows_the_logo_and_favicon() -> None:
@@ -374,7 +385,12 @@ async def test_it_serves_a_page_on_its_verified_custom_domain(
     for host in ("status.acme.example", "STATUS.acme.example:443", "status.acme.example."):
         response = await api.get("/", headers={"Host": host})
         assert response.status_code == 200, host
-        assert texts(parse(response.text), ".component-name") == ["Website", "Public API"]
+        document = parse(response.text)
+        assert texts(document, ".component-name") == ["Website", "Public API"]
+        assert [link.get("href") for link in select(document, "footer a")] == [
+            "/status/acme/feed.rss",
+            "/status/acme/feed.atom",
+        ]
         assert (
             response.headers["etag"]
             and "frame-ancestors 'none'" in response.headers["content-security-policy"]

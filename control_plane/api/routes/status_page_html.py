@@ -23,7 +23,9 @@ async def status_page_html(slug: str, request: Request, session: SessionDep, now
     page = await public.page_by_slug(session, slug)
     if page is None or not page.is_public:
         return _html(render_not_found(), request, status_code=404)
-    return _html(render_page(await public.page_view(session, page, now), now), request)
+    return _html(
+        render_page(await public.page_view(session, page, now), now, _page_path(request, slug)), request
+    )
 
 
 @router.get("/")
@@ -36,7 +38,12 @@ async def custom_domain_root(request: Request, session: SessionDep, now: NowDep)
         raise HTTPException(404)
     if not page.is_public:
         return _html(render_not_found(), request, status_code=404)
-    return _html(render_page(await public.page_view(session, page, now), now), request)
+    view = await public.page_view(session, page, now)
+    return _html(render_page(view, now, _page_path(request, view.page.slug)), request)
+
+
+def _page_path(request: Request, slug: str) -> str:
+    return f"{str(request.scope.get('root_path', '')).rstrip('/')}/status/{slug}"
 
 
 def _html(rendered: RenderedPage, request: Request, status_code: int = 200) -> Response:
