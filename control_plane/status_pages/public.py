@@ -6,6 +6,9 @@ expiring certificate or changed DNS answers, make the component `degraded` witho
 of their timeline only what people wrote (IncidentUpdate of kind "update") between an "opened"
 entry and, once over, a "resolved" one: the engine's own entries carry check errors, which may
 name internal addresses. Acknowledgements are not shown.
+
+hideBranding and customCss hold while the organization's plan has premium features: after a
+downgrade the page shows its branding and no custom CSS again (the settings are kept).
 """
 
 from __future__ import annotations
@@ -17,8 +20,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from control_plane.domain.plans import limits_for
 from control_plane.maintenance.windows import Schedule, current_or_next
-from control_plane.models import Incident, MaintenanceWindow
+from control_plane.models import Incident, MaintenanceWindow, Organization
 from control_plane.models.incidents import KIND_DOWN, IncidentUpdate
 from control_plane.models.status_pages import (
     PageIncident,
@@ -140,6 +144,9 @@ async def page_view(session: AsyncSession, page: StatusPage, now: datetime) -> P
         for c in components
         if c.monitor_id in health
     ]
+    premium = limits_for(
+        await session.scalar(select(Organization.plan).where(Organization.id == page.org_id))
+    ).premium_features
     since = now - timedelta(days=PAST_INCIDENT_DAYS)
     incidents = [
         *await _declared_incidents(session, page.id, components, since),
@@ -159,8 +166,8 @@ async def page_view(session: AsyncSession, page: StatusPage, now: datetime) -> P
             description=page.description,
             logo_url=page.logo_url,
             favicon_url=page.favicon_url,
-            hide_branding=page.hide_branding,
-            custom_css=page.custom_css,
+            hide_branding=page.hide_branding and premium,
+            custom_css=page.custom_css if premium else None,
             custom_domain=page.custom_domain,
             updated_at=page.updated_at,
         ),

@@ -16,8 +16,10 @@ from control_plane.models import IncidentUpdate
 from control_plane.models.status_pages import PageIncident, PageIncidentUpdate
 from control_plane.results import bucket_start
 from control_plane.status_pages.health import components_health, overall_status
+from control_plane.status_pages.public import page_by_slug, page_view
 from tests.factories import insert_monitor, record, result
 from tests.incident_factories import insert_incident, insert_window
+from tests.monitor_tools import set_plan
 from tests.status_pages.support import (
     assert_public_shape,
     create_page,
@@ -420,3 +422,17 @@ async def test_components_are_shown_in_order_with_their_groups(api, world, datab
         (ids[three], "Three", "Backend"),
         (ids[one], "One", "Backend"),
     ]
+
+
+async def test_branding_settings_hold_while_the_plan_has_them(api, world, database, clock):
+    await set_plan(database, world.org_a, "BUSINESS")
+    await create_page(api, world.alice, hideBranding=True, customCss="body { color: teal; }")
+    async with database.session() as session:
+        page = await page_by_slug(session, "acme-status")
+        assert page is not None
+        view = await page_view(session, page, clock())
+    assert (view.page.hide_branding, view.page.custom_css) == (True, "body { color: teal; }")
+    await set_plan(database, world.org_a, "FREE")  # a downgrade keeps the settings, shown no more
+    async with database.session() as session:
+        view = await page_view(session, page, clock())
+    assert (view.page.hide_branding, view.page.custom_css) == (False, None)
