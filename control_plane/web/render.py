@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from functools import cache, lru_cache
@@ -207,8 +208,16 @@ def _day_label(day: date) -> str:
     return day.strftime("%b %-d, %Y")
 
 
-def _postmortem(markdown: str) -> Markup:
-    return Markup(render_markdown(markdown))  # sanitised: markdown-it without raw HTML, then nh3
+# A heading tag as the sanitiser leaves it: no attributes.
+_HEADING = re.compile(r"<(/?)h([1-6])>")
+
+
+def _postmortem(markdown: str, level: int) -> Markup:
+    """A post-mortem as sanitised HTML (markdown-it without raw HTML, then nh3), its headings
+    moved under the incident's own (`level`), so the page's outline stays whole."""
+    html = render_markdown(markdown)
+    shifted = _HEADING.sub(lambda tag: f"<{tag[1]}h{min(int(tag[2]) + level, 6)}>", html)
+    return Markup(shifted)
 
 
 def _origin(url: str) -> str | None:

@@ -149,7 +149,7 @@ async def test_it_shows_components_groups_bars_and_an_incident_timeline(
     response = await page.goto(site.url("acme"))
 
     assert response is not None and response.status == 200, site.server.log()[-3000:]
-    assert await page.title() == "Acme Status status"
+    assert await page.title() == "Acme Status"
     assert await page.locator("h1").inner_text() == "Acme Status"
     assert await page.locator(".banner h2").inner_text() == "Major outage"
     assert await page.locator(".group-name").all_inner_texts() == ["Frontend", "Backend"]
@@ -207,6 +207,7 @@ async def test_it_hides_branding_on_a_business_page(site: Site, tab: tuple[Page,
     page, _ = tab
     await page.goto(site.url("globex"))
 
+    assert await page.title() == "Globex status"
     assert await page.locator(".component-name").all_inner_texts() == ["Shop"]
     assert await page.locator("footer .powered-by").count() == 0
     assert await page.get_by_text("Powered by Traxo").count() == 0
@@ -230,7 +231,7 @@ async def test_custom_css_and_a_postmortem_cannot_run_a_script(
         == "rgb(1, 2, 3)"
     )
     postmortem = page.locator(".postmortem")
-    assert await postmortem.locator("h2").inner_text() == "Root cause"
+    assert await postmortem.locator("h6").inner_text() == "Root cause"
     assert "window.pwned=3" in await postmortem.inner_text()  # as text, not as a script
     hrefs = await postmortem.locator("a").evaluate_all("links => links.map(link => link.href)")
     assert all("javascript" not in href for href in hrefs), hrefs

@@ -236,7 +236,7 @@ def test_it_renders_postmortems_sanitised() -> None:
     document = parse(render_page(page_view(NOW, past=[past]), NOW).html)
 
     postmortem = select(document, ".postmortem")[0]
-    assert texts(postmortem, "h2") == ["What happened"]
+    assert texts(postmortem, "h6") == ["What happened"]  # its ## under the day's incident's h4
     assert texts(postmortem, "strong") == ["bad"]
     assert select(document, "script") == []
     assert all("javascript" not in (link.get("href") or "") for link in select(postmortem, "a"))
