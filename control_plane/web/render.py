@@ -63,9 +63,14 @@ class RenderedPage:
     content_security_policy: str
 
     @property
+    def body(self) -> bytes:
+        # "replace": a lone surrogate a JSON escape let into some field must not fail the page.
+        return self.html.encode("utf-8", "replace")
+
+    @property
     def etag(self) -> str:
         """A strong validator of the body and its policy (a custom CSS edit changes both)."""
-        digest = hashlib.sha256(self.html.encode())
+        digest = hashlib.sha256(self.body)
         digest.update(self.content_security_policy.encode())
         return f'"{digest.hexdigest()[:32]}"'
 
@@ -114,6 +119,7 @@ def inert_css(css: str) -> str:
     browser hashes is the text hashed here.
     """
     css = css.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "")
+    css = css.encode("utf-8", "replace").decode()  # as the body will be sent (RenderedPage.body)
     return css.replace("<", "\\3C ")
 
 

@@ -226,6 +226,19 @@ def test_it_keeps_custom_css_inside_its_style_element() -> None:
     assert style_hashes(rendered.content_security_policy) == {sha256(style.text) for style in styles}
 
 
+def test_it_survives_a_lone_surrogate() -> None:
+    # JSON's "\\ud800" escape decodes to one; UTF-8 cannot encode it.
+    rendered = render_page(
+        page_view(NOW, name="Acme \ud800", custom_css="a::after { content: '\ud800' }"), NOW
+    )
+    document = parse(rendered.body.decode())
+
+    assert texts(document, "h1") == ["Acme ?"]
+    assert style_hashes(rendered.content_security_policy) == {
+        sha256(style.text) for style in select(document, "style")
+    }
+
+
 def test_it_renders_postmortems_sanitised() -> None:
     markdown = (
         "## What happened\n\nA **bad** deploy.\n\n<script>window.pwned=1</script>\n\n[x](javascript:alert(1))"
