@@ -1,23 +1,27 @@
 """Components' health on a status page: each monitor's status now and its uptime per UTC day.
 
-How a component's status is derived (the first rule that holds wins):
+How a component's status is derived. First what Traxo sees of its monitor, the worst that holds:
 
-- ``under_maintenance``: the monitor is inside an enabled maintenance window now (its own or its
-  organization's org-wide one).
 - ``major_outage``: the monitor is down (its engine state says so: every region, or the quorum of
-  its regions, failing), or an open incident declared on a page with impact ``critical`` or
-  ``major`` names it.
-- ``partial_outage``: some of its regions are failing without the monitor being down, or an open
-  declared incident with impact ``minor`` names it.
-- ``degraded``: an open automatic incident other than a DOWN one (SSL expiry, DNS change, no data),
-  an open DOWN incident flagged flapping, or an open declared incident with impact ``none``.
-- ``operational``: otherwise.
+  its regions, failing), or it has an open DOWN incident that is not flapping.
+- ``partial_outage``: some of its regions are failing without the monitor being down.
+- ``degraded``: an open incident of another kind (SSL expiry, DNS change, no data), or an open
+  DOWN incident flagged flapping while the monitor is up.
+- ``operational``: none of these.
+
+Inside an enabled maintenance window (its own or an org-wide one) it is ``under_maintenance``
+whatever Traxo sees. Then the incidents people declared on the page (open ones naming the
+component) weigh in: impact ``critical`` or ``major`` gives ``major_outage``, ``minor``
+``partial_outage``, ``none`` ``degraded``; the worse of that and the above wins, and a declared
+incident outranks maintenance (people said what is going on).
 
 A page's overall status is its worst component's, with ``under_maintenance`` counted as
 ``operational`` (planned work is not an outage); a page without components is operational.
 
-Uptime is the share of checks up, from the daily rollups (and the results still queued for them),
-with the checks inside maintenance taken out, as services/sla.py counts them.
+Uptime is the share of checks up, from the daily rollups of every region (and the results still
+queued for them), with the checks that ran inside maintenance taken out, as services/sla.py
+counts them; a day without checks has no uptime (None), and the span's uptime is over the checks
+of all its days. A day's `incidents` counts the monitor's DOWN incidents open some time that day.
 """
 
 from __future__ import annotations
