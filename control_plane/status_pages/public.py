@@ -229,18 +229,18 @@ async def _automatic_incidents(
     by_monitor = {component.monitor_id: component.display_name for component in components}
     if not by_monitor:
         return []
-    rows = list(
-        await session.scalars(
+    of_components = (Incident.monitor_id.in_(list(by_monitor)), Incident.kind == KIND_DOWN)
+    # Every open one (one a monitor at most), and the latest of those over: a monitor that failed
+    # often must not push an open incident out of the view.
+    rows = [
+        *await session.scalars(select(Incident).where(*of_components, Incident.resolved_at.is_(None))),
+        *await session.scalars(
             select(Incident)
-            .where(
-                Incident.monitor_id.in_(list(by_monitor)),
-                Incident.kind == KIND_DOWN,
-                or_(Incident.resolved_at.is_(None), Incident.resolved_at >= since),
-            )
-            .order_by(Incident.started_at.desc())
-            .limit(MAX_PAST_INCIDENTS + len(by_monitor))
-        )
-    )
+            .where(*of_components, Incident.resolved_at >= since)
+            .order_by(Incident.resolved_at.desc())
+            .limit(MAX_PAST_INCIDENTS)
+        ),
+    ]
     if not rows:
         return []
     said: dict[str, list[TimelineEntry]] = {}

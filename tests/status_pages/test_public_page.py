@@ -436,3 +436,33 @@ async def test_branding_settings_hold_while_the_plan_has_them(api, world, databa
     async with database.session() as session:
         view = await page_view(session, page, clock())
     assert (view.page.hide_branding, view.page.custom_css) == (False, None)
+
+
+async def test_past_incidents_are_those_resolved_in_14_days_newest_first(api, world, database, clock):
+    api_id, web_id = await monitor_ids(database, world.org_a, "Production API", "Web App")
+    now = clock()
+    old_open = await insert_incident(database, world.org_a, api_id, now - 13 * DAY)  # still open
+    for index in range(60):  # a monitor that failed often: the open one must stay in view
+        at = now - 12 * DAY + index * timedelta(hours=1)
+        await insert_incident(database, world.org_a, web_id, at, at + timedelta(minutes=5))
+    await insert_incident(database, world.org_a, web_id, now - 20 * DAY, now - 15 * DAY)  # too old
+    page = await create_page(api, world.alice, monitors=[api_id, web_id])
+    declared_id = await declare(
+        database,
+        page,
+        [page["components"][0]["id"]],
+        impact="major",
+        started_at=now - DAY,
+        resolved_at=now - timedelta(hours=1),
+    )
+    async with database.session() as session:
+        found = await page_by_slug(session, "acme-status")
+        assert found is not None
+        view = await page_view(session, found, clock())
+    assert [incident.id for incident in view.active_incidents] == [old_open.id]
+    assert len(view.past_incidents) == 50
+    assert view.past_incidents[0].id == declared_id and view.past_incidents[0].declared
+    resolved = [incident.resolved_at for incident in view.past_incidents]
+    assert resolved == sorted(resolved, reverse=True)  # type: ignore[type-var]
+    assert all(at is not None and at >= now - 14 * DAY for at in resolved)
+    assert view.past_incidents[1].updates[0].status == "resolved"
