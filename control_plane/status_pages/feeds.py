@@ -46,12 +46,8 @@ async def public_page_feed(session: AsyncSession, slug: str, now: datetime) -> P
         await session.scalars(select(StatusPageComponent).where(StatusPageComponent.page_id == page.id))
     )
     since = now - timedelta(days=FEED_DAYS)
-    # public.py's own readers of a page's incidents, so the feed says what the page says.
-    incidents = [
-        *await public._declared_incidents(session, page.id, components, since),
-        *await public._automatic_incidents(session, components, since),
-    ]
-    incidents.sort(key=lambda incident: (incident.started_at, incident.id), reverse=True)
+    # public.py's reader of a page's incidents, so the feed says what the page says.
+    incidents = await public.page_incidents(session, page.id, components, since)
     return PageFeed(page, incidents[:MAX_ENTRIES])
 
 

@@ -179,6 +179,19 @@ async def page_view(session: AsyncSession, page: StatusPage, now: datetime) -> P
     )
 
 
+async def page_incidents(
+    session: AsyncSession, page_id: str, components: Sequence[StatusPageComponent], since: datetime
+) -> list[PublicIncident]:
+    """A page's incidents as its visitors see them (declared and automatic, with the public
+    timeline only), open or resolved since `since`, newest first: what its feeds list."""
+    incidents = [
+        *await _declared_incidents(session, page_id, components, since),
+        *await _automatic_incidents(session, components, since),
+    ]
+    incidents.sort(key=lambda incident: (incident.started_at, incident.id), reverse=True)
+    return incidents
+
+
 async def _declared_incidents(
     session: AsyncSession, page_id: str, components: Sequence[StatusPageComponent], since: datetime
 ) -> list[PublicIncident]:
