@@ -107,6 +107,9 @@ ERROR_STATUSES: dict[tuple[str, str], set[int]] = {
     ("GET", "/badge/{monitorId}/shields.json"): {400, 404, 429},
     ("GET", "/status/{slug}/feed.rss"): {404, 429},
     ("GET", "/status/{slug}/feed.atom"): {404, 429},
+    ("POST", "/status/{slug}/subscribe"): {400, 404, 413, 429},
+    ("GET", "/api/status-pages/{slug}/subscribers"): {400, 401, 404, 429},
+    ("DELETE", "/api/status-pages/{slug}/subscribers/{subscriber_id}"): {401, 403, 404, 429},
     **{
         (method, f"/api/heartbeat/{{token}}{suffix}"): {400, 404, 429}
         for method in ("GET", "POST")
@@ -123,6 +126,7 @@ UNAUTHENTICATED.add(("POST", "/api/ai/ingest/{monitorId}"))
 OPTIONAL_KEY = {("GET", "/api/status-pages/{slug}")}
 UNAUTHENTICATED |= {key for key in ERROR_STATUSES if key[1].startswith("/badge/")}  # opted in: public
 UNAUTHENTICATED |= {("GET", "/status/{slug}/feed.rss"), ("GET", "/status/{slug}/feed.atom")}
+UNAUTHENTICATED.add(("POST", "/status/{slug}/subscribe"))  # a visitor's, rate-limited per address
 REQUEST_MODELS: list[type[RequestModel]] = [
     MonitorCreate,
     MonitorUpdate,
@@ -205,7 +209,7 @@ async def test_every_operation_documents_its_error_statuses_with_the_error_body(
         assert len(successes) == 1, key
 
 
-async def test_every_bearer_operation_refuses_a_request_without_a_key(api, document):
+async def test_every_bearer_operation_refuses_a_request_without_a_key(api, document, runtime):
     for (method, path), operation in operations(document).items():
         if (method, path) in PUBLIC | UNAUTHENTICATED | OPTIONAL_KEY:
             continue
@@ -214,6 +218,7 @@ async def test_every_bearer_operation_refuses_a_request_without_a_key(api, docum
         url = url.replace("{incident_id}", "inc_x").replace("{window_id}", "mw_x")
         url = url.replace("{channel_id}", "ac_x")
         body = {"json": {}} if "requestBody" in operation else {}
+        await runtime.rate_limiter.reset()  # more operations than the address's failed-key budget
         response = await api.request(method, url, **body)
         assert response.status_code == 401, (method, path, response.text)
         assert set(response.json()) == {"error"}

@@ -43,6 +43,7 @@ from control_plane.api.routes import (
     page_incidents,
     status_page_html,
     status_pages,
+    subscribers,
     team,
 )
 from control_plane.settings import Settings
@@ -165,6 +166,7 @@ def create_app(
         page_incidents.router,
         status_page_html.router,
         badges.router,
+        subscribers.router,
     ):
         app.include_router(router)
 

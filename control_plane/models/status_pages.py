@@ -95,3 +95,42 @@ class PageIncidentUpdate(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     __table_args__ = (Index("ix_page_incident_updates_incident_id_created_at", "incident_id", "created_at"),)
+
+
+class PageSubscriber(Base):
+    """Someone who asked for a page's notices by email: to the whole page (no components) or to
+    some of its components. Active once confirmed (double opt-in): the confirmation token is kept
+    only as its SHA-256 and expires. The unsubscribe token is kept as is, since every mail carries
+    it; it can only end this subscription."""
+
+    __tablename__ = "status_page_subscribers"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)  # sub_...
+    page_id: Mapped[str] = mapped_column(ForeignKey("status_pages.id", ondelete="CASCADE"))
+    email: Mapped[str] = mapped_column(String(320))  # lowercased
+    component_ids: Mapped[list[str]] = mapped_column(JSON, default=list)  # spc_...; empty: the page
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    confirm_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True, default=None)
+    confirm_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    unsubscribe_token: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (
+        UniqueConstraint("page_id", "email", name="uq_status_page_subscribers_page_id_email"),
+        Index("ix_status_page_subscribers_page_id_created_at", "page_id", "created_at"),
+    )
+
+
+class SubscriberNotice(Base):
+    """One mail owed to one subscriber for one happening on the page (an incident event, a
+    declared incident's update, a maintenance window scheduled or starting): claimed by inserting
+    this row before the mail goes (the primary key makes it once, whatever the replicas), deleted
+    again when the send fails so the next round retries."""
+
+    __tablename__ = "status_page_notices"
+
+    subscriber_id: Mapped[str] = mapped_column(
+        ForeignKey("status_page_subscribers.id", ondelete="CASCADE"), primary_key=True
+    )
+    happening: Mapped[str] = mapped_column(String(120), primary_key=True)
+    claimed_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -15,6 +15,7 @@ from control_plane.heartbeats.deadlines import sweep_heartbeats
 from control_plane.incidents import IncidentEngine
 from control_plane.incidents.sweep import sweep
 from control_plane.settings import Settings
+from control_plane.status_pages.notify import notify_subscribers
 from control_plane.workers.retention import apply_retention
 from control_plane.workers.rollups import fold_rollups
 from control_plane.workers.runner import PeriodicJob, WorkerRunner
@@ -59,6 +60,9 @@ def build_runner(db: Database, settings: Settings, clock: Callable[[], datetime]
     async def ai_budgets() -> None:
         await check_budgets(db, settings, now=clock())
 
+    async def status_page_subscribers() -> None:
+        await notify_subscribers(db, settings, now=clock())
+
     return WorkerRunner(
         db,
         [
@@ -72,6 +76,10 @@ def build_runner(db: Database, settings: Settings, clock: Callable[[], datetime]
             PeriodicJob("ai-insights", settings.ai_insights_seconds, ai_insights),
             # Under the lease, one replica a round; each mail's mark is compare-and-set besides.
             PeriodicJob("ai-budgets", settings.ai_budget_seconds, ai_budgets),
+            # Under the lease, one replica a round; each mail is claimed by a unique row besides.
+            PeriodicJob(
+                "status-page-subscribers", settings.status_page_notify_seconds, status_page_subscribers
+            ),
             # A loop that never returns, on every replica (a name of its own, so no lease keeps the
             # others out): deliveries are claimed with SKIP LOCKED, the rest is compare-and-set.
             PeriodicJob(f"alerts-{new_id('w')}", settings.alert_delivery_seconds, alerts.run),
