@@ -7,6 +7,7 @@ the workers' runner."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 from control_plane.core.ids import new_id
@@ -283,3 +284,20 @@ async def test_the_job_runs_in_the_workers_runner(api, world, database, visitor,
     finally:
         await runner.stop()
     assert subjects(smtp, "jane@example.com") == ["[Acme Status] Investigating: API is down"]
+
+
+async def test_two_workers_at_once_mail_once(api, world, database, visitor, smtp, mailing, clock):
+    _page, [monitor] = await page_of(api, world, database, "API")
+    await subscribe(visitor, smtp, "jane@example.com")
+    await subscribe(visitor, smtp, "joe@example.com")
+    now = clock()
+    await feed(database, results_for(monitor.id, "DD", start=now + MINUTE))
+    rounds = await asyncio.gather(
+        *(notify_subscribers(database, mailing, now + 5 * MINUTE) for _ in range(3))
+    )
+    assert sum(r.sent for r in rounds) == 2 and sum(r.failed for r in rounds) == 0
+    assert (
+        subjects(smtp, "jane@example.com")
+        == subjects(smtp, "joe@example.com")
+        == ["[Acme Status] Investigating: API is down"]
+    )
