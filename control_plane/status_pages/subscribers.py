@@ -97,6 +97,9 @@ async def subscribe(
     return Confirmation(page.name, page.slug, email, confirm_token, existing.unsubscribe_token)
 
 
+_INVALID_UNSUBSCRIBE = "This unsubscribe link is not valid (or the address is already unsubscribed)"
+
+
 async def _public_page(session: AsyncSession, slug: str) -> StatusPage:
     page = await session.scalar(select(StatusPage).where(StatusPage.slug == slug))
     if page is None or not page.is_public:
@@ -122,6 +125,20 @@ async def confirm(session: AsyncSession, slug: str, token: str, now: datetime) -
     return page
 
 
+async def unsubscribe_target(session: AsyncSession, slug: str, token: str) -> StatusPage:
+    """The page whose subscription the token names, changing nothing: what the unsubscribe link's
+    GET shows before its button posts (a mail scanner that follows links must not unsubscribe)."""
+    page = await _public_page(session, slug)
+    found = await session.scalar(
+        select(PageSubscriber.id).where(
+            PageSubscriber.page_id == page.id, PageSubscriber.unsubscribe_token == token
+        )
+    )
+    if found is None:
+        raise InvalidInput(_INVALID_UNSUBSCRIBE)
+    return page
+
+
 async def unsubscribe(session: AsyncSession, slug: str, token: str) -> StatusPage:
     """Ends the subscription the token names (it is deleted: nothing is mailed to it again)."""
     page = await _public_page(session, slug)
@@ -132,7 +149,7 @@ async def unsubscribe(session: AsyncSession, slug: str, token: str) -> StatusPag
     )
     await session.commit()
     if getattr(result, "rowcount", 0) != 1:
-        raise InvalidInput("This unsubscribe link is not valid (or the address is already unsubscribed)")
+        raise InvalidInput(_INVALID_UNSUBSCRIBE)
     return page
 
 

@@ -192,7 +192,11 @@ async def test_the_unsubscribe_link_ends_the_subscription_at_once(api, world, vi
         f"<https://status.traxo.example.com/status/acme-status/unsubscribe?token={jane}>"
     )
 
-    response = await visitor.get(UNSUBSCRIBE, params={"token": jane})
+    # Following the link (as a mail scanner does) changes nothing: its page's button posts.
+    page = await visitor.get(UNSUBSCRIBE, params={"token": jane})
+    assert page.status_code == 200 and '<form method="post" action="?token=' in page.text
+    assert len((await subscribers_of(api, world.alice))["data"]) == 2
+    response = await visitor.post(UNSUBSCRIBE, params={"token": jane})
     assert response.status_code == 200 and "Unsubscribed" in response.text
     # RFC 8058: the mail client posts List-Unsubscribe=One-Click to the same link.
     one_click = await visitor.post(
@@ -204,6 +208,7 @@ async def test_the_unsubscribe_link_ends_the_subscription_at_once(api, world, vi
     assert one_click.status_code == 200
     assert (await subscribers_of(api, world.alice))["data"] == []
     assert (await visitor.get(UNSUBSCRIBE, params={"token": jane})).status_code == 400  # already gone
+    assert (await visitor.post(UNSUBSCRIBE, params={"token": jane})).status_code == 400
     assert (await visitor.get(UNSUBSCRIBE, params={"token": "made-up"})).status_code == 400
 
 

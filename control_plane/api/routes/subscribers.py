@@ -7,7 +7,7 @@ from __future__ import annotations
 import html
 import json
 from typing import Annotated, Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, quote
 
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
@@ -45,7 +45,9 @@ ACCEPTED = (
 _NO_PAGE = "No public status page has this slug"
 _FORM = "application/x-www-form-urlencoded"
 _HTML_HEADERS = {
-    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'; base-uri 'none'",
+    "Content-Security-Policy": (
+        "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+    ),
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
@@ -55,12 +57,13 @@ _RATE = (429, "Too many subscriptions asked from this address, or for this page,
 _TOKEN = Annotated[str, Query(max_length=200, description="The token of the mailed link")]
 
 
-def _html(title: str, text: str, status_code: int = 200) -> Response:
+def _html(title: str, text: str, status_code: int = 200, *, form: str = "") -> Response:
+    """A small page; `form` is markup of ours (already escaped), posted to this same path."""
     body = (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{html.escape(title)}</title></head><body><main><h1>{html.escape(title)}</h1>"
-        f"<p>{html.escape(text)}</p></main></body></html>"
+        f"<p>{html.escape(text)}</p>{form}</main></body></html>"
     )
     return Response(body, status_code, _HTML_HEADERS, "text/html")
 
@@ -167,8 +170,23 @@ async def confirm_subscription(slug: str, session: SessionDep, now: NowDep, toke
 
 @router.get("/status/{slug}/unsubscribe", response_class=Response, include_in_schema=False)
 async def unsubscribe_link(slug: str, session: SessionDep, token: _TOKEN = "") -> Response:
-    """The link in every mail: ends the subscription at once."""
-    return await _unsubscribe(session, slug, token)
+    """The link in every mail: a page whose one button posts to it. Following the link changes
+    nothing, so a mail scanner that opens every link unsubscribes nobody."""
+    try:
+        page = await subscribers.unsubscribe_target(session, slug, token)
+    except NotFound as exc:
+        return _html("Not found", exc.message, 404)
+    except InvalidInput as exc:
+        return _html("Not unsubscribed", exc.message, 400)
+    action = f"?token={quote(token, safe='')}"
+    return _html(
+        "Unsubscribe",
+        f"Stop mails about {page.name}?",
+        form=(
+            f'<form method="post" action="{html.escape(action)}">'
+            '<button type="submit">Unsubscribe</button></form>'
+        ),
+    )
 
 
 @router.post("/status/{slug}/unsubscribe", response_class=Response, include_in_schema=False)
