@@ -59,7 +59,8 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def settings(database_url: str) -> Settings:
-    return Settings(database_url=database_url, redis_url=None)
+    # The status pages' view cache off: tests read a page right after changing what it shows.
+    return Settings(database_url=database_url, redis_url=None, status_page_cache_seconds=0)
 
 
 @pytest.fixture(scope="session")

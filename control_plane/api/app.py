@@ -23,6 +23,7 @@ from control_plane.api.errors import install_error_handlers
 from control_plane.api.ingest_fast_path import IngestFastPath
 from control_plane.api.middleware import ApiMiddleware
 from control_plane.api.openapi import build_openapi
+from control_plane.api.public_answers import PublicPageAnswers
 from control_plane.api.responses import JsonResponse
 from control_plane.api.routes import (
     ai_ingest,
@@ -141,6 +142,7 @@ def create_app(
     app.add_middleware(ApiMiddleware, max_body_bytes=settings.max_body_bytes, router=app.router)
     # Before the rest: the ingest's POSTs are answered there, without FastAPI's layers.
     app.add_middleware(IngestFastPath, runtime=runtime, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(PublicPageAnswers, runtime=runtime)  # before the layers, as the ingest
     app.add_middleware(IngestCorsMiddleware)  # outermost: a preflight never reaches routing's 405
     install_error_handlers(app)
     _add_docs(app)

@@ -13,6 +13,8 @@ downgrade the page shows its branding and no custom CSS again (the settings are 
 
 from __future__ import annotations
 
+import asyncio
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -177,6 +179,59 @@ async def page_view(session: AsyncSession, page: StatusPage, now: datetime) -> P
         maintenance=await _maintenance(session, page.org_id, components, now),
         past_incidents=past,
     )
+
+
+class PageViewCache:
+    """Pages' views kept by this process for `seconds` of the clock (the wall clock in a server),
+    so a page read by many visitors costs its queries once per `seconds`, not once per visitor.
+
+    The rule: a view is served while younger than `seconds`, and only for the page as it was
+    read (an edit of the page, which moves its updated_at, is seen by the next request). An
+    incident, a maintenance window or new results show within `seconds` on each process; once a
+    view is older, the next request recomputes it while requests arriving meanwhile are still
+    given the old one (up to twice `seconds` old), and with no view yet they wait for that one
+    computation instead of each making their own. `seconds` 0 turns the cache off.
+    """
+
+    def __init__(self, size: int = 1024) -> None:
+        self._size = size
+        self._views: OrderedDict[str, tuple[datetime, datetime, PageView]] = OrderedDict()
+        self._pending: dict[tuple[str, datetime], asyncio.Future[PageView]] = {}
+
+    async def view(self, session: AsyncSession, page: StatusPage, now: datetime, seconds: float) -> PageView:
+        if seconds <= 0:
+            return await page_view(session, page, now)
+        key = (page.id, page.updated_at)
+        kept = self._views.get(page.id)
+        age = (now - kept[1]).total_seconds() if kept is not None and kept[0] == page.updated_at else None
+        if age is not None and 0 <= age < seconds:
+            return kept[2]  # type: ignore[index]
+        pending = self._pending.get(key)
+        if pending is not None:
+            if age is not None and 0 <= age < 2 * seconds:
+                return kept[2]  # type: ignore[index]
+            await asyncio.wait([pending])
+            if not pending.cancelled() and pending.exception() is None:
+                return pending.result()
+            return await page_view(session, page, now)  # that one failed: this request's own
+        pending = self._pending[key] = asyncio.get_running_loop().create_future()
+        try:
+            view = await page_view(session, page, now)
+        except BaseException:
+            pending.cancel()
+            raise
+        finally:
+            del self._pending[key]
+        pending.set_result(view)
+        self._views[page.id] = (page.updated_at, now, view)
+        self._views.move_to_end(page.id)
+        while len(self._views) > self._size:
+            self._views.popitem(last=False)
+        return view
+
+
+# This process's: the public routes' (status_page_cache_seconds of the settings).
+PAGE_VIEWS = PageViewCache()
 
 
 async def page_incidents(

@@ -8,9 +8,10 @@ SHA-256 hashes, so a page's custom CSS is allowed as written by its owner and no
 from __future__ import annotations
 
 import base64
+import gzip
 import hashlib
 import re
-from dataclasses import dataclass
+from collections import OrderedDict
 from datetime import date, datetime, timedelta
 from functools import cache, lru_cache
 from importlib.resources import files
@@ -57,27 +58,85 @@ _DOT_COLOURS = {
 _BAR_LEVELS = ((99.95, "bar-full"), (99.0, "bar-high"), (95.0, "bar-mid"), (80.0, "bar-low"))
 
 
-@dataclass(frozen=True, slots=True)
 class RenderedPage:
-    html: str
-    content_security_policy: str
+    """A rendered document; its body, ETag and gzipped body computed once, when first asked for
+    (a page rendered once is served to many visitors: see render_page)."""
+
+    __slots__ = ("_body", "_etag", "_gzipped", "content_security_policy", "html")
+
+    def __init__(self, html: str, content_security_policy: str) -> None:
+        self.html = html
+        self.content_security_policy = content_security_policy
+        self._body: bytes | None = None
+        self._etag: str | None = None
+        self._gzipped: bytes | None = None
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, RenderedPage):
+            return NotImplemented
+        return (self.html, self.content_security_policy) == (other.html, other.content_security_policy)
+
+    def __hash__(self) -> int:
+        return hash((self.html, self.content_security_policy))
+
+    def __repr__(self) -> str:
+        return f"RenderedPage({len(self.html)} characters)"
 
     @property
     def body(self) -> bytes:
-        # "replace": a lone surrogate a JSON escape let into some field must not fail the page.
-        return self.html.encode("utf-8", "replace")
+        if self._body is None:
+            # "replace": a lone surrogate a JSON escape let into some field must not fail the page.
+            self._body = self.html.encode("utf-8", "replace")
+        return self._body
 
     @property
     def etag(self) -> str:
         """A strong validator of the body and its policy (a custom CSS edit changes both)."""
-        digest = hashlib.sha256(self.body)
-        digest.update(self.content_security_policy.encode())
-        return f'"{digest.hexdigest()[:32]}"'
+        if self._etag is None:
+            digest = hashlib.sha256(self.body)
+            digest.update(self.content_security_policy.encode())
+            self._etag = f'"{digest.hexdigest()[:32]}"'
+        return self._etag
+
+    @property
+    def gzipped(self) -> bytes:
+        """The body gzipped (level 6, no timestamp, so the same body gives the same bytes)."""
+        if self._gzipped is None:
+            self._gzipped = gzip.compress(self.body, compresslevel=6, mtime=0)
+        return self._gzipped
+
+
+# The latest rendering of each page (by page id and path): a cached view (public.PageViewCache)
+# rendered for the same day, with each maintenance window on the same side of `now`, is the same
+# document, so it is rendered once, not once per visitor.
+_RENDERED: OrderedDict[tuple[str, str], tuple[PageView, datetime, RenderedPage]] = OrderedDict()
+_RENDERED_SIZE = 256
 
 
 def render_page(view: PageView, now: datetime, page_path: str | None = None) -> RenderedPage:
     """The page as visitors see it at `now`; `page_path` is where its /status/{slug} is served
     (behind a proxy's root path, say), for the links to its feeds."""
+    key = (view.page.id, page_path or "")
+    kept = _RENDERED.get(key)
+    if kept is not None and kept[0] is view and _same_document(view, kept[1], now):
+        return kept[2]
+    rendered = _render_page(view, now, page_path)
+    _RENDERED[key] = (view, now, rendered)
+    _RENDERED.move_to_end(key)
+    while len(_RENDERED) > _RENDERED_SIZE:
+        _RENDERED.popitem(last=False)
+    return rendered
+
+
+def _same_document(view: PageView, then: datetime, now: datetime) -> bool:
+    """Whether `view` rendered at `then` and at `now` reads the same: the day (the incident
+    history's days) and each maintenance window's 'In progress' or 'Scheduled'."""
+    return then.date() == now.date() and all(
+        (window.starts_at <= then) == (window.starts_at <= now) for window in view.maintenance
+    )
+
+
+def _render_page(view: PageView, now: datetime, page_path: str | None) -> RenderedPage:
     page = view.page
     page_path = page_path or f"/status/{page.slug}"
     custom_css = inert_css(page.custom_css) if page.custom_css else ""

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import gzip
 from datetime import datetime
 
 from fastapi import APIRouter, HTTPException, Request
 from starlette.responses import Response
 
-from control_plane.api.deps import NowDep, SessionDep
+from control_plane.api.deps import NowDep, RuntimeDep, SessionDep
+from control_plane.api.public_answers import SHARED
 from control_plane.status_pages import public
 from control_plane.web.render import RenderedPage, render_not_found, render_page
 
@@ -19,16 +19,21 @@ _CACHE_CONTROL = "public, max-age=30"
 
 
 @router.get("/status/{slug}")
-async def status_page_html(slug: str, request: Request, session: SessionDep, now: NowDep) -> Response:
+async def status_page_html(
+    slug: str, request: Request, session: SessionDep, runtime: RuntimeDep, now: NowDep
+) -> Response:
     """The public page; a private or unknown one is the same HTML 404."""
     page = await public.page_by_slug(session, slug)
     if page is None or not page.is_public:
         return _html(render_not_found(), request, status_code=404)
-    return _page_html(await public.page_view(session, page, now), request, now)
+    view = await public.PAGE_VIEWS.view(session, page, now, runtime.settings.status_page_cache_seconds)
+    return _page_html(view, request, now)
 
 
 @router.get("/")
-async def custom_domain_root(request: Request, session: SessionDep, now: NowDep) -> Response:
+async def custom_domain_root(
+    request: Request, session: SessionDep, runtime: RuntimeDep, now: NowDep
+) -> Response:
     """The page whose verified custom domain is this request's Host; any other host gets what /
     always answered (a JSON 404), so the API's own host is unchanged."""
     host = request.headers.get("host", "")
@@ -37,11 +42,15 @@ async def custom_domain_root(request: Request, session: SessionDep, now: NowDep)
         raise HTTPException(404)
     if not page.is_public:
         return _html(render_not_found(), request, status_code=404)
-    return _page_html(await public.page_view(session, page, now), request, now)
+    view = await public.PAGE_VIEWS.view(session, page, now, runtime.settings.status_page_cache_seconds)
+    return _page_html(view, request, now)
 
 
 def _page_html(view: public.PageView, request: Request, now: datetime) -> Response:
-    return _html(render_page(view, now, _page_path(request, view.page.slug)), request)
+    response = _html(render_page(view, now, _page_path(request, view.page.slug)), request)
+    if response.status_code == 200:  # a public page: replayed for a few seconds (public_answers.py)
+        response.headers[SHARED] = "1"
+    return response
 
 
 def _page_path(request: Request, slug: str) -> str:
@@ -66,7 +75,7 @@ def _html(rendered: RenderedPage, request: Request, status_code: int = 200) -> R
     if _matches(request.headers.get("if-none-match"), rendered.etag):
         return Response(status_code=304, headers=headers)
     if gzipped:
-        body = gzip.compress(body, compresslevel=6, mtime=0)
+        body = rendered.gzipped
         headers["Content-Encoding"] = "gzip"
     return Response(body, 200, headers, "text/html")
 

@@ -14,6 +14,7 @@ from control_plane.api.deps import (
     SessionDep,
 )
 from control_plane.api.openapi import BEARER_SCHEME, errors
+from control_plane.api.public_answers import SHARED
 from control_plane.api.responses import JsonResponse, MessageResponse, data_response, message_response
 from control_plane.api.status_page_schemas import (
     DomainStatusResponse,
@@ -71,7 +72,7 @@ async def create_status_page(
     openapi_extra={"security": [{}, {BEARER_SCHEME: []}]},
 )
 async def get_public_status_page(
-    slug: str, principal: OptionalPrincipalDep, session: SessionDep, now: NowDep
+    slug: str, principal: OptionalPrincipalDep, session: SessionDep, runtime: RuntimeDep, now: NowDep
 ) -> JsonResponse:
     """The page as visitors see it: overall status, components with status and 90-day uptime,
     active incidents with their timeline, maintenance in progress or to come. No key needed for a
@@ -80,7 +81,11 @@ async def get_public_status_page(
     member_org = principal.org.id if principal is not None and principal.org is not None else None
     if page is None or (not page.is_public and page.org_id != member_org):
         raise NotFound(pages.NOT_FOUND)
-    return data_response(public_page_out(await public.page_view(session, page, now)))
+    view = await public.PAGE_VIEWS.view(session, page, now, runtime.settings.status_page_cache_seconds)
+    response = data_response(public_page_out(view))
+    if page.is_public:  # every visitor's answer alike: replayed for a few seconds (public_answers.py)
+        response.headers[SHARED] = "1"
+    return response
 
 
 @router.put(

@@ -1,0 +1,131 @@
+"""Public status pages' answers (GET /api/status-pages/{slug} and GET /status/{slug}) kept for
+`status_page_cache_seconds` and served straight from ASGI, before FastAPI's middleware stack,
+routing and dependency solving.
+
+A status page is read by many anonymous visitors at once, most of all during an incident: through
+FastAPI's layers each read cost ~3 ms of the process's CPU even with the page's view cached
+(status_pages.public.PageViewCache), so 64 visitors at once queued for 200 ms (bench/status_page.py).
+The rule: the route marks the answers every anonymous visitor gets alike (a public page's 200,
+the SHARED header, stripped here), and this process replays such an answer, byte for byte with
+the headers it had, to the next anonymous requests of the same path and Accept-Encoding while it
+is younger than `seconds` by the runtime's clock. An incident, a maintenance window or a page's
+edit is therefore seen within `seconds` on each process (the answers' Cache-Control
+lets browsers keep them 30 s anyway). Once an answer is older, the next request goes through to
+the route and refreshes it, while requests arriving meanwhile are still given the old one (up to
+twice `seconds` old). A request with credentials (Authorization, a cookie), a query string or a
+validator (If-None-Match: the route answers 304s) always goes to the route, as does every other
+method and path.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import datetime
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from control_plane.api.deps import Runtime
+from control_plane.api.middleware import route_path
+
+SHARED = "X-Traxo-Shared-Answer"
+_SHARED = SHARED.lower().encode("latin-1")
+PUBLIC_PATH = re.compile(r"/(?:api/status-pages|status)/[^/\x00]+")
+_BYPASS = (b"authorization", b"cookie", b"if-none-match")
+_SIZE = 512
+
+
+@dataclass(slots=True)
+class _Answer:
+    at: datetime
+    status: int
+    headers: list[tuple[bytes, bytes]]
+    body: bytes
+    refreshing: bool = False
+
+
+class PublicPageAnswers:
+    def __init__(self, app: ASGIApp, *, runtime: Runtime) -> None:
+        self.app = app
+        self.runtime = runtime
+        self._answers: OrderedDict[tuple[str, str, bytes], _Answer] = OrderedDict()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        seconds = self.runtime.settings.status_page_cache_seconds
+        if (
+            seconds <= 0
+            or scope["type"] != "http"
+            or scope["method"] != "GET"
+            or scope.get("query_string")
+            or PUBLIC_PATH.fullmatch(route_path(scope["path"], scope.get("root_path", ""))) is None
+        ):
+            await self.app(scope, receive, _without_marker(send))
+            return
+        encodings = b""
+        for name, value in scope["headers"]:
+            if name in _BYPASS:
+                await self.app(scope, receive, _without_marker(send))
+                return
+            if name == b"accept-encoding":
+                encodings = value
+        # Per Accept-Encoding as sent: the route picks the answer's encoding from it (Vary).
+        key = (scope.get("root_path", ""), scope["path"], encodings)
+        now = self.runtime.clock()
+        kept = self._answers.get(key)
+        if kept is not None:
+            age = (now - kept.at).total_seconds()
+            if 0 <= age < seconds or (kept.refreshing and 0 <= age < 2 * seconds):
+                await send({"type": "http.response.start", "status": kept.status, "headers": kept.headers})
+                await send({"type": "http.response.body", "body": kept.body})
+                return
+            kept.refreshing = True
+        await self._refresh(scope, receive, send, key, now, kept)
+
+    async def _refresh(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        key: tuple[str, str, bytes],
+        now: datetime,
+        kept: _Answer | None,
+    ) -> None:
+        start: Message | None = None
+        chunks: list[bytes] = []
+        shared = False
+
+        async def capture(message: Message) -> None:
+            nonlocal start, shared
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                shared = any(name.lower() == _SHARED for name, _ in headers)
+                message["headers"] = [(name, value) for name, value in headers if name.lower() != _SHARED]
+                start = message
+            elif message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, capture)
+        finally:
+            if kept is not None:
+                kept.refreshing = False
+        if start is None or not shared or start["status"] != 200:
+            self._answers.pop(key, None)  # a page gone private or deleted: none kept of it either
+            return
+        self._answers[key] = _Answer(now, 200, start["headers"], b"".join(chunks))
+        self._answers.move_to_end(key)
+        while len(self._answers) > _SIZE:
+            self._answers.popitem(last=False)
+
+
+def _without_marker(send: Send) -> Send:
+    async def stripped(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = message.get("headers", [])
+            if any(name.lower() == _SHARED for name, _ in headers):
+                message["headers"] = [(name, value) for name, value in headers if name.lower() != _SHARED]
+        await send(message)
+
+    return stripped

@@ -1,0 +1,123 @@
+"""The public page's answers kept a few seconds (status_page_cache_seconds; off in the other
+tests): replayed alike to anonymous visitors while younger than the setting by the runtime's
+clock, then read again; never for a request with a key or a validator, nor for a private page."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import httpx
+import pytest
+
+from control_plane.api.app import create_app
+from control_plane.api.deps import Runtime
+from control_plane.db import Database
+from control_plane.settings import Settings
+from tests.clock import MovableClock
+from tests.conftest import World
+from tests.status_pages.support import create_page
+
+SECONDS = 5
+
+
+@pytest.fixture
+async def cached_api(
+    settings: Settings, database: Database, clock: MovableClock
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The app of a server keeping public answers SECONDS (the same database and clock)."""
+    kept = Settings(database_url=settings.database_url, redis_url=None, status_page_cache_seconds=SECONDS)
+    app = create_app(kept, Runtime.build(kept, database, clock=clock))
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://traxo.test") as client:
+        yield client
+
+
+async def declare(api: httpx.AsyncClient, world: World, slug: str, title: str) -> None:
+    response = await api.post(
+        f"/api/status-pages/{slug}/incidents",
+        json={"title": title, "impact": "major", "message": "Looking into it"},
+        headers=world.alice.headers,
+    )
+    assert response.status_code == 201, response.text
+
+
+def titles(answer: httpx.Response) -> list[str]:
+    assert answer.status_code == 200, answer.text
+    return [incident["title"] for incident in answer.json()["data"]["activeIncidents"]]
+
+
+async def test_it_replays_a_public_pages_json_until_it_is_older_than_the_setting(
+    cached_api: httpx.AsyncClient, world: World, clock: MovableClock
+) -> None:
+    await create_page(cached_api, world.alice, slug="cached")
+    first = await cached_api.get("/api/status-pages/cached")
+    assert titles(first) == []
+    assert "x-traxo-shared-answer" not in first.headers
+    await declare(cached_api, world, "cached", "Elevated errors")
+    clock.advance(timedelta(seconds=SECONDS - 0.5))
+    replayed = await cached_api.get("/api/status-pages/cached")
+    assert replayed.content == first.content and replayed.headers == first.headers
+    clock.advance(timedelta(seconds=0.5))
+    assert titles(await cached_api.get("/api/status-pages/cached")) == ["Elevated errors"]
+
+
+async def test_it_replays_a_public_pages_html_per_encoding_until_it_is_older_than_the_setting(
+    cached_api: httpx.AsyncClient, world: World, clock: MovableClock
+) -> None:
+    await create_page(cached_api, world.alice, slug="cached")
+    plain = await cached_api.get("/status/cached", headers={"Accept-Encoding": "identity"})
+    gzipped = await cached_api.get("/status/cached", headers={"Accept-Encoding": "gzip"})
+    assert plain.status_code == gzipped.status_code == 200
+    assert "content-encoding" not in plain.headers and gzipped.headers["content-encoding"] == "gzip"
+    assert "x-traxo-shared-answer" not in plain.headers and "x-traxo-shared-answer" not in gzipped.headers
+    await declare(cached_api, world, "cached", "Database outage")
+    clock.advance(timedelta(seconds=1))
+    for encoding, before in (("identity", plain), ("gzip", gzipped)):
+        again = await cached_api.get("/status/cached", headers={"Accept-Encoding": encoding})
+        assert again.content == before.content and "Database outage" not in again.text
+        assert again.headers["etag"] == before.headers["etag"]
+    clock.advance(timedelta(seconds=SECONDS))
+    fresh = await cached_api.get("/status/cached", headers={"Accept-Encoding": "gzip"})
+    assert "Database outage" in fresh.text and fresh.headers["etag"] != gzipped.headers["etag"]
+
+
+async def test_it_answers_a_request_with_a_validator_from_the_route(
+    cached_api: httpx.AsyncClient, world: World
+) -> None:
+    await create_page(cached_api, world.alice, slug="cached")
+    first = await cached_api.get("/status/cached")
+    again = await cached_api.get("/status/cached", headers={"If-None-Match": first.headers["etag"]})
+    assert again.status_code == 304
+
+
+async def test_it_stops_replaying_a_page_made_private_once_its_answer_expires(
+    cached_api: httpx.AsyncClient, world: World, clock: MovableClock
+) -> None:
+    await create_page(cached_api, world.alice, slug="cached")
+    assert (await cached_api.get("/api/status-pages/cached")).status_code == 200
+    response = await cached_api.put(
+        "/api/status-pages/cached", json={"isPublic": False}, headers=world.alice.headers
+    )
+    assert response.status_code == 200, response.text
+    clock.advance(timedelta(seconds=SECONDS))
+    for _ in range(2):
+        assert (await cached_api.get("/api/status-pages/cached")).status_code == 404
+    # Its own organization still reads it, never replayed to anyone else.
+    own = await cached_api.get("/api/status-pages/cached", headers=world.alice.headers)
+    assert own.status_code == 200 and "x-traxo-shared-answer" not in own.headers
+    assert (await cached_api.get("/api/status-pages/cached")).status_code == 404
+
+
+async def test_a_request_with_a_key_is_answered_by_the_route_and_sees_a_page_edit_at_once(
+    cached_api: httpx.AsyncClient, world: World
+) -> None:
+    await create_page(cached_api, world.alice, slug="cached")
+    assert (await cached_api.get("/api/status-pages/cached")).json()["data"]["name"] == "Acme Status"
+    response = await cached_api.put(
+        "/api/status-pages/cached", json={"name": "Renamed"}, headers=world.alice.headers
+    )
+    assert response.status_code == 200, response.text
+    keyed = await cached_api.get("/api/status-pages/cached", headers=world.bob.headers)
+    assert keyed.json()["data"]["name"] == "Renamed"  # the page's view is kept per edit of the page
+    assert (await cached_api.get("/api/status-pages/cached")).json()["data"]["name"] == "Acme Status"
