@@ -17,7 +17,10 @@ p99. Then the same while results are ingested at `--rate` per second through the
 gRPC path (StreamResults of two agents, one per region, batches of 250 paced every 0.1 s to the
 page's and the other monitors), and the rate acknowledged is reported beside the figures.
 
-Usage: .venv/bin/python bench/status_page.py [--seconds 15] [--rate 5000] [--reuse]
+With --separate-grpc the agents' gRPC is served by a second `traxo api` process and the measured
+one runs with --no-grpc (a deployment splitting agents' ingest from visitors).
+
+Usage: .venv/bin/python bench/status_page.py [--seconds 15] [--rate 5000] [--reuse] [--separate-grpc]
 Needs PostgreSQL at 127.0.0.1:5432 (user postgres, trust auth) and wrk.
 """
 
@@ -357,10 +360,11 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_api(env: dict[str, str], port: int, grpc_port: int) -> subprocess.Popen[bytes]:
+def start_api(env: dict[str, str], port: int, grpc_port: int | None) -> subprocess.Popen[bytes]:
+    grpc_options = ["--no-grpc"] if grpc_port is None else ["--grpc-port", str(grpc_port)]
     api = subprocess.Popen(
-        [str(BIN / "traxo"), "api", "--host", "127.0.0.1", "--port", str(port), "--grpc-port", str(grpc_port),
-         "--no-migrate", "--no-workers"],
+        [str(BIN / "traxo"), "api", "--host", "127.0.0.1", "--port", str(port), *grpc_options, "--no-migrate",
+         "--no-workers"],
         env=env,
     )  # fmt: skip
     deadline = time.monotonic() + 30
@@ -537,6 +541,10 @@ def main() -> None:
     parser.add_argument("--other-monitors", type=int, default=450)
     parser.add_argument("--workers", type=int, default=2, help="processes generating the history")
     parser.add_argument("--reuse", action="store_true", help="measure the database a previous run loaded")
+    parser.add_argument(
+        "--separate-grpc", action="store_true",
+        help="the agents' gRPC in a second `traxo api` process; the measured one with --no-grpc",
+    )  # fmt: skip
     args = parser.parse_args()
     env = {
         **os.environ,
@@ -565,7 +573,8 @@ def main() -> None:
         STATE_FILE.write_text(json.dumps({"key": key, "tokens": tokens, "content": False}))
     state = json.loads(STATE_FILE.read_text())
     port, grpc_port = free_port(), free_port()
-    api = start_api(env, port, grpc_port)
+    api = start_api(env, port, None if args.separate_grpc else grpc_port)
+    agents_api = start_api(env, free_port(), grpc_port) if args.separate_grpc else None
     worker = subprocess.Popen([str(BIN / "traxo"), "worker"], env=env)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -597,6 +606,9 @@ def main() -> None:
     finally:
         api.terminate()
         worker.terminate()
+        if agents_api is not None:
+            agents_api.terminate()
+            agents_api.wait(timeout=30)
         api.wait(timeout=30)
         worker.wait(timeout=30)
 
