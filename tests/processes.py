@@ -37,15 +37,24 @@ def run_traxo(*args: str, env: dict[str, str], cwd: Path | None = None, timeout:
     return result.stdout
 
 
-def start_traxo(*args: str, env: dict[str, str], cwd: Path | None = None) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [str(BIN / "traxo"), *args],
-        env=env,
-        cwd=cwd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+def start_traxo(
+    *args: str, env: dict[str, str], cwd: Path | None = None, log: Path | None = None
+) -> subprocess.Popen[str]:
+    """`traxo ARGS`, its output on a pipe the test reads (it must: a full pipe blocks the process),
+    or into `log` for a process whose output nobody reads as it runs."""
+    output = log.open("w") if log is not None else subprocess.PIPE
+    try:
+        return subprocess.Popen(
+            [str(BIN / "traxo"), *args],
+            env=env,
+            cwd=cwd,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+    finally:
+        if log is not None:
+            output.close()  # type: ignore[union-attr]  # the child holds its own copy
 
 
 def wait_healthy(base_url: str, process: subprocess.Popen[str], timeout: float = 30) -> None:

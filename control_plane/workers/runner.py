@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import text
 
-from control_plane.db import Database
+from control_plane.db import Database, brief_error
 
 log = logging.getLogger(__name__)
 
@@ -58,13 +58,27 @@ class WorkerRunner:
             return held
 
     async def _loop(self, job: PeriodicJob) -> None:
+        # The traceback of a failure is logged once; the same failure again (a database without
+        # its schema, one that is down) is a line each round, not pages of the same traceback.
+        last_failure: str | None = None
         while True:
             try:
                 await self.run_once(job)
+                last_failure = None
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("job %s failed; it runs again in %.0f s", job.name, job.interval_seconds)
+            except Exception as exc:
+                failure = brief_error(exc)
+                if failure != last_failure:
+                    log.exception("job %s failed; it runs again in %.0f s", job.name, job.interval_seconds)
+                else:
+                    log.warning(
+                        "job %s failed again (%s); it runs again in %.0f s",
+                        job.name,
+                        failure,
+                        job.interval_seconds,
+                    )
+                last_failure = failure
             await asyncio.sleep(job.interval_seconds)
 
     @asynccontextmanager
