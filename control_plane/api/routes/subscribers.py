@@ -114,11 +114,19 @@ _SUBSCRIBE_BODY["requestBody"]["content"][_FORM] = {
 }
 
 
+def _also_html(responses: dict[int | str, dict[str, Any]]) -> dict[int | str, dict[str, Any]]:
+    """An HTML form's post is answered with a small HTML page, errors included."""
+    page = {"text/html": {"schema": {"type": "string"}}}
+    return {status: {**spec, "content": dict(page)} for status, spec in responses.items()} | {
+        202: {"description": "Accepted: a confirmation link is mailed", "content": dict(page)}
+    }
+
+
 @router.post(
     "/status/{slug}/subscribe",
     status_code=202,
     response_model=MessageResponse,
-    responses=errors(400, 413, _PUBLIC_404, _RATE),
+    responses=_also_html(errors(400, 413, _PUBLIC_404, _RATE)),
     openapi_extra={"security": [], **_SUBSCRIBE_BODY},
 )
 async def subscribe(
