@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, MetaData, event
+from sqlalchemy import DateTime, MetaData, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import StatementError
@@ -149,3 +149,35 @@ class Database:
     async def dispose(self) -> None:
         await self.changes.stop()
         await self.engine.dispose()
+
+
+# Tables of high-volume rows that name a monitor without a foreign key (writers and a monitor's
+# deletion exclude each other instead, and the deletion removes its rows after it commits).
+UNCONSTRAINED_MONITOR_TABLES = ("check_results", "ai_events")
+
+
+async def deleted_monitor_ids(session: AsyncSession, table: str) -> list[str]:
+    """Ids of deleted monitors that still have rows in `table` (one of UNCONSTRAINED_MONITOR_TABLES):
+    what a deletion left when its process stopped before removing them. Walks the table's
+    (monitor_id, ...) index one monitor at a time (a recursive skip scan), not its rows."""
+    if table not in UNCONSTRAINED_MONITOR_TABLES:
+        raise ValueError(f"{table} is not a table of unconstrained monitor ids")
+    rows = await session.execute(
+        text(
+            f"""
+            WITH RECURSIVE ids(monitor_id) AS (
+                SELECT (SELECT monitor_id FROM {table} ORDER BY monitor_id LIMIT 1)
+                UNION ALL
+                SELECT (
+                    SELECT monitor_id FROM {table}
+                    WHERE monitor_id > ids.monitor_id ORDER BY monitor_id LIMIT 1
+                )
+                FROM ids WHERE ids.monitor_id IS NOT NULL
+            )
+            SELECT monitor_id FROM ids
+            WHERE monitor_id IS NOT NULL
+                AND NOT EXISTS (SELECT 1 FROM monitors WHERE monitors.id = ids.monitor_id)
+            """
+        )
+    )
+    return [row[0] for row in rows]

@@ -79,15 +79,20 @@ async def get_now(runtime: RuntimeDep) -> datetime:
 NowDep = Annotated[datetime, Depends(get_now)]
 
 
-async def _rate_limit(request: Request, runtime: Runtime, key: str, per_minute: int) -> None:
+async def spend_budget(
+    request: Request, runtime: Runtime, key: str, per_minute: int, exceeded: str | None = None
+) -> None:
+    """Spend one of `key`'s `per_minute`: its X-RateLimit-* headers go out with the answer, and a
+    spent budget is a 429 with Retry-After ("Rate limit exceeded: <exceeded>; retry in N s")."""
     decision = await runtime.rate_limiter.hit(key, per_minute)
     headers = request.scope.get(RESPONSE_HEADERS_KEY)
     if headers is not None:
         headers.extend(decision.headers())
     if not decision.allowed:
+        what = exceeded or f"{per_minute} requests per minute"
         raise ApiError(
             429,
-            f"Rate limit exceeded: {per_minute} requests per minute; retry in {decision.retry_after} s",
+            f"Rate limit exceeded: {what}; retry in {decision.retry_after} s",
             {"Retry-After": str(decision.retry_after)},
         )
 
@@ -96,7 +101,7 @@ async def spend_failed_authentication(request: Request, runtime: Runtime) -> Non
     """Count a failed authentication (API key or webhook secret) against the client address's budget;
     429 once it is spent. One budget per address, whichever secret it guesses."""
     client = request.client.host if request.client else "unknown"
-    await _rate_limit(request, runtime, f"authfail:{client}", _FAILED_AUTH_PER_MINUTE)
+    await spend_budget(request, runtime, f"authfail:{client}", _FAILED_AUTH_PER_MINUTE)
 
 
 _MISSING_KEY = "Missing API key: send 'Authorization: Bearer traxo_...'"
@@ -142,7 +147,7 @@ async def _authenticate(request: Request) -> Principal:
     plan_limits = limits_for(principal.org.plan if principal.org else None)
     budget_key = f"org:{principal.org.id}" if principal.org else f"user:{principal.user_id}"
     per_minute = max(1, round(plan_limits.requests_per_minute * runtime.settings.rate_limit_multiplier))
-    await _rate_limit(request, runtime, budget_key, per_minute)
+    await spend_budget(request, runtime, budget_key, per_minute)
     return principal
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select, text, tuple_
+from sqlalchemy import delete, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from control_plane.db import deleted_monitor_ids
 from control_plane.models import CheckResult, CheckRollup, RollupBacklog
 from control_plane.results.store import results_store
 
@@ -40,27 +41,8 @@ async def delete_results_of(session: AsyncSession, monitor_id: str, *, batch_siz
 
 async def orphaned_monitor_ids(session: AsyncSession) -> list[str]:
     """Ids of deleted monitors that still have results: what a deletion left when its process
-    stopped before deleting them (or, on SQLite, a batch that looked just before the deletion).
-    Walks the (monitor_id, checked_at) index one monitor at a time, not the results."""
-    rows = await session.execute(
-        text(
-            """
-            WITH RECURSIVE ids(monitor_id) AS (
-                SELECT (SELECT monitor_id FROM check_results ORDER BY monitor_id LIMIT 1)
-                UNION ALL
-                SELECT (
-                    SELECT monitor_id FROM check_results
-                    WHERE monitor_id > ids.monitor_id ORDER BY monitor_id LIMIT 1
-                )
-                FROM ids WHERE ids.monitor_id IS NOT NULL
-            )
-            SELECT monitor_id FROM ids
-            WHERE monitor_id IS NOT NULL
-                AND NOT EXISTS (SELECT 1 FROM monitors WHERE monitors.id = ids.monitor_id)
-            """
-        )
-    )
-    return [row[0] for row in rows]
+    stopped before deleting them (or, on SQLite, a batch that looked just before the deletion)."""
+    return await deleted_monitor_ids(session, "check_results")
 
 
 async def delete_expired(

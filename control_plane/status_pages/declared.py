@@ -31,13 +31,13 @@ from control_plane.models.status_pages import (
     StatusPageComponent,
 )
 from control_plane.services.incidents import UPDATE_STATUSES
+from control_plane.status_pages.pages import find_page
 
 IMPACTS = ("none", "minor", "major", "critical")
 STATUSES = UPDATE_STATUSES
 OPENING_STATUSES = tuple(status for status in UPDATE_STATUSES if status != "resolved")
 StatusFilter = Literal["open", "resolved"]
 
-PAGE_NOT_FOUND = "Status page not found"
 INCIDENT_NOT_FOUND = "Incident not found"
 # What edit() may change, by column.
 EDITABLE = frozenset({"title", "impact", "component_ids", "postmortem"})
@@ -57,15 +57,6 @@ class DeclaredIncident:
     incident: PageIncident
     components: list[ComponentRef]
     updates: list[PageIncidentUpdate]
-
-
-async def find_page(session: AsyncSession, org_id: str, slug: str) -> StatusPage:
-    page = await session.scalar(
-        select(StatusPage).where(StatusPage.slug == slug, StatusPage.org_id == org_id)
-    )
-    if page is None:
-        raise NotFound(PAGE_NOT_FOUND)
-    return page
 
 
 async def _find_incident(session: AsyncSession, page: StatusPage, incident_id: str) -> PageIncident:

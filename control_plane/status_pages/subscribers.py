@@ -23,6 +23,7 @@ from control_plane.core.errors import InvalidInput, NotFound
 from control_plane.core.ids import new_id
 from control_plane.models.status_pages import PageSubscriber, StatusPage, StatusPageComponent
 from control_plane.status_pages.pages import find_page
+from control_plane.status_pages.public import page_by_slug
 
 CONFIRM_HOURS = 48
 NOT_FOUND = "Subscriber not found"
@@ -101,7 +102,7 @@ _INVALID_UNSUBSCRIBE = "This unsubscribe link is not valid (or the address is al
 
 
 async def _public_page(session: AsyncSession, slug: str) -> StatusPage:
-    page = await session.scalar(select(StatusPage).where(StatusPage.slug == slug))
+    page = await page_by_slug(session, slug)
     if page is None or not page.is_public:
         raise NotFound("No public status page has this slug")
     return page

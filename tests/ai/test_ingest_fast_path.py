@@ -8,9 +8,12 @@ import dataclasses
 from collections.abc import AsyncIterator
 
 import httpx
+from sqlalchemy import func, select
 
 from control_plane.ai.ingest.committer import AiIngest
 from control_plane.api.app import create_app
+from control_plane.api.ingest_fast_path import IngestFastPath
+from control_plane.models import AiEvent
 from tests.ai.support import insert_llm_monitor
 
 EVENT = {
@@ -78,3 +81,33 @@ async def test_domain_errors_and_limits_keep_their_status_and_headers(api, world
     assert over.status_code == 429
     assert int(over.headers["retry-after"]) >= 1
     assert over.headers["content-type"] == "application/json"
+
+
+async def test_a_client_gone_before_its_body_ends_stores_nothing_and_is_answered_nothing(
+    world, database, settings, runtime
+):
+    monitor = await insert_llm_monitor(database, world.org_a)
+
+    async def app_behind(scope, receive, send):  # type: ignore[no-untyped-def]
+        raise AssertionError("the ingest's POST reached the app")
+
+    path = IngestFastPath(app_behind, runtime=runtime, max_body_bytes=settings.max_body_bytes)
+    messages = iter(
+        [
+            {"type": "http.request", "body": b'{"provider": "openai", ', "more_body": True},
+            {"type": "http.disconnect"},
+        ]
+    )
+    sent: list[dict[str, object]] = []
+
+    async def receive():  # type: ignore[no-untyped-def]
+        return next(messages)
+
+    async def send(message):  # type: ignore[no-untyped-def]
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "path": f"/api/ai/ingest/{monitor.id}", "headers": []}
+    await path(scope, receive, send)
+    assert sent == []
+    async with database.session() as session:
+        assert await session.scalar(select(func.count()).select_from(AiEvent)) == 0

@@ -7,11 +7,11 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select, text, tuple_
+from sqlalchemy import delete, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from control_plane.db import Database
-from control_plane.models import Monitor
+from control_plane.ai.ingest.store import delete_ai_events_of
+from control_plane.db import Database, deleted_monitor_ids
 from control_plane.models.ai import AiDailyUsage, AiEvent, AiUsageRollup
 from control_plane.settings import Settings
 
@@ -42,44 +42,6 @@ async def _delete_batch(session: AsyncSession, now: datetime, settings: Settings
     return sum(counts)
 
 
-async def _orphaned_monitor_ids(session: AsyncSession) -> list[str]:
-    """Deleted monitors that still have events: walks the (monitor_id, created_at) index one
-    monitor at a time, not the events."""
-    rows = await session.execute(
-        text(
-            """
-            WITH RECURSIVE ids(monitor_id) AS (
-                SELECT (SELECT monitor_id FROM ai_events ORDER BY monitor_id LIMIT 1)
-                UNION ALL
-                SELECT (
-                    SELECT monitor_id FROM ai_events
-                    WHERE monitor_id > ids.monitor_id ORDER BY monitor_id LIMIT 1
-                )
-                FROM ids WHERE ids.monitor_id IS NOT NULL
-            )
-            SELECT monitor_id FROM ids WHERE monitor_id IS NOT NULL
-            """
-        )
-    )
-    candidates = [row[0] for row in rows]
-    if not candidates:
-        return []
-    kept = set(await session.scalars(select(Monitor.id).where(Monitor.id.in_(candidates))))
-    return [monitor_id for monitor_id in candidates if monitor_id not in kept]
-
-
-async def _delete_events_of(session: AsyncSession, monitor_id: str, batch_size: int) -> int:
-    deleted = 0
-    while True:
-        doomed = select(AiEvent.id).where(AiEvent.monitor_id == monitor_id).limit(batch_size)
-        result = await session.execute(delete(AiEvent).where(AiEvent.id.in_(doomed.scalar_subquery())))
-        await session.commit()
-        count = int(result.rowcount or 0)  # type: ignore[attr-defined]
-        deleted += count
-        if count < batch_size:
-            return deleted
-
-
 async def apply_ai_retention(
     db: Database, settings: Settings, *, now: datetime, batch_size: int = 5000
 ) -> int:
@@ -93,6 +55,6 @@ async def apply_ai_retention(
             break
         await asyncio.sleep(0)  # let the ingest in
     async with db.session() as session:
-        for monitor_id in await _orphaned_monitor_ids(session):
-            total += await _delete_events_of(session, monitor_id, batch_size)
+        for monitor_id in await deleted_monitor_ids(session, "ai_events"):
+            total += await delete_ai_events_of(session, monitor_id, batch_size=batch_size)
     return total

@@ -11,9 +11,7 @@ from fastapi import APIRouter, Path, Query, Request
 from pydantic import with_config
 from typing_extensions import TypedDict
 
-from control_plane.api.deps import RuntimeDep, SessionDep
-from control_plane.api.errors import ApiError
-from control_plane.api.middleware import RESPONSE_HEADERS_KEY
+from control_plane.api.deps import RuntimeDep, SessionDep, spend_budget
 from control_plane.api.openapi import errors
 from control_plane.api.responses import CLOSED, JsonResponse
 from control_plane.heartbeats.pings import PING_EXIT, PING_FAIL, PING_START, PING_SUCCESS, Ping, record_ping
@@ -60,17 +58,8 @@ _BODY = {
 
 async def _spend_ping_budget(request: Request, runtime: RuntimeDep, token: Token) -> None:
     per_minute = runtime.settings.heartbeat_pings_per_minute
-    decision = await runtime.rate_limiter.hit(f"heartbeat:{token}", per_minute)
-    headers = request.scope.get(RESPONSE_HEADERS_KEY)
-    if headers is not None:
-        headers.extend(decision.headers())
-    if not decision.allowed:
-        raise ApiError(
-            429,
-            f"Rate limit exceeded: {per_minute} pings per minute for this heartbeat; "
-            f"retry in {decision.retry_after} s",
-            {"Retry-After": str(decision.retry_after)},
-        )
+    exceeded = f"{per_minute} pings per minute for this heartbeat"
+    await spend_budget(request, runtime, f"heartbeat:{token}", per_minute, exceeded)
 
 
 async def _read_log(request: Request, limit: int) -> tuple[bytes, int]:

@@ -12,9 +12,16 @@ from urllib.parse import parse_qsl, quote
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
-from control_plane.api.deps import MemberDep, NowDep, OrgWriterDep, Runtime, RuntimeDep, SessionDep
+from control_plane.api.deps import (
+    MemberDep,
+    NowDep,
+    OrgWriterDep,
+    Runtime,
+    RuntimeDep,
+    SessionDep,
+    spend_budget,
+)
 from control_plane.api.errors import ApiError, status_of
-from control_plane.api.middleware import RESPONSE_HEADERS_KEY
 from control_plane.api.openapi import errors, json_body
 from control_plane.api.responses import (
     JsonResponse,
@@ -69,16 +76,7 @@ def _html(title: str, text: str, status_code: int = 200, *, form: str = "") -> R
 
 
 async def _spend(request: Request, runtime: Runtime, key: str, per_minute: int) -> None:
-    decision = await runtime.rate_limiter.hit(key, per_minute)
-    headers = request.scope.get(RESPONSE_HEADERS_KEY)
-    if headers is not None:
-        headers.extend(decision.headers())
-    if not decision.allowed:
-        raise ApiError(
-            429,
-            f"Rate limit exceeded: too many subscriptions this minute; retry in {decision.retry_after} s",
-            {"Retry-After": str(decision.retry_after)},
-        )
+    await spend_budget(request, runtime, key, per_minute, "too many subscriptions this minute")
 
 
 async def _body(request: Request, form: bool) -> Any:
