@@ -16,62 +16,30 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
-import socket
 import subprocess
 import time
-from pathlib import Path
 
 import httpx
 import psycopg
+from bench_support import BIN, POSTGRES, ROOT, free_port, psql_admin, start_api, traxo, wait_ready, wrk
 
-ROOT = Path(__file__).resolve().parent.parent
-BIN = ROOT / ".venv" / "bin"
-ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 DB = "traxo_bench_ai_ingest"
-DSN = f"postgresql://postgres@127.0.0.1:5432/{DB}"
+DSN = f"{POSTGRES}/{DB}"
 LUA = ROOT / "bench" / "ai_ingest.lua"
 MONITOR_ID = "mon_benchllm0000000000000000"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def traxo(*args: str, env: dict[str, str]) -> str:
-    return subprocess.run(
-        [str(BIN / "traxo"), *args], env=env, check=True, capture_output=True, text=True
-    ).stdout
-
-
 def setup(env: dict[str, str], port: int) -> None:
-    with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
-        admin.execute(f"CREATE DATABASE {DB}")
-    traxo("migrate", env=env)
+    psql_admin(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
+    psql_admin(f"CREATE DATABASE {DB}")
+    traxo(env, "migrate")
     key = (
-        traxo("users", "create", "--email", "bench@example.com", "--name", "Bench", env=env)
+        traxo(env, "users", "create", "--email", "bench@example.com", "--name", "Bench")
         .strip()
         .splitlines()[-1]
     )
-    api = subprocess.Popen(
-        [
-            str(BIN / "traxo"),
-            "api",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--no-workers",
-            "--no-migrate",
-            "--no-grpc",
-        ],
-        env=env,
-    )
+    api = start_api(env, port, "--no-grpc")
     try:
-        wait_ready(f"http://127.0.0.1:{port}/readyz")
         headers = {"Authorization": f"Bearer {key}"}
         created = httpx.post(
             f"http://127.0.0.1:{port}/api/organization",
@@ -93,41 +61,6 @@ def setup(env: dict[str, str], port: int) -> None:
         )
 
 
-def wait_ready(url: str, method: str = "GET") -> None:
-    for _ in range(300):
-        try:
-            if httpx.request(method, url, timeout=1).status_code < 500:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise SystemExit(f"{url} never answered")
-
-
-def wrk(url: str, seconds: float, connections: int) -> dict[str, float]:
-    output = subprocess.run(
-        ["wrk", "-t2", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency", "-s", str(LUA), url],
-        check=True, capture_output=True, text=True,
-    ).stdout  # fmt: skip
-    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
-    total = int(re.search(r"(\d+) requests in", output).group(1))  # type: ignore[union-attr]
-    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
-    errors = re.search(r"Socket errors: (.*)", output)
-    return {
-        "rate": rate,
-        "p99_ms": to_ms(re.search(r"^\s+99%\s+(\S+)", output, re.M).group(1)),  # type: ignore[union-attr]
-        "p50_ms": to_ms(re.search(r"^\s+50%\s+(\S+)", output, re.M).group(1)),  # type: ignore[union-attr]
-        "ok": total - (int(non_2xx.group(1)) if non_2xx else 0),
-        "total": total,
-        "socket_errors": errors.group(1) if errors else "none",  # type: ignore[dict-item]
-    }
-
-
-def to_ms(value: str) -> float:
-    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", value).groups()  # type: ignore[union-attr]
-    return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}[unit]
-
-
 def stored_events() -> int:
     with psycopg.connect(DSN) as conn:
         return int(conn.execute("SELECT count(*) FROM ai_events").fetchone()[0])  # type: ignore[index]
@@ -142,20 +75,7 @@ def main() -> None:
     env = {**os.environ, "TRAXO_DATABASE_URL": DSN, "TRAXO_LOG_LEVEL": "warning"}
     api_port, noop_port, bare_port = free_port(), free_port(), free_port()
     setup(env, api_port)
-    api = subprocess.Popen(
-        [
-            str(BIN / "traxo"),
-            "api",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(api_port),
-            "--no-workers",
-            "--no-migrate",
-            "--no-grpc",
-        ],
-        env=env,
-    )
+    api = start_api(env, api_port, "--no-grpc")
     noop = subprocess.Popen(
         [str(BIN / "python"), str(ROOT / "bench" / "ai_noop_app.py"), "--port", str(noop_port)]
     )
@@ -163,7 +83,6 @@ def main() -> None:
         [str(BIN / "python"), str(ROOT / "bench" / "ai_noop_app.py"), "--port", str(bare_port), "--bare"]
     )
     try:
-        wait_ready(f"http://127.0.0.1:{api_port}/readyz")
         wait_ready(f"http://127.0.0.1:{noop_port}/api/ai/ingest/x", "POST")
         wait_ready(f"http://127.0.0.1:{bare_port}/api/ai/ingest/x", "POST")
         targets = {
@@ -174,25 +93,26 @@ def main() -> None:
         results: dict[str, dict[str, float]] = {}
         for name, url in targets.items():
             if args.warmup:
-                wrk(url, args.warmup, args.connections)
+                wrk(url, args.warmup, args.connections, "-s", str(LUA))
             time.sleep(1)  # the warm-up's requests in flight finish committing
             before = stored_events()
-            results[name] = figures = wrk(url, args.seconds, args.connections)
+            results[name] = figures = wrk(url, args.seconds, args.connections, "-s", str(LUA))
             figures["stored_before"] = before
             print(
-                f"{name}: {figures['rate']:.0f} requests/s, p50 {figures['p50_ms']:.1f} ms, "
-                f"p99 {figures['p99_ms']:.1f} ms ({int(figures['ok'])} of {int(figures['total'])} answered 2xx; "
+                f"{name}: {figures['rate']:.0f} requests/s, p50 {figures['p50']:.1f} ms, "
+                f"p99 {figures['p99']:.1f} ms ({figures['total'] - figures['non_2xx']} of {figures['total']} "
+                "answered 2xx; "
                 f"socket errors: {figures['socket_errors']})"
             )
         noop_figures, bare_figures, ingest_figures = results.values()
         ratio = ingest_figures["rate"] / noop_figures["rate"]
         print(
-            f"ingest / no-op: {ratio:.0%} (target >= 60%); ingest p99 {ingest_figures['p99_ms']:.1f} ms (target < 50)"
+            f"ingest / no-op: {ratio:.0%} (target >= 60%); ingest p99 {ingest_figures['p99']:.1f} ms (target < 50)"
         )
         print(f"ingest / bare no-op: {ingest_figures['rate'] / bare_figures['rate']:.0%}")
         time.sleep(1)  # requests in flight when wrk stopped finish committing
         measured = stored_events() - int(ingest_figures["stored_before"])
-        ok = int(ingest_figures["ok"])
+        ok = int(ingest_figures["total"] - ingest_figures["non_2xx"])
         print(
             f"stored during the measured run: {measured}, 200s counted by wrk: {ok} "
             f"(at most {args.connections} in flight at the end may be stored without a counted answer)"

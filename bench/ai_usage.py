@@ -22,11 +22,9 @@ import math
 import os
 import random
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,13 +32,13 @@ from typing import Any
 
 import httpx
 import psycopg
+from bench_support import POSTGRES, free_port, psql_admin, start_api, traxo
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from control_plane.domain import histogram  # noqa: E402
 
-SERVER = "postgresql://postgres@127.0.0.1:5432"
 DATABASE = "traxo_bench_ai_usage"
 MONITOR_ID = "mon_bench_llm"
 DAYS = 30
@@ -90,7 +88,7 @@ def generate_chunk(org_id: str, first: int, count: int, total: int, end: float, 
     rollups: dict[Any, list[Any]] = {}
     bucket_of = histogram.bucket_of
     buffer = io.StringIO()
-    dsn = f"{SERVER}/{DATABASE}"
+    dsn = f"{POSTGRES}/{DATABASE}"
     with psycopg.connect(dsn) as conn, conn.cursor() as cur:
         with cur.copy(f"COPY ai_events ({EVENT_COLUMNS}) FROM STDIN") as copy:
             for i in range(first, first + count):
@@ -174,7 +172,7 @@ def load(org_id: str, events: int, end: datetime, workers: int) -> tuple[int, fl
                     mine[k] += sums[k]
                 histogram.merge_into(mine[-1], sums[-1])
     log(f"{events:,} events generated and COPYed in {time.monotonic() - started:.0f} s")
-    with psycopg.connect(f"{SERVER}/{DATABASE}") as conn, conn.cursor() as cur:
+    with psycopg.connect(f"{POSTGRES}/{DATABASE}") as conn, conn.cursor() as cur:
         with cur.copy(
             "COPY ai_usage_rollups (monitor_id, hour, provider, model, org_id, cached_tokens, reasoning_tokens,"
             f" {', '.join(ROLLUP_SUMS)}, latency_histogram) FROM STDIN"
@@ -185,7 +183,7 @@ def load(org_id: str, events: int, end: datetime, workers: int) -> tuple[int, fl
                      *sums[:-1], json.dumps(sums[-1]))
                 )  # fmt: skip
         conn.commit()
-    with psycopg.connect(f"{SERVER}/{DATABASE}", autocommit=True) as conn:
+    with psycopg.connect(f"{POSTGRES}/{DATABASE}", autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE ai_events")
         conn.execute("VACUUM ANALYZE ai_usage_rollups")
     return len(rollups), time.monotonic() - started
@@ -227,42 +225,6 @@ def insert_monitor(dsn: str, org_id: str) -> None:
         )
 
 
-def psql_admin(statement: str) -> None:
-    with psycopg.connect(f"{SERVER}/postgres", autocommit=True) as conn:
-        conn.execute(statement)
-
-
-def traxo(env: dict[str, str], *arguments: str) -> str:
-    return subprocess.run(
-        [str(ROOT / ".venv/bin/traxo"), *arguments], env=env, check=True, capture_output=True, text=True
-    ).stdout
-
-
-def start_api(env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
-    api = subprocess.Popen(
-        [str(ROOT / ".venv/bin/traxo"), "api", "--host", "127.0.0.1", "--port", str(port), "--no-migrate",
-         "--no-workers"],
-        env=env,
-    )  # fmt: skip
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1)
-            return api
-        except OSError:
-            time.sleep(0.2)
-    api.kill()
-    raise SystemExit("the API did not become ready within 30 s")
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 # ---------------------------------------------------------------- measurement
 
 
@@ -292,7 +254,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="processes generating events")
     parser.add_argument("--reuse", action="store_true", help="measure the database a previous run loaded")
     args = parser.parse_args()
-    dsn = f"{SERVER}/{DATABASE}"
+    dsn = f"{POSTGRES}/{DATABASE}"
     env = {
         **os.environ,
         "TRAXO_DATABASE_URL": dsn,

@@ -34,8 +34,6 @@ import json
 import math
 import os
 import random
-import re
-import socket
 import subprocess
 import sys
 import tempfile
@@ -49,6 +47,7 @@ from typing import Any
 import grpc
 import httpx
 import psycopg
+from bench_support import BIN, POSTGRES, free_port, psql_admin, start_api, traxo, wrk
 from google.protobuf.timestamp_pb2 import Timestamp
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -59,10 +58,8 @@ from control_plane.domain import histogram  # noqa: E402
 from traxo_protocol.traxo.agent.v1 import agent_pb2 as pb  # noqa: E402
 from traxo_protocol.traxo.agent.v1.agent_pb2_grpc import AgentServiceStub  # noqa: E402
 
-BIN = ROOT / ".venv" / "bin"
-SERVER = "postgresql://postgres@127.0.0.1:5432"
 DATABASE = "traxo_bench_status_page"
-DSN = f"{SERVER}/{DATABASE}"
+DSN = f"{POSTGRES}/{DATABASE}"
 SLUG = "bench-status"
 COMPONENTS = 50
 REGIONS = ["bench-0", "bench-1"]
@@ -222,17 +219,6 @@ def load_history(end: float, workers: int) -> None:
 # ---------------------------------------------------------------- database set-up
 
 
-def traxo(env: dict[str, str], *arguments: str) -> str:
-    return subprocess.run(
-        [str(BIN / "traxo"), *arguments], env=env, check=True, capture_output=True, text=True
-    ).stdout
-
-
-def psql_admin(statement: str) -> None:
-    with psycopg.connect(f"{SERVER}/postgres", autocommit=True) as conn:
-        conn.execute(statement)
-
-
 async def create_organization() -> str:
     from sqlalchemy import select
 
@@ -354,29 +340,8 @@ def create_page_content(base: str, key: str, now: datetime) -> None:
 # ---------------------------------------------------------------- processes
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def start_api(env: dict[str, str], port: int, grpc_port: int | None) -> subprocess.Popen[bytes]:
-    grpc_options = ["--no-grpc"] if grpc_port is None else ["--grpc-port", str(grpc_port)]
-    api = subprocess.Popen(
-        [str(BIN / "traxo"), "api", "--host", "127.0.0.1", "--port", str(port), *grpc_options, "--no-migrate",
-         "--no-workers"],
-        env=env,
-    )  # fmt: skip
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                return api
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    api.kill()
-    raise SystemExit("the API did not become ready within 30 s")
+def _grpc(port: int | None) -> list[str]:
+    return ["--no-grpc"] if port is None else ["--grpc-port", str(port)]
 
 
 # ---------------------------------------------------------------- ingest at a rate
@@ -495,26 +460,7 @@ class Ingest:
 # ---------------------------------------------------------------- measurement
 
 
-def wrk(url: str, seconds: float, connections: int) -> dict[str, Any]:
-    output = subprocess.run(
-        ["wrk", "-t2", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency", "-H",
-         "Accept-Encoding: gzip", url],
-        check=True, capture_output=True, text=True,
-    ).stdout  # fmt: skip
-    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
-    errors = re.search(r"Socket errors: (.*)", output)
-    return {
-        "rate": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),  # type: ignore[union-attr]
-        "p50": to_ms(re.search(r"^\s+50%\s+(\S+)", output, re.M).group(1)),  # type: ignore[union-attr]
-        "p99": to_ms(re.search(r"^\s+99%\s+(\S+)", output, re.M).group(1)),  # type: ignore[union-attr]
-        "non_2xx": int(non_2xx.group(1)) if non_2xx else 0,
-        "socket_errors": errors.group(1) if errors else "none",
-    }
-
-
-def to_ms(value: str) -> float:
-    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", value).groups()  # type: ignore[union-attr]
-    return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}[unit]
+_GZIP = ("-H", "Accept-Encoding: gzip")  # as a browser sends
 
 
 def load_average() -> str:
@@ -523,9 +469,9 @@ def load_average() -> str:
 
 def measure(base: str, seconds: float, connections: int, label: str) -> None:
     for name, path in (("JSON", f"/api/status-pages/{SLUG}"), ("HTML", f"/status/{SLUG}")):
-        wrk(base + path, 2, connections)  # warm-up
+        wrk(base + path, 2, connections, *_GZIP)  # warm-up
         before = load_average()
-        figures = wrk(base + path, seconds, connections)
+        figures = wrk(base + path, seconds, connections, *_GZIP)
         log(
             f"{label:<28} {name}  {figures['rate']:8,.0f} req/s   p50 {figures['p50']:6.1f} ms   "
             f"p99 {figures['p99']:6.1f} ms   non-2xx {figures['non_2xx']}, socket errors {figures['socket_errors']}"
@@ -573,8 +519,8 @@ def main() -> None:
         STATE_FILE.write_text(json.dumps({"key": key, "tokens": tokens, "content": False}))
     state = json.loads(STATE_FILE.read_text())
     port, grpc_port = free_port(), free_port()
-    api = start_api(env, port, None if args.separate_grpc else grpc_port)
-    agents_api = start_api(env, free_port(), grpc_port) if args.separate_grpc else None
+    api = start_api(env, port, *_grpc(None if args.separate_grpc else grpc_port))
+    agents_api = start_api(env, free_port(), *_grpc(grpc_port)) if args.separate_grpc else None
     worker = subprocess.Popen([str(BIN / "traxo"), "worker"], env=env)
     base = f"http://127.0.0.1:{port}"
     try:
