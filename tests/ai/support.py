@@ -211,3 +211,21 @@ def rollups_of(events: list[AiEvent]) -> list[AiUsageRollup]:
             )
         )
     return rows
+
+
+async def add_spend(database: Database, org_id: str, monitor_id: str, hour: datetime, usd: float) -> None:
+    """`usd` spent by the monitor in `hour`'s hour: a rollup row of its own."""
+    async with database.session() as session:
+        session.add(
+            AiUsageRollup(
+                monitor_id=monitor_id,
+                org_id=org_id,
+                hour=hour.replace(minute=0, second=0, microsecond=0),
+                provider="openai",
+                model=new_id("model"),  # a row of its own whatever else this hour has
+                events=1,
+                cost_usd=usd,
+                latency_histogram={},
+            )
+        )
+        await session.commit()

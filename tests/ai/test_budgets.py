@@ -15,13 +15,11 @@ import pytest
 from sqlalchemy import text
 
 from control_plane.ai.budgets.worker import BudgetRound, check_budgets, claim, forecast, owed
-from control_plane.core.ids import new_id
 from control_plane.core.timefmt import iso
 from control_plane.db import Database
-from control_plane.models import AiUsageRollup
 from control_plane.settings import Settings
 from control_plane.workers.jobs import build_runner
-from tests.ai.support import insert_llm_monitor
+from tests.ai.support import add_spend, insert_llm_monitor
 from tests.alert_receivers import SmtpReceiver, smtp_receiver
 from tests.clock import MovableClock
 from tests.conftest import World
@@ -55,23 +53,6 @@ async def budgeted_monitor(
     response = await api.put(f"/api/monitors/{monitor.id}/cost-alert", json=body, headers=world.alice.headers)
     assert response.status_code == 200, response.text
     return monitor.id
-
-
-async def add_spend(database: Database, org_id: str, monitor_id: str, hour: datetime, usd: float) -> None:
-    async with database.session() as session:
-        session.add(
-            AiUsageRollup(
-                monitor_id=monitor_id,
-                org_id=org_id,
-                hour=hour.replace(minute=0, second=0, microsecond=0),
-                provider="openai",
-                model=new_id("model"),  # a row of its own whatever else this hour has
-                events=1,
-                cost_usd=usd,
-                latency_histogram={},
-            )
-        )
-        await session.commit()
 
 
 async def alert_of(api: httpx.AsyncClient, world: World, monitor_id: str) -> dict[str, Any]:

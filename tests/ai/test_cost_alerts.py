@@ -11,10 +11,9 @@ import pytest
 from sqlalchemy import select, update
 
 from control_plane.ai.budgets.worker import day_start
-from control_plane.core.ids import new_id
 from control_plane.db import Database
-from control_plane.models import AiUsageRollup, CostAlert
-from tests.ai.support import insert_llm_monitor
+from control_plane.models import CostAlert
+from tests.ai.support import add_spend, insert_llm_monitor
 from tests.conftest import World
 from tests.factories import insert_monitor
 from tests.spec import assert_shape, example
@@ -41,23 +40,6 @@ async def error_of(api: httpx.AsyncClient, world: World, monitor_id: str, body: 
     assert set(response.json()) == {"error"}
     message: str = response.json()["error"]
     return message
-
-
-async def add_spend(database: Database, org_id: str, monitor_id: str, hour: datetime, usd: float) -> None:
-    async with database.session() as session:
-        session.add(
-            AiUsageRollup(
-                monitor_id=monitor_id,
-                org_id=org_id,
-                hour=hour.replace(minute=0, second=0, microsecond=0),
-                provider="openai",
-                model=new_id("model"),  # a row of its own whatever else this hour has
-                events=1,
-                cost_usd=usd,
-                latency_histogram={},
-            )
-        )
-        await session.commit()
 
 
 async def marks_of(database: Database, monitor_id: str) -> dict[str, datetime | None]:
