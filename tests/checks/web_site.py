@@ -32,9 +32,16 @@ PAGES = {
 class LocalSite:
     """The aiohttp app; counts in-flight /slow requests so tests can see how many checks overlap."""
 
+    # A /slow request is held until this many are in flight (or SLOW_WAIT_S passed), then 0.3 s
+    # more: checks a cap lets run together then overlap however slowly a loaded machine starts
+    # their pages, and one more the cap should hold back has time to show up.
+    SLOW_TOGETHER = 2
+    SLOW_WAIT_S = 10.0
+
     def __init__(self) -> None:
         self.in_flight = 0
         self.max_in_flight = 0
+        self._arrived = asyncio.Condition()
         self.base_url = ""
         self._runner: web.AppRunner | None = None
 
@@ -70,10 +77,16 @@ class LocalSite:
         return web.Response(text=html, content_type="text/html")
 
     async def _slow(self, request: web.Request) -> web.Response:
-        self.in_flight += 1
-        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        async with self._arrived:
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            self._arrived.notify_all()
         try:
             # A slow server is the thing under test here: it keeps requests open so overlaps show.
+            async with self._arrived:
+                await asyncio.wait_for(
+                    self._arrived.wait_for(lambda: self.in_flight >= self.SLOW_TOGETHER), self.SLOW_WAIT_S
+                )
             await asyncio.sleep(0.3)
         finally:
             self.in_flight -= 1
