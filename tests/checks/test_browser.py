@@ -101,7 +101,11 @@ async def test_it_waits_for_a_slow_element(browser_pool: BrowserPool, web_site: 
     result = await browser.run_in(browser_pool, spec)
 
     assert result.status is Status.UP, result.error_message
-    assert result.details["steps"][1]["duration_ms"] >= 200
+    # The element arrives 300 ms after the page's script runs, inside the navigation step: on a
+    # loaded machine most of that wait is the navigation's, so the two steps together are timed.
+    navigate, wait = result.details["steps"][0], result.details["steps"][1]
+    assert wait["status"] == "passed"
+    assert navigate["duration_ms"] + wait["duration_ms"] >= 250
 
 
 async def test_it_fails_a_step_with_a_screenshot(browser_pool: BrowserPool, web_site: LocalSite) -> None:
