@@ -4,6 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 PYTEST_ARGS ?=
+# The suite runs in this many pytest-xdist processes (each with its own scratch databases);
+# `make test PYTEST_WORKERS=0` runs it in one.
+PYTEST_WORKERS ?= 2
 ARGS ?=
 
 .PHONY: run test test-postgres lint typecheck protos system-deps clean
@@ -23,13 +26,13 @@ system-deps:
 	@bash scripts/install-system-deps.sh
 
 test: $(INSTALLED) system-deps
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 # The same suite on the PostgreSQL at 127.0.0.1:5432 (database `test`); tests that touch no
 # database ran already in `make test` and are left out.
 test-postgres: $(INSTALLED)
 	TRAXO_TEST_DATABASE_URL=$${TRAXO_TEST_DATABASE_URL:-postgresql://postgres@127.0.0.1:5432/test} \
-	TRAXO_TEST_ONLY_DATABASE=1 $(BIN)/python -m pytest $(PYTEST_ARGS)
+	TRAXO_TEST_ONLY_DATABASE=1 $(BIN)/python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .
