@@ -38,7 +38,10 @@ class ApiClient:
             await self._session.close()
 
     async def get(self, path: str) -> Any:
-        return await self._request("GET", path)
+        answer = await self._request("GET", path)
+        if answer is None:
+            raise ApiError(f"GET {path} answered without data: is {self.base_url} a Traxo API?")
+        return answer
 
     async def post(self, path: str, body: dict[str, Any] | None = None) -> Any:
         return await self._request("POST", path, body)
@@ -67,7 +70,13 @@ class ApiClient:
                         answer = None
                     if response.status >= 400:
                         raise ApiError(_error_text(response.status, answer), response.status)
-                    return answer.get("data") if isinstance(answer, dict) else answer
+                    if not isinstance(answer, dict):  # a web page, a proxy's answer: not the API
+                        raise ApiError(
+                            f"{method} {path} answered {response.status} without the API's JSON: "
+                            f"is {self.base_url} a Traxo API?",
+                            response.status,
+                        )
+                    return answer.get("data")
             except aiohttp.ClientError as exc:
                 raise ApiError(f"cannot reach {self.base_url} ({exc})") from exc
             except TimeoutError as exc:

@@ -47,9 +47,6 @@ _DEFAULTS: dict[Kind, dict[str, Any]] = {
 }
 
 
-_SECRET_HEADER = re.compile(r"authorization|cookie|token|secret|api-?key|password", re.IGNORECASE)
-
-
 class ExportRefused(Exception):
     """The organization holds what a file cannot say (two resources of a kind with one name)."""
 
@@ -106,7 +103,7 @@ def _exported(kind: Kind, fields: dict[str, Any], variables: list[str]) -> dict[
         # The API shows monitors' headers as they are; credentials among them stay out of the file.
         headers = {
             header: _variable(f"{_stem(fields['name'])}_{_stem(header)}", variables)
-            if _SECRET_HEADER.search(header)
+            if secrets.is_credential_header(header)
             else value
             for header, value in fields["config"]["headers"].items()
         }

@@ -74,7 +74,7 @@ def make_plan(
     loaded: LoadedFile, state: ServerState, *, prune: bool = False, replace_secrets: bool = False
 ) -> Plan:
     """The plan, or InvalidFile naming every reference, name or type the server makes impossible."""
-    problems = _problems(loaded, state)
+    problems = _problems(loaded, state, prune=prune)
     ordered_monitors = _by_dependencies(loaded, problems)
     if problems:
         raise InvalidFile(loaded.filename, problems)
@@ -154,9 +154,36 @@ def _details(
         variables = loaded.positions.secret_under((kind.section, i, *path))
         if variables:
             found.append(f"{format_path(path)} changed{_hidden(variables)}")
+        elif kind is MONITORS and _credential_header(path):
+            found.append(f"{format_path(path)} changed (a credential header; not shown)")
         else:
+            old, new = (_without_credentials(kind, path, value) for value in (old, new))
             found.append(f"{format_path(path)} {_show(old)} -> {_show(new)}")
     return found
+
+
+def _credential_header(path: tuple[str | int, ...]) -> bool:
+    return (
+        len(path) >= 3
+        and path[:2] == ("config", "headers")
+        and isinstance(path[2], str)
+        and secrets.is_credential_header(path[2])
+    )
+
+
+def _without_credentials(kind: Kind, path: tuple[str | int, ...], value: Any) -> Any:
+    """A monitor's config or headers with the values of credential headers (which the API shows
+    unmasked: an Authorization, a token) replaced, for printing."""
+    if kind is not MONITORS or not isinstance(value, dict):
+        return value
+    if path == ("config",) and isinstance(value.get("headers"), dict):
+        return {**value, "headers": _without_credentials(kind, ("config", "headers"), value["headers"])}
+    if path == ("config", "headers"):
+        return {
+            header: "(not shown)" if secrets.is_credential_header(str(header)) else text
+            for header, text in value.items()
+        }
+    return value
 
 
 def _hidden(variables: list[str]) -> str:
@@ -167,12 +194,22 @@ def _hidden(variables: list[str]) -> str:
 def _leaves(
     path: tuple[str | int, ...], wanted: Any, current: Any
 ) -> list[tuple[tuple[str | int, ...], Any, Any]]:
-    """Where two values differ, down to the keys of objects and the items of lists of one length."""
+    """Where two values differ, down to the keys of objects and the items of lists."""
+    pairs: list[tuple[str | int, Any, Any]]
     if isinstance(wanted, dict) and isinstance(current, dict):
         keys: list[Any] = sorted(set(wanted) | set(current), key=str)
         pairs = [(str(key), wanted.get(key), current.get(key)) for key in keys]
-    elif isinstance(wanted, list) and isinstance(current, list) and len(wanted) == len(current):
-        pairs = list(zip(range(len(wanted)), wanted, current, strict=True))  # type: ignore[arg-type]
+    elif (
+        isinstance(wanted, list)
+        and isinstance(current, list)
+        and (len(wanted) == len(current) or not (_fits(wanted) and _fits(current)))
+    ):
+        # Item by item (an item one list lacks is none): lists of one length, and long lists, whose
+        # whole values would be cut short before the difference.
+        pairs = [
+            (i, wanted[i] if i < len(wanted) else None, current[i] if i < len(current) else None)
+            for i in range(max(len(wanted), len(current)))
+        ]
     else:
         return [(path, current, wanted)]
     found = []
@@ -182,16 +219,23 @@ def _leaves(
     return found or [(path, current, wanted)]
 
 
+def _fits(value: Any) -> bool:
+    return len(json.dumps(value, separators=(", ", ": "))) <= _SHOWN
+
+
+_SHOWN = 120  # characters of a value in a plan
+
+
 def _show(value: Any) -> str:
     if value is None:
         return "(none)"
     if isinstance(value, str):
         return json.dumps(value)
     text = json.dumps(value, separators=(", ", ": "))
-    return text if len(text) <= 120 else text[:117] + "..."
+    return text if len(text) <= _SHOWN else text[: _SHOWN - 3] + "..."
 
 
-def _problems(loaded: LoadedFile, state: ServerState) -> list[Problem]:
+def _problems(loaded: LoadedFile, state: ServerState, *, prune: bool) -> list[Problem]:
     problems: list[Problem] = []
     in_file = {kind: {getattr(r, kind.key) for r in _section(loaded, kind)} for kind in KINDS}
     named = {kind: state.named(kind) for kind in KINDS}
@@ -217,6 +261,14 @@ def _problems(loaded: LoadedFile, state: ServerState) -> list[Problem]:
                     continue
                 if name not in named[target]:
                     message = f"no {target} named {name!r} in the file or the organization"
+                    problems.append(Problem(loaded.line(*where), where, message))
+                elif prune:
+                    # Deleted after this resource is written, it would take the reference with it
+                    # (a window or a page's component goes with its monitor).
+                    message = (
+                        f"{target} {name!r} is not in the file, so --prune would delete it: "
+                        "add it to the file, or drop the reference"
+                    )
                     problems.append(Problem(loaded.line(*where), where, message))
                 elif len(named[target][name]) > 1:
                     problems.append(

@@ -105,7 +105,7 @@ def window_fields(window: Mapping[str, Any], monitor_names: Mapping[str, str]) -
 
 
 def page_fields(page: Mapping[str, Any], monitor_names: Mapping[str, str]) -> dict[str, Any]:
-    components = sorted(page.get("components") or [], key=lambda component: component["order"])
+    components = page.get("components") or []
     return {
         "name": page["name"],
         "slug": page["slug"],
@@ -116,16 +116,28 @@ def page_fields(page: Mapping[str, Any], monitor_names: Mapping[str, str]) -> di
         "customCss": page.get("customCss"),
         "logoUrl": page.get("logoUrl"),
         "faviconUrl": page.get("faviconUrl"),
-        "monitors": [
-            {
-                "monitor": monitor_names.get(component["monitor"]["id"], component["monitor"]["name"]),
-                "displayName": component["displayName"],
-                "order": component["order"],
-                "group": component.get("group"),
-            }
-            for component in components
-        ],
+        "monitors": in_page_order(
+            [
+                {
+                    "monitor": monitor_names.get(component["monitor"]["id"], component["monitor"]["name"]),
+                    "displayName": component["displayName"],
+                    "order": component["order"],
+                    "group": component.get("group"),
+                }
+                for component in components
+            ]
+        ),
     }
+
+
+def in_page_order(components: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Components as the page shows them: by `order`, and those of one order (which a read may list
+    either way) by monitor, name and group, so that a file and a read compare as lists whatever
+    order the file lists them in."""
+    return sorted(
+        components,
+        key=lambda c: (c["order"], c["monitor"], c["displayName"], c["group"] or ""),
+    )
 
 
 # The file's resources with the API's defaults: what the server should hold.
@@ -143,7 +155,7 @@ def desired_fields(kind: Kind, resource: FileModel) -> dict[str, Any]:
             fields["timezone"] = "UTC"
     elif kind is PAGES:
         assert isinstance(resource, StatusPage)
-        fields["monitors"] = [_component(item, i) for i, item in enumerate(resource.monitors)]
+        fields["monitors"] = in_page_order([_component(item, i) for i, item in enumerate(resource.monitors)])
     return fields
 
 

@@ -27,6 +27,15 @@ SECRET_KEYS: dict[str, tuple[str, ...]] = {
 }
 
 
+# Monitors' headers the API shows as they are, but which look like credentials: kept out of plans
+# and exports.
+_CREDENTIAL_HEADER = re.compile(r"authorization|cookie|token|secret|api-?key|password", re.IGNORECASE)
+
+
+def is_credential_header(name: str) -> bool:
+    return bool(_CREDENTIAL_HEADER.search(name))
+
+
 def is_secret(channel_type: str, key: str) -> bool:
     return key in SECRET_KEYS.get(channel_type, ())
 

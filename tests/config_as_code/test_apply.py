@@ -123,6 +123,45 @@ def test_nested_changes_show_their_path_and_hide_secrets(server, org, tmp_path):
     assert "No changes" in again.stdout
 
 
+def test_credential_headers_the_api_shows_are_not_printed_in_a_plan(server, org, tmp_path):
+    # Monitors' headers are not masked by the API: one set by hand, or whose ${VAR} the file no
+    # longer uses, would otherwise be printed as the old side of a diff.
+    monitor = {"name": "web", "type": "HTTP", "url": "http://127.0.0.1:9/", "interval": 60}
+    created = httpx.post(
+        f"{server.api_url}/api/monitors",
+        json={**monitor, "config": {"headers": {"X-Api-Key": "hand-made-key-1", "Accept": "json"}}},
+        headers=org.headers,
+    )
+    assert created.status_code == 201, created.text
+    text = "version: 1\nmonitors:\n  - {name: web, type: HTTP, url: 'http://127.0.0.1:9/', interval: 60}\n"
+    path = write(tmp_path, text)
+    no_headers = apply(server, org, path, "--dry-run")
+    write(tmp_path, text.replace("interval: 60}", "interval: 60, config: {headers: {Accept: xml}}}"))
+    one_gone = apply(server, org, path, "--dry-run")
+
+    assert 'config.headers {"X-Api-Key": "(not shown)", "Accept": "json"} -> (none)' in no_headers.stdout
+    assert "config.headers.X-Api-Key changed (a credential header; not shown)" in one_gone.stdout
+    assert 'config.headers.Accept "json" -> "xml"' in one_gone.stdout
+    for result in (no_headers, one_gone):
+        assert result.exit_code == 0, result.output
+        assert "hand-made-key-1" not in result.output
+
+
+def test_a_long_list_that_grows_shows_the_items_that_differ(server, org, tmp_path):
+    monitors = [f"monitor number {i}" for i in range(6)]
+    text = "version: 1\nmonitors:\n" + "".join(f"  - {{name: {m}, type: HEARTBEAT}}\n" for m in monitors)
+    page = f"statusPages:\n  - name: Status\n    slug: {_slug(org)}\n    monitors: [{{}}]\n"
+    path = write(tmp_path, text + page.format(", ".join(monitors[:5])))
+    assert apply(server, org, path).exit_code == 0
+    write(tmp_path, text + page.format(", ".join(monitors)))
+
+    result = apply(server, org, path, "--dry-run")
+
+    assert result.exit_code == 0, result.output
+    added = '{"monitor": "monitor number 5", "displayName": "monitor number 5", "order": 5, "group": null}'
+    assert f'~ update status page "{_slug(org)}": monitors[5] (none) -> {added}\n' in result.stdout
+
+
 def test_removed_resources_are_kept_unless_pruned(server, org, tmp_path):
     path = write(tmp_path, full_file(org))
     assert apply(server, org, path).exit_code == 0
@@ -222,6 +261,64 @@ def test_a_reference_may_name_what_the_organization_has(server, org, tmp_path):
     assert read(server, org, f"/api/monitors/{monitor['id']}")["alertChannelIds"] == [
         created.json()["data"]["id"]
     ]
+
+
+def test_prune_refuses_to_delete_what_the_file_still_refers_to(server, org, tmp_path):
+    # A window and a page component go with their monitor: deleting "db" after writing them would
+    # delete the file's own window, and leave the next apply unable to resolve the name.
+    before = "version: 1\nmonitors:\n  - name: db\n    type: HEARTBEAT\n"
+    assert apply(server, org, write(tmp_path, before)).exit_code == 0
+    text = (
+        "version: 1\n"
+        "maintenanceWindows:\n"
+        "  - title: upgrade\n"
+        "    monitor: db\n"
+        "    startsAt: 2027-01-01T00:00:00Z\n"
+        "    endsAt: 2027-01-01T01:00:00Z\n"
+        "statusPages:\n"
+        "  - name: Status\n"
+        f"    slug: {_slug(org)}\n"
+        "    monitors: [db]\n"
+    )
+    path = write(tmp_path, text)
+    server.proxy.requests.clear()
+
+    result = apply(server, org, path, "--prune")
+
+    assert result.exit_code == 1, result.output
+    assert (
+        "traxo.yaml:4: maintenanceWindows[0].monitor: monitor 'db' is not in the file, "
+        "so --prune would delete it" in result.stderr
+    )
+    assert "traxo.yaml:10: statusPages[0].monitors[0]: monitor 'db' is not in the file" in result.stderr
+    assert server.proxy.writes() == []
+    # Without --prune the monitor is kept, and the reference to it is fine.
+    assert apply(server, org, path).exit_code == 0
+    assert "No changes" in apply(server, org, path).stdout
+    assert [window["title"] for window in read(server, org, "/api/maintenance")] == ["upgrade"]
+
+
+def test_components_whose_orders_differ_from_their_places_are_applied_once(server, org, tmp_path):
+    text = (
+        "version: 1\n"
+        "monitors:\n"
+        "  - {name: a, type: HEARTBEAT}\n"
+        "  - {name: b, type: HEARTBEAT}\n"
+        "  - {name: c, type: HEARTBEAT}\n"
+        "statusPages:\n"
+        "  - name: Status\n"
+        f"    slug: {_slug(org)}\n"
+        "    monitors: [{monitor: a, order: 5}, b, {monitor: c, order: 0}]\n"
+    )
+    path = write(tmp_path, text)
+    assert apply(server, org, path).exit_code == 0
+    server.proxy.requests.clear()
+
+    again = apply(server, org, path)
+
+    assert again.exit_code == 0, again.output
+    assert "No changes" in again.stdout, again.stdout
+    assert server.proxy.writes() == []
 
 
 def test_other_organizations_are_never_touched_or_listed(server, org, other_org, tmp_path):

@@ -3,6 +3,9 @@ them in one run."""
 
 from __future__ import annotations
 
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
 import pytest
 from click.testing import CliRunner
 
@@ -144,6 +147,41 @@ def test_detailed_exitcode_goes_with_dry_run(tmp_path):
 
     assert result.exit_code == 2
     assert "--detailed-exitcode goes with --dry-run" in result.stderr
+
+
+@pytest.mark.parametrize("command", ["export", "apply"])
+def test_an_address_that_is_not_the_api_is_an_error_not_a_traceback(tmp_path, command):
+    # A web page answering 200 to every path (the dashboard's address given for the API's).
+    class Page(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = b"<html>a dashboard</html>"
+            try:
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the command stopped at the first such answer and cancelled the rest
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    (tmp_path / "traxo.yaml").write_text("version: 1\n")
+    http = ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    thread = threading.Thread(target=http.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{http.server_address[1]}"
+        env = {"TRAXO_API_URL": url, "TRAXO_API_KEY": "traxo_unused"}
+        args = ["apply", "-f", str(tmp_path / "traxo.yaml")] if command == "apply" else ["export"]
+        result = CliRunner().invoke(main, args, env=env, catch_exceptions=False)
+    finally:
+        http.shutdown()
+        http.server_close()
+
+    assert result.exit_code == 1, result.output
+    assert f"answered 200 without the API's JSON: is {url} a Traxo API?" in result.stderr
 
 
 def test_anchors_and_merge_keys_read_as_yaml_does():
