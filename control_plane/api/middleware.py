@@ -1,9 +1,11 @@
-"""Pure ASGI middleware: request body cap, response headers that dependencies queue up, and a 405's
-full Allow list."""
+"""Pure ASGI middleware: request ids (and the access log), request body cap, response headers that
+dependencies queue up, and a 405's full Allow list."""
 
 from __future__ import annotations
 
+import logging
 import sys
+import time
 from typing import Any
 
 import orjson
@@ -12,8 +14,84 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Match, Mount, Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from control_plane.observability.logs import REQUEST_ID, request_id_from
+
 # Dependencies append (name, value) byte pairs here; they go out with the response, errors included.
 RESPONSE_HEADERS_KEY = "traxo.response_headers"
+# The request's id (RequestIds), for what answers outside it: the 500 of an unhandled error.
+REQUEST_ID_KEY = "traxo.request_id"
+REQUEST_ID_HEADER = "X-Request-ID"
+_REQUEST_ID = REQUEST_ID_HEADER.lower().encode("latin-1")
+
+access_log = logging.getLogger("traxo.access")
+
+
+class RequestIds:
+    """The outermost layer: each request's id (a valid client X-Request-ID, else a new one) goes on
+    every log record made for it (a context variable) and on its answer, whoever answers: the fast
+    paths, ApiMiddleware's errors, the routes. With `access_log`, one INFO line per request."""
+
+    def __init__(self, app: ASGIApp, *, access_log: bool = False) -> None:
+        self.app = app
+        self.access_log = access_log
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        sent: bytes | None = None
+        for name, value in scope["headers"]:
+            if name == _REQUEST_ID:
+                sent = value
+                break
+        request_id = request_id_from(sent)
+        scope[REQUEST_ID_KEY] = request_id
+        # Not reset afterwards: uvicorn runs each request in a task (a context) of its own, and
+        # its log line of an unhandled error, made after we return, should carry the id too.
+        REQUEST_ID.set(request_id)
+        echoed = (_REQUEST_ID, request_id.encode("ascii"))
+        if not self.access_log:
+
+            async def send_with_id(message: Message) -> None:
+                if message["type"] == "http.response.start":
+                    # A new message: the one sent may be kept (public_answers.py replays its headers).
+                    message = {**message, "headers": [*message.get("headers", ()), echoed]}
+                await send(message)
+
+            await self.app(scope, receive, send_with_id)
+            return
+        started = time.perf_counter()
+        status = 0
+
+        async def send_logged(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message = {**message, "headers": [*message.get("headers", ()), echoed]}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_logged)
+        except BaseException:
+            status = status or 500  # answered by Starlette's error layer, outside this one
+            raise
+        finally:
+            # Status 0: the client left before any answer. The path's tokens are masked by the
+            # log handler's filter (observability/logs.py); the query string is never logged.
+            milliseconds = (time.perf_counter() - started) * 1000
+            access_log.info(
+                "%s %s %d %.1fms",
+                scope["method"],
+                scope["path"],
+                status,
+                milliseconds,
+                extra={
+                    "method": scope["method"],
+                    "path": scope["path"],
+                    "status": status,
+                    "duration_ms": round(milliseconds, 1),
+                },
+            )
 
 
 class _BodyTooLarge(HTTPException):

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import click
 
 from control_plane.core.errors import DomainError
+from control_plane.core.shutdown import Shutdown
 from control_plane.db import Database
+from control_plane.observability.logs import configure_logging, secret_values
 from control_plane.settings import Settings
 
 
@@ -45,16 +46,35 @@ def serve(
     grpc_address: tuple[str, int] | None = None,
     before_shutdown: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
+    """Serve the API until SIGTERM, then drain within the shutdown deadline (serving.py)."""
     import uvicorn
 
     from control_plane.api.app import create_app
     from control_plane.api.http_protocol import ApiHttpProtocol
+    from control_plane.commands.serving import run
 
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    setup_logging(settings)
+    shutdown = Shutdown(settings.shutdown_deadline_seconds, settings.shutdown_delay_seconds)
+    app = create_app(
+        settings,
+        workers=workers,
+        grpc_address=grpc_address,
+        before_shutdown=before_shutdown,
+        shutdown=shutdown,
     )
-    app = create_app(settings, workers=workers, grpc_address=grpc_address, before_shutdown=before_shutdown)
     # ApiHttpProtocol: limits on request lines and headers, and JSON for requests the app never sees.
-    uvicorn.run(
-        app, host=host, port=port, http=ApiHttpProtocol, log_level=settings.log_level, access_log=False
+    # log_config=None: uvicorn's records go through our handler (format, request ids, masking).
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        http=ApiHttpProtocol,
+        log_level=settings.log_level,
+        access_log=False,
+        log_config=None,
     )
+    run(config, shutdown)
+
+
+def setup_logging(settings: Settings) -> None:
+    configure_logging(settings.log_level, settings.log_format, secret_values(settings))

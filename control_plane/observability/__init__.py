@@ -1,0 +1,1 @@
+"""What the control plane tells its operators: logs (and metrics)."""
