@@ -87,7 +87,23 @@ def export_text(state: ServerState, source: str) -> str:
     return "\n".join(header) + "\n" + body
 
 
+# What `apply` would read as a variable or an escape: `$$` and `${NAME}`, whose `$` is doubled.
+_INTERPOLATED = re.compile(r"\$(?=\$|\{[A-Za-z_][A-Za-z0-9_]*\})")
+
+
+def _escaped(value: Any) -> Any:
+    """`value` with its strings written so that `apply`'s interpolation reads them back as they are."""
+    if isinstance(value, str):
+        return _INTERPOLATED.sub("$$", value)
+    if isinstance(value, dict):
+        return {key: _escaped(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_escaped(item) for item in value]
+    return value
+
+
 def _exported(kind: Kind, fields: dict[str, Any], variables: list[str]) -> dict[str, Any]:
+    fields = _escaped(fields)  # before the ${VAR} placeholders go in
     exported = {
         name: value
         for name, value in fields.items()

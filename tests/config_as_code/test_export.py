@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+import httpx
+
 from tests.config_as_code.support import ROUTING_KEY, SLACK_URL, TOKEN, apply, full_file, traxo, write
 
 
@@ -57,3 +59,25 @@ def test_export_to_stdout_shows_only_the_keys_organization(server, org, other_or
         "  regions:",
         "  - us-east-1",
     ]
+
+
+def test_dollar_signs_the_organization_holds_are_exported_as_apply_reads_them(server, org, tmp_path):
+    # Built through the API by hand: `$$` and `${NAME}` are the file's interpolation, not the data's.
+    monitor = {
+        "name": "cost $5 $$ ${WHO}",
+        "type": "HTTP",
+        "url": "http://127.0.0.1:9/",
+        "interval": 60,
+        "config": {"body": '{"user": "${user}", "price": "$$5"}'},
+    }
+    created = httpx.post(f"{server.api_url}/api/monitors", json=monitor, headers=org.headers)
+    assert created.status_code == 201, created.text
+    exported = tmp_path / "exported.yaml"
+    assert traxo(server, org, "export", "-o", str(exported)).exit_code == 0
+    server.proxy.requests.clear()
+
+    again = apply(server, org, exported, env={"WHO": "someone", "user": "me"})
+
+    assert again.exit_code == 0, again.output
+    assert "No changes: the organization matches the file." in again.stdout
+    assert server.proxy.writes() == []
