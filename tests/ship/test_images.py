@@ -28,7 +28,6 @@ from tests.waiting import eventually_sync
 
 DOCKERFILES = ["Dockerfile.api", "Dockerfile.agent"]
 REGION = "us-east-1"
-NET_RAW_BIT = 13
 
 
 def test_hadolint_finds_nothing_in_either_dockerfile() -> None:
@@ -161,7 +160,6 @@ def _healthcheck(image: EmulatedImage, env: dict[str, str], port: int, image_por
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("images")
 def test_api_image_migrates_serves_and_passes_its_healthcheck(api_server: ApiServer) -> None:
     for path in ("/healthz", "/readyz"):
         assert httpx.get(api_server.base_url + path, timeout=5).status_code == 200, path
@@ -180,12 +178,15 @@ def test_api_image_migrates_serves_and_passes_its_healthcheck(api_server: ApiSer
 def _imports(image: EmulatedImage, module: str) -> int:
     python = image.venv / "bin" / "python"
     return subprocess.run(
-        [str(python), "-c", f"import {module}"], cwd=image.workdir, capture_output=True, timeout=60
+        [str(python), "-c", f"import {module}"],
+        env=image.env(),
+        cwd=image.workdir,
+        capture_output=True,
+        timeout=60,
     ).returncode
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("images")
 def test_agent_image_holds_none_of_the_control_plane(images: Images) -> None:
     agent = images.agent
     for module in ("fastapi", "sqlalchemy", "control_plane", "alembic", "uvicorn"):
@@ -224,7 +225,6 @@ def _capabilities(log: Path, process: subprocess.Popen[str]) -> set[str]:
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("images")
 def test_agent_image_connects_to_the_api_image_and_passes_its_healthcheck(
     images: Images, api_server: ApiServer, tmp_path: Path
 ) -> None:
@@ -290,7 +290,6 @@ def _datagram_ping_allowed() -> bool:
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("images")
 def test_agent_image_pings_with_net_raw_alone_and_starts_without_it(images: Images, tmp_path: Path) -> None:
     if os.geteuid() != 0:
         missing("setting a file capability needs root")
@@ -316,7 +315,6 @@ def test_agent_image_pings_with_net_raw_alone_and_starts_without_it(images: Imag
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("images")
 def test_browser_target_installs_debian_chromium_and_the_agent_finds_it(
     images: Images, tmp_path: Path
 ) -> None:
