@@ -52,7 +52,7 @@ class Monitor(FileModel):
 
     name: Annotated[Name, Field(description="Unique among the file's monitors: the monitor's identity")]
     type: Literal[MONITOR_TYPES]  # type: ignore[valid-type]
-    url: Annotated[str, StringConstraints(max_length=2048)] | None = None
+    url: Annotated[str, StringConstraints(strip_whitespace=True, max_length=2048)] | None = None  # as the API
     interval: (
         Annotated[
             int,

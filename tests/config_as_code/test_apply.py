@@ -79,6 +79,18 @@ def test_a_second_apply_finds_no_changes_and_writes_nothing(server, org, tmp_pat
     assert server.proxy.writes() == []
 
 
+
+def test_a_url_the_api_trims_is_applied_once(server, org, tmp_path):
+    text = "version: 1\nmonitors:\n  - {name: ping, type: PING, url: ' 127.0.0.1 ', interval: 60}\n"
+    path = write(tmp_path, text)
+    assert apply(server, org, path).exit_code == 0
+    server.proxy.requests.clear()
+
+    again = apply(server, org, path)
+
+    assert "No changes" in again.stdout, again.stdout
+    assert server.proxy.writes() == []
+
 def test_a_changed_field_is_one_update_showing_its_diff(server, org, tmp_path):
     path = write(tmp_path, full_file(org))
     assert apply(server, org, path).exit_code == 0
