@@ -4,8 +4,10 @@ loopback clients. The rest are told what to send or set, as JSON."""
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 
 from control_plane.observability.exposition import is_loopback, refusal
+from control_plane.settings import Settings
 from tests.observability.support import app_with, client_of
 
 TOKEN = "metrics-token-0123456789abcdef"
@@ -85,3 +87,10 @@ def test_the_rule_itself():
 async def test_metrics_is_not_in_the_openapi_document(api):
     document = (await api.get("/api/openapi.json")).json()
     assert not any(path in document["paths"] for path in ("/metrics", "/readyz", "/healthz"))
+
+
+def test_the_settings_name_what_is_wrong(monkeypatch):
+    monkeypatch.setenv("TRAXO_METRICS_TOKEN", "  ")
+    assert Settings().metrics_token is None  # an empty value is no token, not a token of ""
+    with pytest.raises(ValidationError, match="metrics_monitor_limit"):
+        Settings(metrics_monitor_limit=-1)
