@@ -42,14 +42,15 @@ def _api_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 def _client(api_url: str, api_key: str | None) -> ApiClient:
     if not api_key:
-        raise click.UsageError("no API key: set TRAXO_API_KEY (or pass --api-key)")
+        # An error (1), not a usage error (2): with --detailed-exitcode, 2 means "changes".
+        _fail("no API key: set TRAXO_API_KEY (or pass --api-key)")
     return ApiClient(api_url, api_key)
 
 
 @click.command("apply")
 @click.option(
-    "-f", "--file", "path", required=True, type=click.Path(path_type=Path, dir_okay=False), help="traxo.yaml"
-)
+    "-f", "--file", "path", required=True, type=click.Path(path_type=Path), help="traxo.yaml"
+)  # a file that cannot be read is an error (1) of its own, not click's usage error (2)
 @click.option("--dry-run", is_flag=True, help="Print the plan and change nothing.")
 @click.option("--prune", is_flag=True, help="Delete what the organization has and the file does not.")
 @click.option(

@@ -129,14 +129,25 @@ def test_dollar_dollar_writes_a_dollar(tmp_path):
     assert loaded.positions.secret_under(("monitors", 0)) == ["WHO"]
 
 
-def test_without_a_key_it_says_which_variable_to_set(tmp_path):
+@pytest.mark.parametrize("command", ["apply", "export"])
+def test_without_a_key_it_says_which_variable_to_set(tmp_path, command):
     path = tmp_path / "traxo.yaml"
     path.write_text("version: 1\n")
+    args = ["apply", "-f", str(path), "--dry-run", "--detailed-exitcode"] if command == "apply" else [command]
 
-    result = CliRunner().invoke(main, ["apply", "-f", str(path)], env={"TRAXO_API_KEY": ""})
+    result = CliRunner().invoke(main, args, env={"TRAXO_API_KEY": ""})
 
-    assert result.exit_code == 2
+    assert result.exit_code == 1  # an error: with --detailed-exitcode, 2 would read as "changes"
     assert "no API key: set TRAXO_API_KEY" in result.stderr
+
+
+def test_a_directory_for_a_file_is_an_error_not_changes(tmp_path):
+    args = ["apply", "-f", str(tmp_path), "--dry-run", "--detailed-exitcode"]
+
+    result = CliRunner().invoke(main, args, env={"TRAXO_API_KEY": "traxo_unused"})
+
+    assert result.exit_code == 1
+    assert f"{tmp_path.name}:1: cannot read it (Is a directory)" in result.stderr
 
 
 def test_detailed_exitcode_goes_with_dry_run(tmp_path):
