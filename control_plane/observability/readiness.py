@@ -1,11 +1,17 @@
-"""Readiness: the database answers and its schema is the one this code was written for (Alembic's
-head). A process behind on migrations, or one that finds a newer schema than it knows, takes no
-traffic: its queries would fail, or write what the schema no longer means."""
+"""Readiness: the database answers and its schema has every migration this code was written for
+(Alembic's head). A process behind on migrations takes no traffic: its queries would fail.
+
+A schema newer than this code is ready: that is a rolling upgrade in progress (the chart's
+pre-upgrade Job migrates before new pods start, and each migration keeps the previous release
+working), and the old pods must keep serving until new ones are ready, not all leave the Service
+at once. It is logged once, so a downgrade left running is seen."""
 
 from __future__ import annotations
 
 import asyncio
 from functools import cache
+
+import logging
 
 from alembic.script import ScriptDirectory
 from sqlalchemy import text
@@ -14,6 +20,9 @@ from control_plane.db import Database
 from control_plane.migrate import alembic_config
 
 TIMEOUT_SECONDS = 5.0
+
+log = logging.getLogger(__name__)
+_said_newer: set[frozenset[str]] = set()
 
 
 @cache
@@ -46,10 +55,15 @@ async def unready_reason(db: Database) -> str | None:
     known = _known_revisions()
     unknown = current - known
     if unknown:
-        return (
-            f"database schema is at revision {_names(unknown)}, which this version of Traxo does not know "
-            f"(its head is {_names(heads)}): a newer version migrated it"
-        )
+        if unknown not in _said_newer:
+            _said_newer.add(unknown)
+            log.warning(
+                "database schema is at revision %s, newer than this version of Traxo knows (its head is "
+                "%s): serving on, as during a rolling upgrade",
+                _names(unknown),
+                _names(heads),
+            )
+        return None
     return f"database schema is at revision {_names(current)}, behind {_names(heads)}: run `traxo migrate`"
 
 
