@@ -9,9 +9,8 @@ at once. It is logged once, so a downgrade left running is seen."""
 from __future__ import annotations
 
 import asyncio
-from functools import cache
-
 import logging
+from functools import cache
 
 from alembic.script import ScriptDirectory
 from sqlalchemy import text
