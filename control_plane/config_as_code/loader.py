@@ -124,13 +124,22 @@ class _Reader:
         self.positions = Positions()
         self.problems: list[Problem] = []
         self._scalars = yaml.SafeLoader("")  # only its constructors, for ints, floats, booleans, nulls
+        self._within: set[int] = set()  # the collections being read, to refuse one inside itself
 
     def value(self, node: yaml.Node, path: Path_) -> Any:
         self.positions.lines.setdefault(path, node.start_mark.line + 1)
-        if isinstance(node, yaml.MappingNode):
-            return self._mapping(node, path)
-        if isinstance(node, yaml.SequenceNode):
-            return [self.value(item, (*path, i)) for i, item in enumerate(node.value)]
+        if isinstance(node, yaml.MappingNode | yaml.SequenceNode):
+            if id(node) in self._within:
+                line = self.positions.line(path)
+                self.problems.append(Problem(line, path, "an alias of an object or list inside itself"))
+                return None
+            self._within.add(id(node))
+            try:
+                if isinstance(node, yaml.MappingNode):
+                    return self._mapping(node, path)
+                return [self.value(item, (*path, i)) for i, item in enumerate(node.value)]
+            finally:
+                self._within.discard(id(node))
         assert isinstance(node, yaml.ScalarNode)
         if node.tag == "tag:yaml.org,2002:timestamp":
             return node.value  # kept as written: the API reads ISO 8601 strings

@@ -75,6 +75,11 @@ def _apply(tmp_path, text: str, env: dict[str, str] | None = None):
         ),
         pytest.param("version: 1\nmonitors: [\n", "traxo.yaml:3: not valid YAML", id="not-yaml"),
         pytest.param("", "traxo.yaml:1: the file is empty", id="empty"),
+        pytest.param(
+            "version: 1\nmonitors:\n  - name: x\n    type: HEARTBEAT\n    config: &c {a: [*c]}\n",
+            "traxo.yaml:5: monitors[0].config.a[0]: an alias of an object or list inside itself",
+            id="alias-inside-itself",
+        ),
     ],
 )
 def test_a_bad_file_fails_with_its_line_and_field(tmp_path, text, expected):
