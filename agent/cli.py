@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import signal
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 from agent.runtime import Agent, AuthenticationFailed
 from agent.settings import AgentSettings, parse_settings
@@ -14,9 +16,33 @@ from agent.settings import AgentSettings, parse_settings
 EXIT_UNAUTHENTICATED = 3
 
 
+class _JsonFormatter(logging.Formatter):
+    """One JSON object a line, as the control plane's (which the agent may not import)."""
+
+    def __init__(self, token: str) -> None:
+        super().__init__()
+        self._token = token
+
+    def format(self, record: logging.LogRecord) -> str:
+        created = datetime.fromtimestamp(record.created, UTC)
+        entry = {
+            "time": created.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        line = json.dumps(entry, default=str)
+        return line.replace(self._token, "***") if self._token else line
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     settings = parse_settings(argv)
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if settings.log_format == "json":
+        for handler in logging.getLogger().handlers:
+            handler.setFormatter(_JsonFormatter(settings.token))
     try:
         asyncio.run(_run(settings))
     except AuthenticationFailed as exc:

@@ -32,6 +32,7 @@ class AgentSettings:
     reconnect_min_s: float = 1.0
     reconnect_max_s: float = 30.0
     log_level: str = "INFO"
+    log_format: str = "text"  # or "json": one object a line
 
     @property
     def assignments_path(self) -> Path:
@@ -99,6 +100,12 @@ def parse_settings(argv: Sequence[str] | None = None, env: Mapping[str, str] | N
         help="longest reconnect backoff, seconds",
     )
     parser.add_argument("--log-level", default=default("log-level", "INFO"))
+    parser.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default=default("log-format", "text"),
+        help="text, or json: one object a line (time, level, logger, message, exception)",
+    )
     args = parser.parse_args(argv)
 
     missing = [
@@ -143,6 +150,7 @@ def parse_settings(argv: Sequence[str] | None = None, env: Mapping[str, str] | N
         reconnect_min_s=args.reconnect_min,
         reconnect_max_s=args.reconnect_max,
         log_level=args.log_level.upper(),
+        log_format=args.log_format,
     )
 
 

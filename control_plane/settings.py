@@ -36,6 +36,18 @@ class Settings(BaseSettings):
     # if a change notification were lost.
     auth_cache_seconds: int = Field(default=60, ge=0)
     log_level: str = "info"
+    # text: `time LEVEL logger message`; json: one object a line (docs/operations.md). `traxo dev`
+    # always logs text.
+    log_format: Literal["text", "json"] = "text"
+    # One INFO line per HTTP request (method, path, status, milliseconds, request id). Off by
+    # default: the AI ingest alone answers thousands of requests a second.
+    access_log: bool = False
+    # SIGTERM drains the process within this many seconds (under Kubernetes' 30 s grace period):
+    # /readyz 503 and gRPC health NOT_SERVING at once, new connections still taken for
+    # `shutdown_delay_seconds` (while load balancers notice), then in-flight requests finished,
+    # agents' streams ended, workers' passes finished, the AI ingest's queue committed.
+    shutdown_deadline_seconds: float = Field(default=25, gt=0)
+    shutdown_delay_seconds: float = Field(default=0, ge=0)
     # Where users and their jobs reach this server (heartbeat and ingest URLs are built from it).
     # Unset, `traxo api` and `traxo dev` derive it from the address they serve.
     public_url: str = "http://127.0.0.1:8000"
@@ -105,6 +117,11 @@ class Settings(BaseSettings):
     dns_resolver: str | None = None
     # How often status page subscribers are mailed what happened on their pages.
     status_page_notify_seconds: float = Field(default=10, gt=0)
+    # Prometheus: /metrics wants `Authorization: Bearer <this>` when set (it names every tenant's
+    # monitors); unset, it answers loopback clients only. Per-monitor probe series ((monitor, region)
+    # pairs) are capped at metrics_monitor_limit (0: none); traxo_monitor_series_dropped counts the rest.
+    metrics_token: str | None = None
+    metrics_monitor_limit: int = Field(default=10_000, ge=0)
     grpc_port: int = Field(default=50051, ge=0, le=65535)
     # TLS for the agent protocol (PEM files); plaintext gRPC when unset.
     grpc_tls_cert: str | None = None
@@ -130,6 +147,11 @@ class Settings(BaseSettings):
                 return json.loads(text)
             return [part.strip() for part in text.split(",") if part.strip()]
         return value
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _empty_is_unset(cls, value: str | None) -> str | None:
+        return value.strip() or None if value is not None else None
 
     @field_validator("public_url", "revenuecat_api_url")
     @classmethod

@@ -49,7 +49,9 @@ def traxo_api(directory: Path, within: float = 60, *, migrate: bool = False) -> 
         port = eventually_sync(lambda: _listening_port(log_path, process), within, "traxo api to listen")
         assert port is not None
         server = ApiServer(port, log_path)
-        eventually_sync(lambda: _ready(server), within, "traxo api to answer /readyz")
+        # /readyz wants the schema at its head; without one (the default here) the process is up all the same.
+        health = "/readyz" if migrate else "/healthz"
+        eventually_sync(lambda: _ready(server, health), within, f"traxo api to answer {health}")
         yield server
     finally:
         stop(process)
@@ -68,8 +70,8 @@ def _listening_port(log_path: Path, process: subprocess.Popen[str]) -> int | Non
     return int(match[1]) if match else None
 
 
-def _ready(server: ApiServer) -> bool:
+def _ready(server: ApiServer, path: str) -> bool:
     try:
-        return httpx.get(f"{server.base_url}/readyz", timeout=1).status_code == 200
+        return httpx.get(f"{server.base_url}{path}", timeout=1).status_code == 200
     except httpx.HTTPError:
         return False

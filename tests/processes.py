@@ -57,13 +57,17 @@ def start_traxo(
             output.close()  # type: ignore[union-attr]  # the child holds its own copy
 
 
-def wait_healthy(base_url: str, process: subprocess.Popen[str], timeout: float = 30) -> None:
+def wait_healthy(
+    base_url: str, process: subprocess.Popen[str], timeout: float = 30, path: str = "/readyz"
+) -> None:
+    """Until `path` answers 200: /readyz (the default) wants the schema at its head, /healthz the process."""
+
     def ready() -> bool:
         if process.poll() is not None:
             output = process.stdout.read() if process.stdout else ""
             raise AssertionError(f"process exited with {process.returncode}: {output}")
         try:
-            return httpx.get(f"{base_url}/readyz", timeout=1).status_code == 200
+            return httpx.get(f"{base_url}{path}", timeout=1).status_code == 200
         except httpx.HTTPError:
             return False
 

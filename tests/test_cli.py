@@ -63,12 +63,15 @@ def test_api_no_migrate_leaves_the_schema_alone(fresh_database_url, tmp_path):
     log = tmp_path / "api.log"
     api = start_traxo("api", "--host", "127.0.0.1", "--port", str(port), "--no-migrate", env=env, log=log)
     try:
-        wait_healthy(f"http://127.0.0.1:{port}", api)
+        wait_healthy(f"http://127.0.0.1:{port}", api, path="/healthz")  # /readyz: 503 without the schema
+        assert httpx.get(f"http://127.0.0.1:{port}/readyz").json()["status"] == "unready"
         response = httpx.get(
             f"http://127.0.0.1:{port}/api/organization", headers={"Authorization": "Bearer traxo_x"}
         )
         # No tables yet: a clean JSON 500, not a traceback.
-        assert response.status_code == 500 and response.json() == {"error": "Internal server error"}
+        assert response.status_code == 500
+        request_id = response.headers["X-Request-ID"]
+        assert response.json() == {"error": "Internal server error", "requestId": request_id}
     finally:
         stop(api)
     assert "database schema is up to date" in run_traxo("migrate", env=env)

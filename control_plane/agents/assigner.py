@@ -21,6 +21,7 @@ from control_plane.core import changes
 from control_plane.core.id_sets import among
 from control_plane.domain.monitor_config import PASSIVE_TYPES
 from control_plane.models import Agent, AgentToken, AssignmentGrant, Monitor
+from control_plane.observability.metrics import ASSIGNMENT_CHANGES
 from traxo_protocol.capabilities import CAPABILITY_FOR_TYPE
 
 log = logging.getLogger(__name__)
@@ -197,5 +198,6 @@ async def reassign(
         )
     await _announce(session, region, touched | set(changed), whole_region=monitor_ids is None)
     await session.commit()
+    ASSIGNMENT_CHANGES.labels(region).inc(len(changed))
     log.info("region %s: %d monitors changed owner (%d live agents)", region, len(changed), len(members))
     return changed

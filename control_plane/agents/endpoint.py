@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 
 import grpc
+from grpc_health.v1 import health
 
 from control_plane.agents.assigner import ASSIGNMENTS_TOPIC
 from control_plane.agents.change_log import ChangeLog
@@ -47,6 +48,7 @@ class AgentsEndpoint:
         self._last_checks = last_checks
         self._subscriptions = subscriptions
         self.server: grpc.aio.Server | None = None
+        self.health: health.aio.HealthServicer | None = None
         self.port = 0
 
     @classmethod
@@ -74,16 +76,26 @@ class AgentsEndpoint:
             db, clock, coordinator, AssignmentStreams(db, mailboxes, change_log, fences), fences, last_checks
         )
         try:
-            endpoint.server, endpoint.port = await start_grpc_server(service, settings, *address)
+            endpoint.server, endpoint.port, endpoint.health = await start_grpc_server(
+                service, settings, *address
+            )
         except BaseException:
             await endpoint.stop()
             raise
         return endpoint
 
-    async def stop(self) -> None:
-        # Streams end with UNAVAILABLE; agents reconnect (to another replica, or to us after restart).
+    async def not_serving(self) -> None:
+        """The health service says NOT_SERVING from now on (load balancers stop sending agents)."""
+        if self.health is not None:
+            await self.health.enter_graceful_shutdown()
+
+    async def stop(self, grace: float = 2) -> None:
+        # New calls are refused at once; open streams get `grace` seconds, then end with
+        # CANCELLED. Agents reconnect (to another replica, or to us after a restart) and replay
+        # what was not acknowledged, which the idempotent insert stores once.
+        await self.not_serving()
         if self.server is not None:
-            await self.server.stop(grace=2)
+            await self.server.stop(grace=grace)
         await self.coordinator.stop()
         try:
             await self._last_checks.stop()

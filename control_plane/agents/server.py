@@ -24,6 +24,7 @@ from control_plane.agents.tokens import authenticate_token
 from control_plane.agents.watch import AssignmentStreams
 from control_plane.db import Database, brief_error
 from control_plane.models import AgentToken
+from control_plane.observability.metrics import AGENT_REGISTRATIONS, count_agent_batch
 from control_plane.results import LastCheckWriter
 from control_plane.settings import Settings
 from traxo_protocol.traxo.agent.v1 import agent_pb2 as pb
@@ -95,6 +96,7 @@ class AgentService(pb_grpc.AgentServiceServicer):
                 now=now,
             )
         registration = registered.registration
+        AGENT_REGISTRATIONS.labels(registration.region).inc()
         log.info(
             "agent %s (%s) registered in %s (incarnation %d)",
             registration.agent_id,
@@ -156,8 +158,10 @@ class AgentService(pb_grpc.AgentServiceServicer):
                     now=self.clock.wall(),
                 )
                 outcome = await ingest_batch(self.db, sender, valid, last_checks=self.last_checks)
+                count_agent_batch(sender.region, acked=True, rejected=len(invalid) + len(outcome.rejected))
                 await finished.put(ack_to_proto(batch.sequence, [*invalid, *outcome.rejected]))
             except Exception as exc:  # no ack: the agent replays the batch after reconnecting (and again)
+                count_agent_batch(sender.region, acked=False)
                 log.error("storing a batch of %d results failed: %s", len(batch.results), brief_error(exc))
                 await finished.put(exc)
             finally:
@@ -240,8 +244,9 @@ def _read_pair(key_path: str, cert_path: str) -> tuple[bytes, bytes]:
 
 async def start_grpc_server(
     service: AgentService, settings: Settings, host: str, port: int
-) -> tuple[grpc.aio.Server, int]:
-    """Serves AgentService and the standard health service; returns the started server and its port."""
+) -> tuple[grpc.aio.Server, int, health.aio.HealthServicer]:
+    """Serves AgentService and the standard health service; returns the started server, its port
+    and the health service (enter_graceful_shutdown() says NOT_SERVING when the process drains)."""
     server = grpc.aio.server(options=SERVER_OPTIONS)
     pb_grpc.add_AgentServiceServicer_to_server(service, server)
     health_servicer = health.aio.HealthServicer()
@@ -259,4 +264,4 @@ async def start_grpc_server(
     await health_servicer.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     log.info("gRPC AgentService listening on %s:%d", host, bound)
-    return server, bound
+    return server, bound, health_servicer

@@ -65,14 +65,21 @@ class AlertsLoop:
         self._settings = settings
         self._clock = clock
         self._woken = asyncio.Event()
+        self._stopping = False
         db.changes.subscribe(EVENTS_TOPIC, lambda _payload: self.wake())
 
     def wake(self) -> None:
         self._woken.set()
 
+    def stop(self) -> None:
+        """run() returns once its current pass is done (a graceful shutdown)."""
+        self._stopping = True
+        self._woken.set()
+
     async def run(self) -> None:
-        """Forever (until cancelled): a pass, then wait for a wake-up or the interval."""
-        while True:
+        """Until cancelled or stopped: a pass, then wait for a wake-up or the interval."""
+        self._stopping = False
+        while not self._stopping:
             self._woken.clear()
             try:
                 await alert_pass(self._db, self._settings, now=self._clock(), clock=self._clock)

@@ -44,6 +44,7 @@ from control_plane.models.alerts import (
     AlertDelivery,
     DeliveryAttempt,
 )
+from control_plane.observability.metrics import ALERT_GIVEN_UP, count_alert_attempt
 from control_plane.settings import Settings
 
 # A receiver failing once is retried within a second; doubling reaches the hour's cap by the 13th try.
@@ -236,6 +237,7 @@ async def _send(job: _Job, senders: dict[str, Sender], context: SendContext, set
     except Exception as exc:  # a sender's bug must not stop the batch: retried, then given up
         outcome = SendOutcome(delivered=False, error=brief_error(exc))
     latency_ms = (time.perf_counter() - started) * 1000
+    count_alert_attempt(channel.type, delivered=outcome.delivered)
     status = DELIVERY_DELIVERED if outcome.delivered else DELIVERY_PENDING
     return _Result(status, outcome, latency_ms)
 
@@ -279,6 +281,7 @@ async def _record(db: Database, done: list[tuple[_Job, _Result]], *, now: dateti
                 retry_at = now + timedelta(seconds=backoff_seconds(tries))
                 if not outcome.retryable or retry_at >= delivery.give_up_at:
                     row |= {"v_status": DELIVERY_FAILED}
+                    ALERT_GIVEN_UP.labels(job.channel.type if job.channel else "unknown").inc()
                 else:
                     row |= {"v_next_attempt_at": retry_at}
         updates.append(row)

@@ -12,16 +12,15 @@ from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
 from fastapi.responses import HTMLResponse
 from fastapi.routing import APIRoute
-from sqlalchemy import text
 from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
 
 from control_plane.agents.endpoint import AgentsEndpoint
 from control_plane.api.cors import IngestCorsMiddleware
 from control_plane.api.deps import Runtime, RuntimeDep
-from control_plane.api.errors import install_error_handlers
+from control_plane.api.errors import ApiError, install_error_handlers
 from control_plane.api.ingest_fast_path import IngestFastPath
-from control_plane.api.middleware import ApiMiddleware
+from control_plane.api.middleware import ApiMiddleware, RequestIds
 from control_plane.api.openapi import build_openapi
 from control_plane.api.public_answers import PublicPageAnswers
 from control_plane.api.responses import JsonResponse
@@ -39,6 +38,7 @@ from control_plane.api.routes import (
     heartbeat,
     incidents,
     maintenance,
+    metrics,
     monitors,
     organization,
     page_incidents,
@@ -47,8 +47,11 @@ from control_plane.api.routes import (
     subscribers,
     team,
 )
+from control_plane.core.shutdown import Shutdown
+from control_plane.observability.http import HttpMetrics
 from control_plane.settings import Settings
 from control_plane.workers.jobs import build_runner
+from control_plane.workers.runner import WorkerRunner
 
 OPENAPI_URL = "/api/openapi.json"
 DOCS_URL = "/api/docs"
@@ -93,14 +96,18 @@ def create_app(
     workers: bool = False,
     grpc_address: tuple[str, int] | None = None,
     before_shutdown: Callable[[], Awaitable[None]] | None = None,
+    shutdown: Shutdown | None = None,
 ) -> FastAPI:
     """The API app. A runtime handed in is shared and left open; one built here is closed at shutdown.
 
     With `workers`, the background jobs run in this process for as long as the app does; with
     `grpc_address`, so does the agents' gRPC service (and the coordinator that assigns monitors).
+    `shutdown` is the process's (serving.py begins it on SIGTERM): its first steps run beside the
+    HTTP server's draining, the rest once the last request is answered.
     """
     owns_runtime = runtime is None
     runtime = runtime or Runtime.build(settings)
+    shutdown = shutdown or Shutdown(settings.shutdown_deadline_seconds, settings.shutdown_delay_seconds)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -115,15 +122,12 @@ def create_app(
             # collector's full passes, which otherwise walk it all and show up as latency spikes.
             gc.collect()
             gc.freeze()
+        _add_drain_steps(shutdown, agents, runner, before_shutdown)
         yield
-        if before_shutdown is not None:
-            await before_shutdown()  # e.g. `traxo dev` stops its agent while gRPC still takes its results
-        if agents is not None:
-            await agents.stop()
-        if runner is not None:
-            await runner.stop()
+        await shutdown.first_steps_done()
         if owns_runtime:
-            await runtime.ai_ingest.close()  # what is queued is written before the database goes
+            # After the last request: what is queued is written before the database goes.
+            await shutdown.step("the AI ingest's queue", runtime.ai_ingest.close)
             await runtime.db.dispose()
 
     app = TraxoApi(
@@ -139,11 +143,14 @@ def create_app(
         swagger_ui_oauth2_redirect_url=None,
     )
     app.state.runtime = runtime
+    app.state.shutdown = shutdown
     app.add_middleware(ApiMiddleware, max_body_bytes=settings.max_body_bytes, router=app.router)
     # Before the rest: the ingest's POSTs are answered there, without FastAPI's layers.
     app.add_middleware(IngestFastPath, runtime=runtime, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(PublicPageAnswers, runtime=runtime)  # before the layers, as the ingest
-    app.add_middleware(IngestCorsMiddleware)  # outermost: a preflight never reaches routing's 405
+    app.add_middleware(IngestCorsMiddleware)  # a preflight never reaches routing's 405
+    app.add_middleware(RequestIds, access_log=settings.access_log)  # outermost: every answer has its id
+    app.add_middleware(HttpMetrics, router=app.router)  # around all: the fast paths' answers count
     install_error_handlers(app)
     _add_docs(app)
     # The ingest paths first: routing tries routes in order, and the public high-volume POSTs should
@@ -169,6 +176,7 @@ def create_app(
         status_page_html.router,
         badges.router,
         subscribers.router,
+        metrics.router,
     ):
         app.include_router(router)
 
@@ -177,12 +185,39 @@ def create_app(
         return {"status": "ok"}
 
     @app.get("/readyz", include_in_schema=False)
-    async def readyz(rt: RuntimeDep) -> dict[str, Any]:
-        async with rt.db.engine.connect() as conn:
-            await conn.execute(text("SELECT 1"))
-        return {"status": "ready"}
+    async def readyz(rt: RuntimeDep) -> Any:
+        if shutdown.draining:  # load balancers stop sending while the last requests finish
+            raise ApiError(503, "Draining: this process is shutting down")
+        return await metrics.readiness(rt)  # the database answers, its schema at Alembic's head
 
     return app
+
+
+def _add_drain_steps(
+    shutdown: Shutdown,
+    agents: AgentsEndpoint | None,
+    runner: WorkerRunner | None,
+    before_shutdown: Callable[[], Awaitable[None]] | None,
+) -> None:
+    """What a shutdown starts at once, in order, while the HTTP server drains beside it."""
+    if agents is not None:
+        shutdown.on_begin("gRPC health NOT_SERVING", agents.not_serving)
+    if before_shutdown is not None:
+        # e.g. `traxo dev` stops its agent while gRPC still takes its results
+        shutdown.on_begin("before_shutdown", before_shutdown)
+    if agents is not None:
+
+        async def end_agent_streams() -> None:
+            # Health says NOT_SERVING through the delay, as /readyz says 503; then the streams end,
+            # and agents reconnect elsewhere and replay what was not acknowledged.
+            await shutdown.after_delay()
+            await agents.stop(grace=1)
+
+        shutdown.on_begin("agents' streams", end_agent_streams)
+    if runner is not None:
+        shutdown.on_begin(
+            "workers' current runs", lambda: runner.stop(grace=max(0.0, shutdown.remaining() - 0.5))
+        )
 
 
 def _add_docs(app: FastAPI) -> None:

@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from control_plane.api.middleware import REQUEST_ID_HEADER, REQUEST_ID_KEY
 from control_plane.api.responses import JsonResponse
 from control_plane.core.errors import (
     Conflict,
@@ -124,5 +125,20 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JsonResponse:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        # Answered outside RequestIds (Starlette's outermost error layer): the id comes from the scope.
+        request_id = request.scope.get(REQUEST_ID_KEY)
+        log.exception(
+            "unhandled error on %s %s", request.method, request.url.path, extra={"request_id": request_id}
+        )
+        return internal_error(request_id)
+
+
+def internal_error(request_id: str | None) -> JsonResponse:
+    """An unhandled error's 500: the request id in the body too, for users to quote."""
+    if request_id is None:
         return error_response(500, "Internal server error")
+    return JsonResponse(
+        {"error": "Internal server error", "requestId": request_id},
+        status_code=500,
+        headers={REQUEST_ID_HEADER: request_id},
+    )

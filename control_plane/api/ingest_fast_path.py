@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from control_plane.api.ai_ingest_answer import answer_ingest
 from control_plane.api.deps import Runtime
 from control_plane.api.errors import ApiError, status_of
-from control_plane.api.middleware import route_path
+from control_plane.api.middleware import REQUEST_ID_KEY, route_path
 from control_plane.core.errors import DomainError
 
 log = logging.getLogger(__name__)
@@ -67,7 +67,9 @@ class IngestFastPath:
             await _answer(send, status_of(exc), {"error": exc.message})
         except Exception:
             log.exception("unhandled error on POST %s", scope["path"])
-            await _answer(send, 500, {"error": "Internal server error"})
+            await _answer(
+                send, 500, {"error": "Internal server error", "requestId": scope.get(REQUEST_ID_KEY)}
+            )
         else:
             await _answer(send, 200, payload)
 

@@ -37,7 +37,8 @@ def dev_command(host: str, port: int, grpc_port: int, run_agent: bool, agent_met
             Listener("the dev agent's metrics", "127.0.0.1", agent_metrics_port, "--agent-metrics-port")
         )
     require_free(listeners)  # before a key, a token or a database exists
-    settings = with_public_url(load_settings(), host, port)
+    # A laptop's terminal reads text, whatever TRAXO_LOG_FORMAT says.
+    settings = with_public_url(load_settings(), host, port).model_copy(update={"log_format": "text"})
     if "default_plan" not in settings.model_fields_set:
         # A laptop is not a customer: every plan rule would only get in the way (TRAXO_DEFAULT_PLAN wins).
         settings = settings.model_copy(update={"default_plan": Plan.ENTERPRISE})

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 
 import click
 
 from control_plane import migrate
 from control_plane.commands.addresses import Listener, require_free, with_public_url
 from control_plane.commands.admin import agents_group, orgs
+from control_plane.commands.apply import apply_command, export_command
 from control_plane.commands.dev import dev_command
-from control_plane.commands.support import load_settings, run_db, serve
+from control_plane.commands.support import load_settings, run_db, serve, setup_logging
 from control_plane.core.timefmt import utcnow
 from control_plane.db import Database
 from control_plane.services import accounts
@@ -59,32 +59,46 @@ def api_command(
 
 
 @main.command("worker")
-def worker_command() -> None:
+@click.option("--metrics-host", default="0.0.0.0", show_default=True)
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="Serve /metrics, /healthz and /readyz on this port (default: off).",
+)
+def worker_command(metrics_host: str, metrics_port: int | None) -> None:
     """Run only the background workers (for deployments that separate them from the API)."""
     settings = load_settings()
+    if metrics_port is not None:
+        require_free([Listener("the worker's metrics", metrics_host, metrics_port, "--metrics-port")])
     migrate.upgrade(settings.database_url)
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
-    asyncio.run(_run_workers(settings))
+    setup_logging(settings)
+    asyncio.run(_run_workers(settings, (metrics_host, metrics_port) if metrics_port is not None else None))
 
 
-async def _run_workers(settings: Settings) -> None:
+async def _run_workers(settings: Settings, metrics_address: tuple[str, int] | None = None) -> None:
     import signal
 
+    from control_plane.observability.worker_server import WorkerMetricsServer
     from control_plane.workers.jobs import build_runner
 
     db = Database(settings.database_url)
     await db.start()
     runner = build_runner(db, settings)
     await runner.start()
+    metrics = WorkerMetricsServer(settings, db)
+    if metrics_address is not None:
+        port = await metrics.start(*metrics_address)
+        click.echo(f"worker metrics on http://{metrics_address[0]}:{port}/metrics")
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stopping.set)
     click.echo("workers running; Ctrl-C to stop")
     await stopping.wait()
-    await runner.stop()
+    # Each job finishes the run it is in, within the shutdown deadline.
+    await runner.stop(grace=settings.shutdown_deadline_seconds)
+    await metrics.stop()
     await db.dispose()
 
 
@@ -114,6 +128,8 @@ async def _create_user(db: Database, email: str, name: str) -> tuple[str, str]:
 main.add_command(dev_command)
 main.add_command(orgs)
 main.add_command(agents_group)
+main.add_command(apply_command)
+main.add_command(export_command)
 
 
 if __name__ == "__main__":

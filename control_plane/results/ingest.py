@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from control_plane.incidents import IncidentEngine
 from control_plane.models import CheckScreenshot
+from control_plane.observability.metrics import count_results
 from control_plane.results.domain import ResultIn
 from control_plane.results.last_checks import LastCheckWriter, WriteLastChecksNow
 from control_plane.results.store import ResultsStore, results_store, retried
@@ -52,6 +53,9 @@ class ResultsIngest:
             return RecordOutcome()
         outcome, stored = await retried(
             session, lambda: self._insert(session, unique), self.store.retries_insert
+        )
+        count_results(
+            committed=len(stored), duplicate=len(outcome.duplicates), orphaned=len(outcome.orphaned)
         )
         # After the retried transaction, not inside it: a listener failing must not run the batch
         # again (it would find its own results and report them as duplicates).

@@ -82,6 +82,6 @@ def build_runner(db: Database, settings: Settings, clock: Callable[[], datetime]
             ),
             # A loop that never returns, on every replica (a name of its own, so no lease keeps the
             # others out): deliveries are claimed with SKIP LOCKED, the rest is compare-and-set.
-            PeriodicJob(f"alerts-{new_id('w')}", settings.alert_delivery_seconds, alerts.run),
+            PeriodicJob(f"alerts-{new_id('w')}", settings.alert_delivery_seconds, alerts.run, alerts.stop),
         ],
     )

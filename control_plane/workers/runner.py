@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from sqlalchemy import text
 
 from control_plane.db import Database, brief_error
+from control_plane.observability.metrics import JOBS
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +27,8 @@ class PeriodicJob:
     name: str
     interval_seconds: float
     run: Callable[[], Awaitable[None]]
+    # For a run that loops forever: asks it to return once its current pass is done.
+    stop: Callable[[], None] | None = None
 
 
 def _lock_key(name: str) -> int:
@@ -38,16 +41,32 @@ class WorkerRunner:
         self._db = db
         self._jobs = jobs
         self._local_locks = {job.name: asyncio.Lock() for job in jobs}
-        self._tasks: list[asyncio.Task[None]] = []
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._running: set[str] = set()  # jobs in the middle of a run
+        self._stopping = False
 
     async def start(self) -> None:
+        self._stopping = False
         for job in self._jobs:
-            self._tasks.append(asyncio.create_task(self._loop(job), name=f"traxo-job-{job.name}"))
+            self._tasks[job.name] = asyncio.create_task(self._loop(job), name=f"traxo-job-{job.name}")
 
-    async def stop(self) -> None:
-        for task in self._tasks:
+    async def stop(self, grace: float = 0.0) -> None:
+        """Stop every job: one waiting for its next round at once, one in the middle of a run when
+        that run ends (up to `grace` seconds, then it is cancelled too)."""
+        self._stopping = True
+        busy = [task for name, task in self._tasks.items() if name in self._running]
+        for job in self._jobs:
+            if job.name in self._running and job.stop is not None:
+                job.stop()
+        for name, task in self._tasks.items():
+            if name not in self._running:
+                task.cancel()
+        if busy and grace > 0:
+            log.info("workers: waiting up to %.0f s for %d job(s) to finish their run", grace, len(busy))
+            await asyncio.wait(busy, timeout=grace)
+        for task in self._tasks.values():
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
         self._tasks.clear()
 
     async def run_once(self, job: PeriodicJob) -> bool:
@@ -61,9 +80,11 @@ class WorkerRunner:
         # The traceback of a failure is logged once; the same failure again (a database without
         # its schema, one that is down) is a line each round, not pages of the same traceback.
         last_failure: str | None = None
-        while True:
+        while not self._stopping:
+            self._running.add(job.name)
             try:
-                await self.run_once(job)
+                with JOBS.round(job.name, job.interval_seconds) as job_round:  # its metrics
+                    job_round.ran = await self.run_once(job)
                 last_failure = None
             except asyncio.CancelledError:
                 raise
@@ -79,6 +100,10 @@ class WorkerRunner:
                         job.interval_seconds,
                     )
                 last_failure = failure
+            finally:
+                self._running.discard(job.name)
+            if self._stopping:
+                return
             await asyncio.sleep(job.interval_seconds)
 
     @asynccontextmanager

@@ -65,7 +65,8 @@ async def test_an_unexpected_failure_is_a_json_500_without_a_traceback(world, da
     async with httpx.AsyncClient(transport=transport, base_url="http://traxo.test") as client:
         response = await client.post(f"/api/ai/ingest/{monitor.id}", json=EVENT)
     assert response.status_code == 500
-    assert response.json() == {"error": "Internal server error"}
+    request_id = response.headers["X-Request-ID"]
+    assert response.json() == {"error": "Internal server error", "requestId": request_id}
     assert "secret" not in response.text
 
 

@@ -51,13 +51,16 @@ async def test_it_replays_a_public_pages_json_until_it_is_older_than_the_setting
     cached_api: httpx.AsyncClient, world: World, clock: MovableClock
 ) -> None:
     await create_page(cached_api, world.alice, slug="cached")
-    first = await cached_api.get("/api/status-pages/cached")
+    same_id = {"X-Request-ID": "visitor-1"}  # each answer carries its request's id
+    first = await cached_api.get("/api/status-pages/cached", headers=same_id)
     assert titles(first) == []
     assert "x-traxo-shared-answer" not in first.headers
     await declare(cached_api, world, "cached", "Elevated errors")
     clock.advance(timedelta(seconds=SECONDS - 0.5))
-    replayed = await cached_api.get("/api/status-pages/cached")
+    replayed = await cached_api.get("/api/status-pages/cached", headers=same_id)
     assert replayed.content == first.content and replayed.headers == first.headers
+    another = await cached_api.get("/api/status-pages/cached", headers={"X-Request-ID": "visitor-2"})
+    assert another.content == first.content and another.headers["X-Request-ID"] == "visitor-2"
     clock.advance(timedelta(seconds=0.5))
     assert titles(await cached_api.get("/api/status-pages/cached")) == ["Elevated errors"]
 

@@ -38,6 +38,7 @@ from control_plane.db import Database, brief_error
 from control_plane.domain import histogram
 from control_plane.domain.plans import limits_for
 from control_plane.models import Monitor
+from control_plane.observability.metrics import AI_EVENTS, AI_GROUP_FAILURES
 from control_plane.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -160,6 +161,7 @@ class AiIngest:
             try:
                 await self._write(group)
             except Exception as exc:
+                AI_GROUP_FAILURES.inc()
                 log.warning("AI ingest: a group of %d requests failed: %s", len(group), brief_error(exc))
                 failure = IngestFailed("The events could not be stored; send them again")
                 for request in group:
@@ -187,6 +189,7 @@ class AiIngest:
                     if attempt == _ATTEMPTS - 1 or not self._store.retries(exc):
                         raise
                     log.info("AI ingest: group run again after %s", brief_error(exc))
+        AI_EVENTS.inc(len(group.rows))  # committed
         for request, answer in zip(requests, group.answers, strict=True):
             if request.answer.done():  # its client went away; the events are stored all the same
                 continue
