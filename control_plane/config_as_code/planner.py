@@ -1,6 +1,7 @@
 """The plan: what to create, update and delete so the organization matches the file, in an order
 where every reference exists before it is used (creates and updates: channels, monitors by their
-dependencies, windows, pages; deletes the other way round)."""
+dependencies, windows, pages; deletes the other way round, except pages', which nothing refers to:
+before the file's pages are written)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from control_plane.config_as_code.resources import (
     CHANNELS,
     KINDS,
     MONITORS,
+    PAGES,
     Kind,
     Remote,
     config_changes,
@@ -79,7 +81,12 @@ def make_plan(
     if problems:
         raise InvalidFile(loaded.filename, problems)
     changes: list[Change] = []
+    removed = {kind: _removed(loaded, state, kind, prune) for kind in KINDS}
     for kind in KINDS:
+        if kind is PAGES and prune:
+            # Nothing refers to a page, so pages go before the file's are written: a page whose slug
+            # changed (a delete and a create) then leaves its custom domain free for the new one.
+            changes += removed.pop(kind)
         resources = ordered_monitors if kind is MONITORS else list(enumerate(_section(loaded, kind)))
         named = state.named(kind)
         for i, resource in resources:
@@ -89,11 +96,18 @@ def make_plan(
             if change is not None:
                 changes.append(change)
     for kind in reversed(KINDS):
-        in_file = {getattr(resource, kind.key) for resource in _section(loaded, kind)}
-        for remote in state.resources[kind]:
-            if remote.key not in in_file:
-                changes.append(Change("delete" if prune else "keep", kind, remote.key, remote=remote))
+        changes += removed.get(kind, [])
     return Plan(changes)
+
+
+def _removed(loaded: LoadedFile, state: ServerState, kind: Kind, prune: bool) -> list[Change]:
+    """What the organization has of `kind` and the file does not: deleted with --prune, else kept."""
+    in_file = {getattr(resource, kind.key) for resource in _section(loaded, kind)}
+    return [
+        Change("delete" if prune else "keep", kind, remote.key, remote=remote)
+        for remote in state.resources[kind]
+        if remote.key not in in_file
+    ]
 
 
 def _section(loaded: LoadedFile, kind: Kind) -> list[FileModel]:

@@ -79,7 +79,6 @@ def test_a_second_apply_finds_no_changes_and_writes_nothing(server, org, tmp_pat
     assert server.proxy.writes() == []
 
 
-
 def test_a_url_the_api_trims_is_applied_once(server, org, tmp_path):
     text = "version: 1\nmonitors:\n  - {name: ping, type: PING, url: ' 127.0.0.1 ', interval: 60}\n"
     path = write(tmp_path, text)
@@ -90,6 +89,7 @@ def test_a_url_the_api_trims_is_applied_once(server, org, tmp_path):
 
     assert "No changes" in again.stdout, again.stdout
     assert server.proxy.writes() == []
+
 
 def test_a_changed_field_is_one_update_showing_its_diff(server, org, tmp_path):
     path = write(tmp_path, full_file(org))
@@ -331,6 +331,28 @@ def test_components_whose_orders_differ_from_their_places_are_applied_once(serve
     assert again.exit_code == 0, again.output
     assert "No changes" in again.stdout, again.stdout
     assert server.proxy.writes() == []
+
+
+def test_a_page_whose_slug_changes_keeps_its_custom_domain_with_prune(server, org, tmp_path):
+    # A new slug is a new page: the old one is deleted first, or the domain it holds is taken.
+    slug = _slug(org)
+    text = (
+        "version: 1\n"
+        "monitors:\n  - {name: web, type: HEARTBEAT}\n"
+        "statusPages:\n"
+        f"  - {{name: Status, slug: {slug}, customDomain: {slug}.example.com, monitors: [web]}}\n"
+    )
+    path = write(tmp_path, text)
+    assert apply(server, org, path).exit_code == 0
+    write(tmp_path, text.replace(f"slug: {slug},", f"slug: {slug}-new,"))
+
+    result = apply(server, org, path, "--prune")
+
+    assert result.exit_code == 0, result.output
+    assert f'- delete status page "{slug}"\n  + create status page "{slug}-new"' in result.stdout
+    (page,) = read(server, org, "/api/status-pages")
+    assert (page["slug"], page["customDomain"]) == (f"{slug}-new", f"{slug}.example.com")
+    assert "No changes" in apply(server, org, path, "--prune").stdout
 
 
 def test_other_organizations_are_never_touched_or_listed(server, org, other_org, tmp_path):
