@@ -110,7 +110,11 @@ class MaintenanceWindow(FileModel):
     endsAt: Instant
     isActive: bool = True
     recurrence: (
-        Annotated[str, StringConstraints(min_length=9, max_length=200), Field(description="Five-field cron")]
+        Annotated[
+            str,
+            StringConstraints(strip_whitespace=True, min_length=9, max_length=200),
+            Field(description="Five-field cron"),
+        ]
         | None
     ) = None
     durationMinutes: Annotated[int, Field(ge=1, le=7 * 24 * 60)] | None = None
@@ -126,7 +130,9 @@ class Component(FileModel):
     monitor: MonitorRef
     displayName: Annotated[Name, Field(description="Default: the monitor's name")] | None = None
     order: Annotated[int, Field(ge=0, le=10_000, description="Default: its place in the list")] | None = None
-    group: Annotated[str, StringConstraints(min_length=1, max_length=100)] | None = None
+    group: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)] | None = (
+        None
+    )
 
 
 class StatusPage(FileModel):
@@ -139,12 +145,14 @@ class StatusPage(FileModel):
         Field(description="The page's identity: unique among the file's pages (and every organization's)"),
     ]
     description: Annotated[str, StringConstraints(max_length=500)] | None = None
-    customDomain: Annotated[str, StringConstraints(min_length=3, max_length=253)] | None = None
+    customDomain: (
+        Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=253)] | None
+    ) = None
     isPublic: bool = True
     hideBranding: bool = False
     customCss: Annotated[str, StringConstraints(max_length=50_000)] | None = None
-    logoUrl: Annotated[str, StringConstraints(max_length=2048)] | None = None
-    faviconUrl: Annotated[str, StringConstraints(max_length=2048)] | None = None
+    logoUrl: Annotated[str, StringConstraints(strip_whitespace=True, max_length=2048)] | None = None
+    faviconUrl: Annotated[str, StringConstraints(strip_whitespace=True, max_length=2048)] | None = None
     monitors: Annotated[
         list[MonitorRef | Component],
         Field(max_length=100, description="Components in order: monitor names, or component objects"),

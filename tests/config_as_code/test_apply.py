@@ -79,8 +79,19 @@ def test_a_second_apply_finds_no_changes_and_writes_nothing(server, org, tmp_pat
     assert server.proxy.writes() == []
 
 
-def test_a_url_the_api_trims_is_applied_once(server, org, tmp_path):
-    text = "version: 1\nmonitors:\n  - {name: ping, type: PING, url: ' 127.0.0.1 ', interval: 60}\n"
+def test_values_the_api_trims_are_applied_once(server, org, tmp_path):
+    slug = _slug(org)
+    text = (
+        "version: 1\n"
+        "monitors:\n  - {name: ping, type: PING, url: ' 127.0.0.1 ', interval: 60}\n"
+        "maintenanceWindows:\n"
+        "  - {title: w, startsAt: 2027-01-01, endsAt: 2027-03-01, recurrence: ' 0 3 * * 0 ',"
+        " durationMinutes: 10}\n"
+        "statusPages:\n"
+        f"  - name: Status\n    slug: {slug}\n    customDomain: ' {slug}.example.com '\n"
+        "    logoUrl: ' https://127.0.0.1/logo.png '\n    faviconUrl: ' https://127.0.0.1/icon.png '\n"
+        "    monitors: [{monitor: ping, group: ' Network '}]\n"
+    )
     path = write(tmp_path, text)
     assert apply(server, org, path).exit_code == 0
     server.proxy.requests.clear()
