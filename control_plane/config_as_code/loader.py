@@ -285,4 +285,14 @@ def _duplicates(spec: TraxoFile, positions: Positions) -> list[Problem]:
                 problems.append(Problem(line, path, f"{name!r} is already used on line {earlier}"))
             else:
                 first[name] = i
+    for i, page in enumerate(spec.statusPages):  # the API takes a monitor once per page
+        places: dict[str, int] = {}
+        for j, item in enumerate(page.monitors):
+            name = item if isinstance(item, str) else item.monitor
+            if name in places:
+                path = ("statusPages", i, "monitors", j)
+                message = f"{name!r} is already on this page (monitors[{places[name]}])"
+                problems.append(Problem(positions.line(path), path, message))
+            else:
+                places[name] = j
     return problems

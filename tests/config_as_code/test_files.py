@@ -64,6 +64,12 @@ def _apply(tmp_path, text: str, env: dict[str, str] | None = None):
             id="component-object",
         ),
         pytest.param(
+            "version: 1\nstatusPages:\n  - name: Page\n    slug: page\n"
+            "    monitors:\n      - web\n      - {monitor: web, displayName: Again}\n",
+            "traxo.yaml:7: statusPages[0].monitors[1]: 'web' is already on this page (monitors[0])",
+            id="component-twice",
+        ),
+        pytest.param(
             f"version: 2\nmonitors:\n{VALID_MONITOR}",
             "traxo.yaml:1: version: must be one of 1",
             id="version",
