@@ -191,11 +191,21 @@ def config_changes(channel_type: str, wanted: Mapping[str, Any], current: Mappin
         value, current_value = wanted.get(key), current.get(key)
         if secrets.is_secret(channel_type, key):
             value = secrets.masked(channel_type, key, value)
-        elif key == "recipients":  # the API normalizes addresses (their domains in lowercase)
-            value, current_value = _lowercase(value), _lowercase(current_value)
+        else:  # the API trims channels' strings (URLs, addresses)
+            value = _stripped(value)
+            if key == "recipients":  # and normalizes addresses (their domains in lowercase)
+                value, current_value = _lowercase(value), _lowercase(current_value)
         if value != current_value:
             changed.append(key)
     return changed
+
+
+def _stripped(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, list):
+        return [item.strip() if isinstance(item, str) else item for item in value]
+    return value
 
 
 def _lowercase(value: Any) -> Any:

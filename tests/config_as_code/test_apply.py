@@ -83,6 +83,9 @@ def test_values_the_api_trims_are_applied_once(server, org, tmp_path):
     slug = _slug(org)
     text = (
         "version: 1\n"
+        "alertChannels:\n"
+        "  - {name: mail, type: EMAIL, config: {recipients: [' Ops@Example.com ']}}\n"
+        "  - {name: hook, type: WEBHOOK, config: {url: ' http://127.0.0.1:9/hook '}}\n"
         "monitors:\n  - {name: ping, type: PING, url: ' 127.0.0.1 ', interval: 60}\n"
         "maintenanceWindows:\n"
         "  - {title: w, startsAt: 2027-01-01, endsAt: 2027-03-01, recurrence: ' 0 3 * * 0 ',"
