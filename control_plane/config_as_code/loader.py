@@ -290,9 +290,9 @@ def _duplicates(spec: TraxoFile, positions: Positions) -> list[Problem]:
         for j, item in enumerate(page.monitors):
             name = item if isinstance(item, str) else item.monitor
             if name in places:
-                path = ("statusPages", i, "monitors", j)
+                where: Path_ = ("statusPages", i, "monitors", j)
                 message = f"{name!r} is already on this page (monitors[{places[name]}])"
-                problems.append(Problem(positions.line(path), path, message))
+                problems.append(Problem(positions.line(where), where, message))
             else:
                 places[name] = j
     return problems
