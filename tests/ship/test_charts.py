@@ -7,10 +7,12 @@ from __future__ import annotations
 import base64
 import functools
 import json
+import re
 import shlex
 import ssl
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,7 @@ import yaml
 
 from tests.processes import BIN, command_env, free_port, run_traxo, start_traxo, stop, wait_healthy
 from tests.tools import require_program
+from tests.waiting import eventually_sync
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 CONTROL_PLANE = REPOSITORY / "charts" / "traxo"
@@ -120,10 +123,23 @@ _ENDPOINT = {
     "honorLabels": {"type": "boolean"},
     "bearerTokenSecret": _SECRET_KEY,
 }
+_EXPRESSION = {
+    "type": "object",
+    "required": ["key", "operator"],
+    "properties": {
+        "key": {"type": "string"},
+        "operator": {"enum": ["In", "NotIn", "Exists", "DoesNotExist"]},
+        "values": {"type": "array", "items": {"type": "string"}},
+    },
+    "additionalProperties": False,
+}
 _SELECTOR = {
     "type": "object",
     "required": ["matchLabels"],
-    "properties": {"matchLabels": {**_LABELS, "minProperties": 1}},
+    "properties": {
+        "matchLabels": {**_LABELS, "minProperties": 1},
+        "matchExpressions": {"type": "array", "items": _EXPRESSION},
+    },
     "additionalProperties": False,
 }
 
@@ -184,6 +200,20 @@ def matches(selector: dict[str, str], labels: dict[str, str]) -> bool:
     return all(labels.get(key) == value for key, value in selector.items())
 
 
+def selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    """A LabelSelector (matchLabels and matchExpressions) as Kubernetes and prometheus-operator apply it."""
+    operators = {
+        "In": lambda e: labels.get(e["key"]) in e["values"],
+        "NotIn": lambda e: labels.get(e["key"]) not in e["values"],
+        "Exists": lambda e: e["key"] in labels,
+        "DoesNotExist": lambda e: e["key"] not in labels,
+    }
+    expressions = selector.get("matchExpressions", [])
+    return matches(selector.get("matchLabels", {}), labels) and all(
+        operators[e["operator"]](e) for e in expressions
+    )
+
+
 def check_wiring(manifests: list[Manifest]) -> None:
     """Every Service selects pods and names their ports, every Ingress a Service's port, every monitor
     what it scrapes; every mounted volume exists."""
@@ -205,11 +235,13 @@ def check_wiring(manifests: list[Manifest]) -> None:
                 backend = path["backend"]["service"]
                 assert backend["port"]["name"] in service_ports.get(backend["name"], ()), backend
     for monitor in (m for m in manifests if m["kind"] == "ServiceMonitor"):
-        selector = monitor["spec"]["selector"]["matchLabels"]
-        scraped = [s for s in services if matches(selector, s["metadata"]["labels"])]
+        # prometheus-operator scrapes, for each endpoint, the selected Services that have its port.
+        scraped = [s for s in services if selects(monitor["spec"]["selector"], s["metadata"]["labels"])]
         assert scraped, f"ServiceMonitor {monitor['metadata']['name']} selects no Service"
-        for endpoint in monitor["spec"]["endpoints"]:
-            assert all(endpoint["port"] in {p["name"] for p in s["spec"]["ports"]} for s in scraped)
+        ports = [{p["name"] for p in s["spec"]["ports"]} for s in scraped]
+        endpoints = {endpoint["port"] for endpoint in monitor["spec"]["endpoints"]}
+        assert all(any(port in names for names in ports) for port in endpoints), (endpoints, ports)
+        assert all(names & endpoints for names in ports), (endpoints, ports)  # no Service is for nothing
     for monitor in (m for m in manifests if m["kind"] == "PodMonitor"):
         selector = monitor["spec"]["selector"]["matchLabels"]
         scraped = [p for p in pods if matches(selector, p["metadata"]["labels"])]
@@ -413,7 +445,8 @@ def test_full_values_split_workers_scale_and_expose_grpc(helm: str) -> None:
     api = container(api_deployment, "api")
     assert "--no-workers" in api["args"] and "replicas" not in api_deployment["spec"]
     worker = only(manifests, "Deployment", "traxo-worker")
-    assert container(worker, "worker")["args"] == ["worker"] and worker["spec"]["replicas"] == 2
+    assert container(worker, "worker")["args"] == ["worker", "--metrics-port=9120"]
+    assert worker["spec"]["replicas"] == 2
     hpa = only(manifests, "HorizontalPodAutoscaler")
     assert hpa["spec"]["scaleTargetRef"]["name"] == "traxo" and hpa["spec"]["minReplicas"] == 3
     grpc_ingress = only(manifests, "Ingress", "traxo-grpc")
@@ -435,6 +468,91 @@ def test_full_values_split_workers_scale_and_expose_grpc(helm: str) -> None:
         env_of(container(only(derived, "Deployment"), "api"))["TRAXO_PUBLIC_URL"]
         == "https://traxo.example.com"
     )
+
+
+def test_separate_workers_serve_probes_and_metrics_that_the_service_monitor_scrapes(helm: str) -> None:
+    manifests = render(helm, CONTROL_PLANE, CONTROL_PLANE_FULL)
+    worker = container(only(manifests, "Deployment", "traxo-worker"), "worker")
+    assert worker["ports"] == [{"name": "metrics", "containerPort": 9120, "protocol": "TCP"}]
+    assert worker["startupProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
+    assert worker["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
+    assert worker["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
+    service = only(manifests, "Service", "traxo-worker")
+    assert service["spec"]["clusterIP"] == "None"  # Prometheus scrapes each pod; nothing else calls them
+    assert service["spec"]["ports"] == [
+        {"name": "metrics", "port": 9120, "targetPort": "metrics", "protocol": "TCP"}
+    ]
+    monitor = only(manifests, "ServiceMonitor")
+    token = {"name": "traxo-keys", "key": "metrics-token"}
+    assert env_of(worker)["TRAXO_METRICS_TOKEN"] == {"secretKeyRef": token}
+    endpoints = {e["port"]: e for e in monitor["spec"]["endpoints"]}
+    assert set(endpoints) == {"http", "metrics"}
+    assert all((e["path"], e["bearerTokenSecret"]) == ("/metrics", token) for e in endpoints.values())
+    services = [m for m in manifests if m["kind"] == "Service"]
+    scraped = {
+        s["metadata"]["name"]
+        for s in services
+        if selects(monitor["spec"]["selector"], s["metadata"]["labels"])
+    }
+    assert scraped == {"traxo", "traxo-worker"}  # not the gRPC-only Service
+    # Another port moves the flag, the container's port and the Service's together.
+    moved = render(helm, CONTROL_PLANE, CONTROL_PLANE_FULL, sets=("workers.metricsPort=9300",))
+    worker = container(only(moved, "Deployment", "traxo-worker"), "worker")
+    assert worker["args"][1:] == ["--metrics-port=9300"] and worker["ports"][0]["containerPort"] == 9300
+    assert only(moved, "Service", "traxo-worker")["spec"]["ports"][0]["port"] == 9300
+    # Workers in the API pods: the API's endpoint alone, and no worker Service.
+    together = render(helm, CONTROL_PLANE, sets=("serviceMonitor.enabled=true",))
+    assert [e["port"] for e in only(together, "ServiceMonitor")["spec"]["endpoints"]] == ["http"]
+    assert [m["metadata"]["name"] for m in together if m["kind"] == "Service"] == ["traxo"]
+
+
+GRACE_MARGIN = 5  # seconds past the drain for the process to close its database and exit
+
+
+def test_the_grace_period_outlasts_the_drain_the_containers_are_told(helm: str) -> None:
+    """terminationGracePeriodSeconds (the kubelet's SIGKILL) against what the processes read from
+    their env: delay + deadline + a margin for `traxo api`/`traxo worker`, twice the agent's
+    deadline (its checks', then their acknowledgements') + a margin for the agent."""
+    from agent.settings import parse_settings
+    from control_plane.settings import Settings
+
+    renders = [
+        render(helm, CONTROL_PLANE),
+        render(helm, CONTROL_PLANE, CONTROL_PLANE_FULL),
+        render(
+            helm,
+            CONTROL_PLANE,
+            CONTROL_PLANE_FULL,
+            sets=("shutdown.delaySeconds=15", "shutdown.deadlineSeconds=60"),
+        ),
+    ]
+    graces = []
+    for manifests in renders:
+        for workload in (m for m in manifests if m["kind"] == "Deployment"):
+            for c in pod_spec(workload)["containers"]:
+                env = {
+                    n.removeprefix("TRAXO_").lower(): v for n, v in env_of(c).items() if isinstance(v, str)
+                }
+                settings = Settings.model_validate({"database_url": "postgresql://traxo@db/traxo", **env})
+                drain = settings.shutdown_delay_seconds + settings.shutdown_deadline_seconds
+                grace = pod_spec(workload)["terminationGracePeriodSeconds"]
+                assert grace >= drain + GRACE_MARGIN, (workload["metadata"]["name"], grace, drain)
+                graces.append((workload["metadata"]["name"], settings.shutdown_delay_seconds, grace))
+    # The chart's defaults: a 5 s delay (endpoints are removed asynchronously) in both containers.
+    assert graces[:3] == [("traxo", 5, 30), ("traxo", 5, 30), ("traxo-worker", 5, 30)]
+    assert graces[-1] == ("traxo-worker", 15, 80)
+    for files, sets in (
+        ((AGENT_MINIMAL,), ()),
+        ((AGENT_FULL,), ()),
+        ((AGENT_MINIMAL,), ("shutdownDeadline=45",)),
+    ):
+        statefulset = only(render(helm, AGENT, *files, sets=sets), "StatefulSet")
+        plain = {n: v for n, v in env_of(container(statefulset, "agent")).items() if isinstance(v, str)}
+        agent = parse_settings([], env={**plain, "TRAXO_AGENT_TOKEN": "t", "TRAXO_AGENT_NAME": "pod-0"})
+        grace = pod_spec(statefulset)["terminationGracePeriodSeconds"]
+        assert grace >= 2 * agent.shutdown_deadline_s + GRACE_MARGIN, (sets, grace, agent.shutdown_deadline_s)
+        graces.append(("agent", agent.shutdown_deadline_s, grace))
+    assert graces[-3:] == [("agent", 10, 30), ("agent", 20, 50), ("agent", 45, 100)]
 
 
 def test_the_control_plane_containers_set_only_settings_traxo_reads(helm: str) -> None:
@@ -487,7 +605,9 @@ def _start_agent(agent: dict[str, Any], env: dict[str, str], log: Path) -> subpr
 
 def test_the_rendered_api_and_agent_containers_run_and_answer_their_probes(helm: str, tmp_path: Path) -> None:
     """`traxo api` and `traxo-agent` run with their containers' args and env: the probes' paths and
-    gRPC health answer, /metrics wants the token the ServiceMonitor sends, and the agent registers."""
+    gRPC health answer, /metrics wants the token the ServiceMonitor sends, the agent registers, and
+    on SIGTERM the API turns unready at once, still answers through the delay and exits 0 well within
+    the pod's grace period, having logged JSON."""
     import grpc
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -498,7 +618,7 @@ def test_the_rendered_api_and_agent_containers_run_and_answer_their_probes(helm:
         f"service.grpcPort={grpc_port}",
         f"database.url={database}",
         "serviceMonitor.enabled=true",
-        "shutdown.delaySeconds=0",  # no load balancer to wait for here
+        "shutdown.delaySeconds=2",  # long enough to see /readyz answer 503 while the listener is open
     )
     manifests = render(helm, CONTROL_PLANE, sets=sets)
     api = container(only(manifests, "Deployment"), "api")
@@ -539,9 +659,75 @@ def test_the_rendered_api_and_agent_containers_run_and_answer_their_probes(helm:
         wait_healthy(agent_base, agent_process, timeout=60)  # /readyz: registered, assignments in hand
         assert httpx.get(agent_base + agent["livenessProbe"]["httpGet"]["path"], timeout=5).status_code == 200
         assert "traxo_agent_" in httpx.get(agent_base + "/metrics", timeout=5).text
+        stop(agent_process, timeout=30)
+
+        grace = pod_spec(only(manifests, "Deployment"))["terminationGracePeriodSeconds"]
+        signalled = time.monotonic()
+        process.terminate()
+        readiness = base + api["readinessProbe"]["httpGet"]["path"]
+        eventually_sync(
+            lambda: httpx.get(readiness, timeout=1).status_code == 503, 2, "/readyz 503 on SIGTERM"
+        )
+        # Within the delay the listener still takes connections (the Service has yet to notice).
+        assert httpx.get(base + api["livenessProbe"]["httpGet"]["path"], timeout=1).status_code == 200
+        assert process.wait(timeout=grace) == 0
+        assert 2 <= time.monotonic() - signalled < grace - GRACE_MARGIN
+        _assert_logs_json(tmp_path / "api.log", "shutdown: done in")
     finally:
         stop(agent_process, timeout=30)
         stop(process, timeout=40)
+
+
+def _assert_logs_json(log: Path, wanted: str) -> None:
+    """Every log record is a JSON object a line (TRAXO_LOG_FORMAT=json), none in the text format;
+    `wanted` starts one's message. Other lines (click's messages on stdout) are not records."""
+    lines = log.read_text().splitlines()
+    records = [json.loads(line) for line in lines if line.startswith("{")]
+    assert records and all({"time", "level", "logger", "message"} <= set(r) for r in records), lines
+    assert any(r["message"].startswith(wanted) for r in records), [r["message"] for r in records]
+    assert not [line for line in lines if re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ [A-Z]+ ", line)]
+
+
+def test_the_rendered_worker_container_runs_answers_its_probes_and_drains(helm: str, tmp_path: Path) -> None:
+    """`traxo worker` with the split workers' container's args and env: /healthz and /readyz on the
+    named port, /metrics with the token of the ServiceMonitor's worker endpoint, and on SIGTERM an
+    exit 0 within the pod's grace period."""
+    port = free_port()
+    sets = (*POSTGRES, "workers.separate=true", "serviceMonitor.enabled=true", f"workers.metricsPort={port}")
+    manifests = render(helm, CONTROL_PLANE, sets=sets)
+    deployment = only(manifests, "Deployment", "traxo-worker")
+    worker = container(deployment, "worker")
+    assert worker["command"] == ["traxo"]
+    env = _resolved_env(worker, _secrets(manifests), "traxo-worker-0")
+    # The changes: SQLite in the test's directory for the chart's PostgreSQL, and loopback only.
+    env["TRAXO_DATABASE_URL"] = f"sqlite+aiosqlite:///{tmp_path}/traxo.db"
+    args = [*worker["args"], "--metrics-host=127.0.0.1"]
+    process = start_traxo(*args, env=command_env(None, **env), log=tmp_path / "worker.log")
+    try:
+        ports = {p["name"]: p["containerPort"] for p in worker["ports"]}
+        base = f"http://127.0.0.1:{ports[worker['readinessProbe']['httpGet']['port']]}"
+        wait_healthy(base, process, timeout=60, path=worker["readinessProbe"]["httpGet"]["path"])
+        for probe in ("startupProbe", "livenessProbe"):
+            assert ports[worker[probe]["httpGet"]["port"]] == port
+            assert httpx.get(base + worker[probe]["httpGet"]["path"], timeout=5).status_code == 200
+        endpoint = next(
+            e for e in only(manifests, "ServiceMonitor")["spec"]["endpoints"] if e["port"] == "metrics"
+        )
+        token_ref = endpoint["bearerTokenSecret"]
+        token = base64.b64decode(_secrets(manifests)[token_ref["name"]][token_ref["key"]]).decode()
+        assert httpx.get(base + endpoint["path"], timeout=5).status_code == 401
+        scraped = httpx.get(base + endpoint["path"], headers={"Authorization": f"Bearer {token}"}, timeout=10)
+        assert scraped.status_code == 200 and "# TYPE" in scraped.text
+
+        grace = pod_spec(deployment)["terminationGracePeriodSeconds"]
+        signalled = time.monotonic()
+        process.terminate()
+        assert process.wait(timeout=grace) == 0
+        assert time.monotonic() - signalled < grace - GRACE_MARGIN
+    finally:
+        if process.poll() is None:
+            stop(process, timeout=40)
+    _assert_logs_json(tmp_path / "worker.log", "")
 
 
 # --- the agent ---------------------------------------------------------------------------------------
@@ -590,7 +776,7 @@ def test_the_agents_full_values_wire_browser_proxy_ca_and_spool(helm: str) -> No
     assert (claim["metadata"]["name"], claim["spec"]["resources"]["requests"]["storage"]) == ("spool", "2Gi")
     sysctls = pod_spec(statefulset)["securityContext"]["sysctls"]
     assert sysctls == [{"name": "net.ipv4.ping_group_range", "value": "0 2147483647"}]
-    assert pod_spec(statefulset)["terminationGracePeriodSeconds"] == 30  # shutdownDeadline 20 + 10
+    assert pod_spec(statefulset)["terminationGracePeriodSeconds"] == 50  # shutdownDeadline 20 * 2 + 10
 
 
 def test_the_ca_bundle_init_container_appends_the_extra_ca_to_the_system_ones(
@@ -638,7 +824,9 @@ def test_two_regions_install_side_by_side_in_one_namespace(helm: str) -> None:
             selector = manifest.get("spec", {}).get("selector")
             if selector:
                 where = manifest["metadata"]["name"]
-                assert not matches(selector.get("matchLabels", selector), labels), where
+                assert not selects(
+                    selector if "matchLabels" in selector else {"matchLabels": selector}, labels
+                ), where
 
 
 # --- docs ---------------------------------------------------------------------------------------------
@@ -684,6 +872,15 @@ REFUSED = [
     (CP, (), ("config.logFormat=xml",), "config.logFormat: config.logFormat must be one of"),
     (CP, (), ("database.url=mysql://db/traxo",), "database.url: Does not match pattern"),
     (CP, (), ("serviceMonitor.interval=often",), "serviceMonitor.interval: Does not match pattern"),
+    (CP, (), ("workers.metricsPort=0",), "workers.metricsPort: Must be greater than or equal to 1"),
+    (CP, (), ("shutdown.deadlineSeconds=0",), "shutdown.deadlineSeconds: Must be greater than or equal to 1"),
+    (CP, (), ("shutdown.delaySeconds=-1",), "shutdown.delaySeconds: Must be greater than or equal to 0"),
+    (
+        CP,
+        (),
+        ("shutdown.delaySeconds=20",),
+        "shutdown.delaySeconds (20) must be below shutdown.deadlineSeconds (20): the delay counts within",
+    ),
     (CP, (), ("database.existingSecret=db", *POSTGRES), "database.url and database.existingSecret"),
     (CP, (), ("--kube-version=1.26.0",), "chart requires kubeVersion: >=1.27.0-0"),
     (AGENT, (), ("controlPlane.address=cp:50051", "token.value=t"), "region is required"),

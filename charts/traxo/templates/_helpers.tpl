@@ -78,6 +78,9 @@ sqlite URL. A URL in an existingSecret is taken to be PostgreSQL (the chart cann
 {{- if and .Values.database.url .Values.database.existingSecret }}
 {{- fail "database.url and database.existingSecret are both set: give the URL in one place only" }}
 {{- end }}
+{{- if ge (int .Values.shutdown.delaySeconds) (int .Values.shutdown.deadlineSeconds) }}
+{{- fail (printf "shutdown.delaySeconds (%d) must be below shutdown.deadlineSeconds (%d): the delay counts within the deadline, so in-flight requests, agents' streams and workers' runs would get no time to finish" (int .Values.shutdown.delaySeconds) (int .Values.shutdown.deadlineSeconds)) }}
+{{- end }}
 {{- if and .Values.autoscaling.enabled (lt (int .Values.autoscaling.maxReplicas) (int .Values.autoscaling.minReplicas)) }}
 {{- fail (printf "autoscaling.maxReplicas (%d) is below autoscaling.minReplicas (%d)" (int .Values.autoscaling.maxReplicas) (int .Values.autoscaling.minReplicas)) }}
 {{- end }}
@@ -245,6 +248,9 @@ priorityClassName: {{ . }}
 {{- end }}
 {{- end }}
 
+{{/* The kubelet's SIGKILL comes this long after SIGTERM. The drain ends by the deadline (the delay
+counts within it), so delay + deadline + 5 leaves the process time to exit on its own even were the
+delay added to the deadline, plus 5 s for closing the database and the process's exit. */}}
 {{- define "traxo.terminationGracePeriodSeconds" -}}
 {{- add (int .Values.shutdown.delaySeconds) (int .Values.shutdown.deadlineSeconds) 5 }}
 {{- end }}
