@@ -20,7 +20,7 @@ from control_plane.api.cors import IngestCorsMiddleware
 from control_plane.api.deps import Runtime, RuntimeDep
 from control_plane.api.errors import ApiError, install_error_handlers
 from control_plane.api.ingest_fast_path import IngestFastPath
-from control_plane.api.middleware import ApiMiddleware, RequestIds
+from control_plane.api.middleware import ApiMiddleware, RequestEdge
 from control_plane.api.openapi import build_openapi
 from control_plane.api.public_answers import PublicPageAnswers
 from control_plane.api.responses import JsonResponse
@@ -48,7 +48,6 @@ from control_plane.api.routes import (
     team,
 )
 from control_plane.core.shutdown import Shutdown
-from control_plane.observability.http import HttpMetrics
 from control_plane.settings import Settings
 from control_plane.workers.jobs import build_runner
 from control_plane.workers.runner import WorkerRunner
@@ -149,8 +148,8 @@ def create_app(
     app.add_middleware(IngestFastPath, runtime=runtime, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(PublicPageAnswers, runtime=runtime)  # before the layers, as the ingest
     app.add_middleware(IngestCorsMiddleware)  # a preflight never reaches routing's 405
-    app.add_middleware(RequestIds, access_log=settings.access_log)  # outermost: every answer has its id
-    app.add_middleware(HttpMetrics, router=app.router)  # around all: the fast paths' answers count
+    # Outermost: every answer has its request id, and counts in the HTTP metrics, the fast paths' too.
+    app.add_middleware(RequestEdge, router=app.router, access_log=settings.access_log)
     install_error_handlers(app)
     _add_docs(app)
     # The ingest paths first: routing tries routes in order, and the public high-volume POSTs should

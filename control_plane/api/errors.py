@@ -125,7 +125,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JsonResponse:
-        # Answered outside RequestIds (Starlette's outermost error layer): the id comes from the scope.
+        # Answered outside RequestEdge (Starlette's outermost error layer): the id comes from the scope.
         request_id = request.scope.get(REQUEST_ID_KEY)
         log.exception(
             "unhandled error on %s %s", request.method, request.url.path, extra={"request_id": request_id}

@@ -1,5 +1,6 @@
-"""HTTP request metrics: a pure ASGI middleware, outermost, so the answers given before routing
-(the AI ingest's fast path, status pages' replayed answers, 413s, CORS preflights) count too.
+"""HTTP request metrics, observed by the outermost layer (api/middleware.py RequestEdge), so the
+answers given before routing (the AI ingest's fast path, status pages' replayed answers, 413s,
+CORS preflights) count too.
 
 Requests are labelled by route template (`/api/monitors/{monitor_id}`), never the raw path, so
 the series stay as many as the routes. Routing leaves the matched route in the scope; a request
@@ -10,8 +11,7 @@ each (route, method) keeps its series (metrics.HttpSeries: plain numbers), found
 
 from __future__ import annotations
 
-import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import MutableMapping
 from typing import Any
 
 from fastapi.routing import iter_route_contexts
@@ -20,10 +20,6 @@ from starlette.routing import Match, Router
 from control_plane.observability.metrics import HTTP, HttpSeries
 
 Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-Asgi = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 UNMATCHED = "unmatched"
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -31,36 +27,23 @@ _OTHER_METHOD = "other"  # a client may send any token as its method: not a labe
 _FOUND_LIMIT = 4096  # unrouted (method, path) pairs remembered before the table starts again
 
 
-class HttpMetrics:
-    def __init__(self, app: Asgi, *, router: Router) -> None:
+class RouteSeries:
+    """Finds a request's series: the route routing matched (left in the scope), else the same
+    routes matched here. The outermost layer (api/middleware.py RequestEdge) observes into it."""
+
+    def __init__(self, router: Router) -> None:
         """`router`: the app's (its routes are read when a request was answered before routing)."""
-        self.app = app
         self.router = router
         self._routes: list[Any] | None = None
         self._series: dict[str, dict[str, HttpSeries]] = {}  # HTTP's, by the method as sent
         self._found: dict[tuple[str, str], str] = {}
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500  # what the client gets if the app fails before answering
-
-        async def send_with_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_with_status)
-        finally:
-            route = scope.get("route")
-            template = getattr(route, "path_format", None) if route is not None else None
-            method = scope["method"]
-            series = self._series_of(template or self._match(scope, method), method)
-            series.observe(status, time.perf_counter() - started)
+    def of(self, scope: Scope) -> HttpSeries:
+        """The series of a request that has been answered (or has failed)."""
+        route = scope.get("route")
+        template = getattr(route, "path_format", None) if route is not None else None
+        method = scope["method"]
+        return self._series_of(template or self._match(scope, method), method)
 
     def _series_of(self, template: str, method: str) -> HttpSeries:
         by_method = self._series.get(template)
