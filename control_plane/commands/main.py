@@ -59,6 +59,13 @@ def api_command(
 
 
 @main.command("worker")
+@click.option(
+    "--migrate/--no-migrate",
+    "run_migrations",
+    default=True,
+    help="Migrate the schema on start (off where a migration job does it: an old worker restarting "
+    "after a newer release migrated could not).",
+)
 @click.option("--metrics-host", default="0.0.0.0", show_default=True)
 @click.option(
     "--metrics-port",
@@ -66,12 +73,13 @@ def api_command(
     default=None,
     help="Serve /metrics, /healthz and /readyz on this port (default: off).",
 )
-def worker_command(metrics_host: str, metrics_port: int | None) -> None:
+def worker_command(run_migrations: bool, metrics_host: str, metrics_port: int | None) -> None:
     """Run only the background workers (for deployments that separate them from the API)."""
     settings = load_settings()
     if metrics_port is not None:
         require_free([Listener("the worker's metrics", metrics_host, metrics_port, "--metrics-port")])
-    migrate.upgrade(settings.database_url)
+    if run_migrations:
+        migrate.upgrade(settings.database_url)
     setup_logging(settings)
     asyncio.run(_run_workers(settings, (metrics_host, metrics_port) if metrics_port is not None else None))
 

@@ -445,7 +445,7 @@ def test_full_values_split_workers_scale_and_expose_grpc(helm: str) -> None:
     api = container(api_deployment, "api")
     assert "--no-workers" in api["args"] and "replicas" not in api_deployment["spec"]
     worker = only(manifests, "Deployment", "traxo-worker")
-    assert container(worker, "worker")["args"] == ["worker", "--metrics-port=9120"]
+    assert container(worker, "worker")["args"] == ["worker", "--no-migrate", "--metrics-port=9120"]
     assert worker["spec"]["replicas"] == 2
     hpa = only(manifests, "HorizontalPodAutoscaler")
     assert hpa["spec"]["scaleTargetRef"]["name"] == "traxo" and hpa["spec"]["minReplicas"] == 3
@@ -498,7 +498,7 @@ def test_separate_workers_serve_probes_and_metrics_that_the_service_monitor_scra
     # Another port moves the flag, the container's port and the Service's together.
     moved = render(helm, CONTROL_PLANE, CONTROL_PLANE_FULL, sets=("workers.metricsPort=9300",))
     worker = container(only(moved, "Deployment", "traxo-worker"), "worker")
-    assert worker["args"][1:] == ["--metrics-port=9300"] and worker["ports"][0]["containerPort"] == 9300
+    assert worker["args"][2:] == ["--metrics-port=9300"] and worker["ports"][0]["containerPort"] == 9300
     assert only(moved, "Service", "traxo-worker")["spec"]["ports"][0]["port"] == 9300
     # Workers in the API pods: the API's endpoint alone, and no worker Service.
     together = render(helm, CONTROL_PLANE, sets=("serviceMonitor.enabled=true",))
@@ -702,6 +702,8 @@ def test_the_rendered_worker_container_runs_answers_its_probes_and_drains(helm: 
     # The changes: SQLite in the test's directory for the chart's PostgreSQL, and loopback only.
     env["TRAXO_DATABASE_URL"] = f"sqlite+aiosqlite:///{tmp_path}/traxo.db"
     args = [*worker["args"], "--metrics-host=127.0.0.1"]
+    # What the chart's migration Job does before the workers start (they do not migrate).
+    subprocess.run([str(BIN / "traxo"), "migrate"], env=command_env(None, **env), check=True, timeout=120)
     process = start_traxo(*args, env=command_env(None, **env), log=tmp_path / "worker.log")
     try:
         ports = {p["name"]: p["containerPort"] for p in worker["ports"]}
