@@ -174,6 +174,29 @@ async def update_monitor(
     return monitor
 
 
+async def _forget_dependency(
+    session: AsyncSession, org_id: str, monitor_id: str, now: datetime | None
+) -> None:
+    """Takes a deleted monitor out of the dependsOn of its organization's monitors: kept there, it
+    would read as a monitor that no longer exists (and a saved copy of the config would not save)."""
+    # Ids are 128 random bits: the text match finds the dependents (and nothing else, in practice);
+    # the list itself is what decides.
+    query = select(Monitor).where(Monitor.org_id == org_id, cast(Monitor.config, Text).contains(monitor_id))
+    for dependent in await session.scalars(query):
+        config = dict(dependent.config or {})
+        depends_on = list(config.get("dependsOn") or ())
+        if monitor_id not in depends_on:
+            continue
+        left = [other for other in depends_on if other != monitor_id]
+        if left:
+            config["dependsOn"] = left
+        else:
+            del config["dependsOn"]
+        dependent.config = config
+        if now is not None:
+            dependent.updated_at = now
+
+
 def _settings_of(monitor: Monitor) -> tuple[Any, ...]:
     """Everything an update can change (what `_apply` sets)."""
     return (
@@ -303,9 +326,13 @@ async def set_active(
     return monitor
 
 
-async def delete_monitor(session: AsyncSession, org_id: str, monitor_id: str) -> None:
+async def delete_monitor(
+    session: AsyncSession, org_id: str, monitor_id: str, *, now: datetime | None = None
+) -> None:
     """Deletes the monitor with its rollups and incidents (foreign keys cascade), then its results
     queued for their rollups, its results and its AI events (no foreign keys there: see CheckResult).
+    It leaves its organization's other monitors' dependsOn in the same transaction (`now`: their
+    updatedAt).
 
     The monitor goes while no batch of results is being written (results.exclude_result_writers),
     so none is stored for it afterwards; its results, possibly many, go after that commit, in
@@ -314,6 +341,7 @@ async def delete_monitor(session: AsyncSession, org_id: str, monitor_id: str) ->
     monitor = await get_monitor(session, org_id, monitor_id)
     await exclude_result_writers(session)
     await session.execute(delete(Monitor).where(Monitor.id == monitor.id))
+    await _forget_dependency(session, monitor.org_id, monitor.id, now)
     await changes.publish(session, MONITORS_TOPIC, monitor.id)
     await session.commit()
     await delete_results_of(session, monitor.id)

@@ -64,3 +64,28 @@ async def test_a_dependency_must_be_of_the_same_organization_and_not_itself(api,
     )
     assert response.status_code == 400
     assert response.json()["error"] == "config.dependsOn: a monitor cannot depend on itself"
+
+
+async def test_deleting_a_monitor_takes_it_out_of_what_depends_on_it(api, world):
+    # Found by `traxo export`: a deleted dependency stayed in dependsOn, and the exported file
+    # named a monitor that no longer exists (applying it back then failed).
+    router = await create_monitor(api, world.alice, name="router")
+    switch = await create_monitor(api, world.alice, name="switch")
+    app = (await _post(api, world.alice, {"dependsOn": [router["id"], switch["id"]]})).json()["data"]
+    lone = (await _post(api, world.alice, {"dependsOn": [router["id"]], "confirmations": 3})).json()["data"]
+    other = await create_monitor(api, world.bob, name="elsewhere")
+
+    assert (await api.delete(f"/api/monitors/{router['id']}", headers=world.alice.headers)).status_code == 200
+
+    def read(monitor, account):
+        return api.get(f"/api/monitors/{monitor['id']}", headers=account.headers)
+
+    after = (await read(app, world.alice)).json()["data"]
+    assert after["config"]["dependsOn"] == [switch["id"]]
+    assert (await read(lone, world.alice)).json()["data"]["config"] == {"confirmations": 3}
+    assert (await read(other, world.bob)).json()["data"]["config"] == other["config"]
+    # What is left saves again as it reads (the list still validates).
+    put = await api.put(
+        f"/api/monitors/{app['id']}", json={"config": after["config"]}, headers=world.alice.headers
+    )
+    assert put.status_code == 200, put.text

@@ -114,9 +114,11 @@ async def update_monitor(
 
 
 @router.delete("/{monitor_id}", response_model=MessageResponse, responses=errors(_NOT_FOUND))
-async def delete_monitor(monitor_id: str, member: OrgWriterDep, session: SessionDep) -> JsonResponse:
+async def delete_monitor(
+    monitor_id: str, member: OrgWriterDep, session: SessionDep, now: NowDep
+) -> JsonResponse:
     """Deletes the monitor with its checks and incidents."""
-    await monitors.delete_monitor(session, member.org_id, monitor_id)
+    await monitors.delete_monitor(session, member.org_id, monitor_id, now=now)
     return message_response("Monitor deleted successfully")
 
 
