@@ -7,6 +7,12 @@ returns the rest for the engine's full evaluation in Python. Which runs qualify 
 the full evaluation could change no incident: the region is not failing nor silent, the monitor is
 active and has no failure-rate rule (a rate counts successes too), and its state row exists.
 Successes older than the region's newest are skipped there as in Python: they count for nothing.
+
+Lock order: whatever judges a monitor locks its monitor_states row before it writes the monitor's
+region rows (each set in id order): the engine's Python path, the NO_DATA sweep, heartbeats. So the
+chunk's rows are picked first, then every monitor in it is locked, and only then folded: folding
+region rows before holding their monitors deadlocked with a sweep holding those monitors and waiting
+for the same region rows (tests/incidents/test_lock_order.py).
 """
 
 from __future__ import annotations
@@ -18,12 +24,20 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from control_plane.incidents.fold import Observation
 
-_STEADY = """
-WITH picked AS (
-    SELECT result_id FROM incident_backlog {where}
-    ORDER BY queued_at LIMIT :limit FOR UPDATE SKIP LOCKED
-), taken AS (
-    DELETE FROM incident_backlog b USING picked p WHERE b.result_id = p.result_id
+_PICK = """
+SELECT result_id, monitor_id FROM incident_backlog {where}
+ORDER BY queued_at LIMIT :limit FOR UPDATE SKIP LOCKED
+"""
+_PICK_ALL = text(_PICK.format(where=""))
+_PICK_BEFORE = text(_PICK.format(where="WHERE queued_at < :before"))
+_LOCK_MONITORS = text(
+    "SELECT monitor_id FROM monitor_states WHERE monitor_id = ANY(CAST(:monitors AS text[])) "
+    "ORDER BY monitor_id FOR UPDATE"
+)
+
+_STEADY = text("""
+WITH taken AS (
+    DELETE FROM incident_backlog b WHERE b.result_id = ANY(CAST(:picked AS text[]))
     RETURNING b.result_id, b.monitor_id, b.region, b.checked_at, b.up, b.error, b.signal
 ), runs AS (
     SELECT t.monitor_id, t.region, count(*) AS n,
@@ -47,20 +61,23 @@ FROM taken t
 WHERE NOT EXISTS (SELECT 1 FROM steady s WHERE s.monitor_id = t.monitor_id AND s.region = t.region)
 UNION ALL
 SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, coalesce((SELECT sum(n) FROM steady), 0)
-"""
-_ALL = text(_STEADY.format(where=""))
-_BEFORE = text(_STEADY.format(where="WHERE queued_at < :before"))
+""")
 
 
 async def take_folding_steady(
     session: AsyncSession, *, limit: int, queued_before: datetime | None
 ) -> tuple[list[Observation], int]:
-    """Unqueue up to `limit` results (oldest first, skipping rows others hold); returns those left
-    to evaluate, and how many were folded here."""
+    """Unqueue up to `limit` results (oldest first, skipping rows others hold), their monitors
+    locked for this transaction; returns those left to evaluate, and how many were folded here."""
     if queued_before is None:
-        rows = await session.execute(_ALL, {"limit": limit})
+        picked = (await session.execute(_PICK_ALL, {"limit": limit})).all()
     else:
-        rows = await session.execute(_BEFORE, {"limit": limit, "before": queued_before})
+        picked = (await session.execute(_PICK_BEFORE, {"limit": limit, "before": queued_before})).all()
+    if not picked:
+        return [], 0
+    monitors = sorted({row.monitor_id for row in picked})
+    await session.execute(_LOCK_MONITORS, {"monitors": monitors})
+    rows = await session.execute(_STEADY, {"picked": [row.result_id for row in picked]})
     left: list[Observation] = []
     folded = 0
     for row in rows:
