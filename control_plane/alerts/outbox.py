@@ -27,7 +27,7 @@ from control_plane.core.ids import new_id
 from control_plane.core.timefmt import iso
 from control_plane.db import insert_ignoring_conflicts
 from control_plane.maintenance import monitors_in_maintenance
-from control_plane.models import Incident, IncidentEvent, Monitor
+from control_plane.models import Incident, IncidentEvent, Monitor, MonitorState
 from control_plane.models.alerts import DELIVERY_PENDING, AlertChannel, AlertDelivery
 
 OPENED = "incident.opened"
@@ -38,6 +38,7 @@ DEFAULT_GIVE_UP = timedelta(hours=24)
 class _Target:
     alerted: bool  # the incident's "opened" notice has gone out
     channel_ids: list[str] | None  # the monitor's choice; None: every active channel
+    monitor_id: str
 
 
 async def dispatch_events(
@@ -58,6 +59,7 @@ async def dispatch_events(
         await session.commit()
         return 0
     targets = await _targets(session, events)
+    await _lock_monitors_to_mark(session, events, targets)
     channels = await _active_channels(session, {event.org_id for event in events})
     rows: list[dict[str, Any]] = []
     for event in events:
@@ -67,7 +69,7 @@ async def dispatch_events(
         if event.type == OPENED:
             if target.alerted or not await _mark_alerted(session, event.incident_id, now):
                 continue  # already announced (a second "opened" for it, from two replicas)
-            targets[event.incident_id] = _Target(True, target.channel_ids)
+            targets[event.incident_id] = _Target(True, target.channel_ids, target.monitor_id)
         elif not target.alerted:
             continue  # nobody heard of this incident: no resolve, update or reminder for it
         for channel_id in _chosen(channels.get(event.org_id, []), target.channel_ids):
@@ -108,11 +110,38 @@ def _insert_new(session: AsyncSession) -> Any:
 async def _targets(session: AsyncSession, events: list[IncidentEvent]) -> dict[str, _Target]:
     incident_ids = sorted({event.incident_id for event in events})
     rows = await session.execute(
-        select(Incident.id, Incident.alerted_at, Monitor.alert_channel_ids)
+        select(Incident.id, Incident.alerted_at, Monitor.alert_channel_ids, Incident.monitor_id)
         .join(Monitor, Monitor.id == Incident.monitor_id)
         .where(Incident.id.in_(incident_ids))
     )
-    return {row.id: _Target(row.alerted_at is not None, row.alert_channel_ids) for row in rows}
+    return {
+        row.id: _Target(row.alerted_at is not None, row.alert_channel_ids, row.monitor_id) for row in rows
+    }
+
+
+async def _lock_monitors_to_mark(
+    session: AsyncSession, events: list[IncidentEvent], targets: dict[str, _Target]
+) -> None:
+    """Locks the monitor_states rows of the monitors whose incidents this fan-out may mark alerted,
+    in id order, before any is marked: the engine holds a monitor's row while it writes the
+    monitor's incidents, so taking the same locks first makes the two wait for each other instead
+    of deadlocking over incidents locked in two orders (tests/test_alert_outbox_locks.py)."""
+    monitor_ids = sorted(
+        {
+            target.monitor_id
+            for event in events
+            if event.type == OPENED
+            and (target := targets.get(event.incident_id)) is not None
+            and not target.alerted
+        }
+    )
+    if monitor_ids:
+        await session.execute(
+            select(MonitorState.monitor_id)
+            .where(MonitorState.monitor_id.in_(monitor_ids))
+            .order_by(MonitorState.monitor_id)
+            .with_for_update()
+        )
 
 
 async def _active_channels(session: AsyncSession, org_ids: set[str]) -> dict[str, list[str]]:
