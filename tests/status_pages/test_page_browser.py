@@ -77,9 +77,10 @@ async def site(served: ApiServer, tmp_path_factory: pytest.TempPathFactory) -> A
             name: await insert_monitor(db, acme, name=name) for name in ("web", "cdn", "api", "workers")
         }
         await _history(db, monitors["api"].id)
-        await insert_incident(
-            db, acme, monitors["api"].id, now - timedelta(days=3), now - timedelta(days=3, hours=-1)
-        )
+        # An hour at noon three days ago, whatever the time now: one starting at now - 3 days ran
+        # into the next day between 23:00 and midnight UTC, and that day showed an incident too.
+        noon = now.replace(hour=12, minute=0, second=0, microsecond=0) - timedelta(days=3)
+        await insert_incident(db, acme, monitors["api"].id, noon, noon + timedelta(hours=1))
         components = [
             Component(monitors["web"].id, "Website", "Frontend"),
             Component(monitors["cdn"].id, "CDN", "Frontend"),
