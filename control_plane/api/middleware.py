@@ -72,8 +72,9 @@ class RequestEdge:
             raise
         finally:
             seconds = time.perf_counter() - started
-            # Nothing sent: what the client gets when the app failed before answering.
-            self.series.of(scope).observe(status or 500, seconds)
+            # 0: the app returned without answering (the client left first), as in the access log;
+            # a failure before any answer was made 500 above, what Starlette's error layer sends.
+            self.series.of(scope).observe(status, seconds)
             if self.access_log:
                 # The path's tokens are masked by the log handler's filter (observability/logs.py);
                 # the query string is never logged.

@@ -3,7 +3,9 @@ the database (when it read it).
 
 The metrics name every tenant's monitors, so they are not public. With TRAXO_METRICS_TOKEN set a
 scrape must send `Authorization: Bearer <token>` (compared in constant time); unset, only clients
-on loopback are answered. The API's route and `traxo worker`'s own server apply the same rule.
+on loopback are answered, and not those a proxy forwarded: a reverse proxy or a mesh's sidecar on
+the same host (Istio's connects from 127.0.0.6) makes every client look like loopback, but says so
+in a forwarding header. The API's route and `traxo worker`'s own server apply the same rule.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ LOOPBACK_ONLY = (
     "Metrics are answered to loopback clients only while TRAXO_METRICS_TOKEN is unset: set it, and "
     "scrape with 'Authorization: Bearer <TRAXO_METRICS_TOKEN>'"
 )
+# A request carrying one of these came through a proxy: its loopback address is the proxy's.
+FORWARDING_HEADERS = ("forwarded", "x-forwarded-for", "x-real-ip")
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,8 +36,11 @@ class Refusal:
     message: str
 
 
-def refusal(token: str | None, authorization: str | None, client_host: str | None) -> Refusal | None:
-    """None when the scrape may be answered, else why not."""
+def refusal(
+    token: str | None, authorization: str | None, client_host: str | None, *, forwarded: bool = False
+) -> Refusal | None:
+    """None when the scrape may be answered, else why not. `forwarded`: the request carries one of
+    FORWARDING_HEADERS."""
     if token is not None:
         scheme, _, credentials = (authorization or "").strip().partition(" ")
         offered = credentials.strip().encode() if scheme.lower() == "bearer" else b""
@@ -41,7 +48,7 @@ def refusal(token: str | None, authorization: str | None, client_host: str | Non
         if not offered or not hmac.compare_digest(offered, token.encode()):
             return Refusal(401, TOKEN_REQUIRED)
         return None
-    return None if is_loopback(client_host) else Refusal(403, LOOPBACK_ONLY)
+    return None if is_loopback(client_host) and not forwarded else Refusal(403, LOOPBACK_ONLY)
 
 
 def is_loopback(host: str | None) -> bool:

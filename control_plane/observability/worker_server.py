@@ -41,7 +41,10 @@ class WorkerMetricsServer:
 
     async def _metrics(self, request: web.Request) -> web.Response:
         refused = exposition.refusal(
-            self._settings.metrics_token, request.headers.get("Authorization"), request.remote
+            self._settings.metrics_token,
+            request.headers.get("Authorization"),
+            request.remote,
+            forwarded=any(name in request.headers for name in exposition.FORWARDING_HEADERS),
         )
         if refused is not None:
             headers = {"WWW-Authenticate": 'Bearer realm="metrics"'} if refused.status == 401 else {}

@@ -7,6 +7,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from control_plane.alerts.worker import deliver_due
+from control_plane.api.app import create_app
 from control_plane.core.timefmt import utcnow
 from control_plane.observability.metrics import JobMetrics
 from control_plane.workers.runner import PeriodicJob, WorkerRunner
@@ -164,3 +165,41 @@ def test_a_job_lag_is_how_late_its_round_started_and_a_long_round_shows_as_runni
     assert value("traxo_worker_job_last_success_timestamp_seconds") == 1_700_001_002
     assert value("traxo_worker_job_last_run_timestamp_seconds") == 1_700_001_040
     assert value("traxo_worker_job_running_seconds") == 0
+
+
+async def test_a_client_that_leaves_before_its_answer_is_no_5xx(settings, runtime):
+    # The AI ingest's fast path returns without answering when the client leaves mid-body: that
+    # was counted as a 500, and every flaky client raised the error ratio operators alert on.
+    app = create_app(settings, runtime)
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/api/ai/ingest/mon_leaving",
+        "raw_path": b"/api/ai/ingest/mon_leaving",
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"host", b"traxo.test"), (b"content-length", b"100")],
+        "client": ("127.0.0.1", 40000),
+        "server": ("127.0.0.1", 8000),
+    }
+    messages = [
+        {"type": "http.request", "body": b'{"provider"', "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+    sent: list[dict] = []
+
+    async def receive():
+        return messages.pop(0)
+
+    async def send(message):
+        sent.append(message)
+
+    route = "/api/ai/ingest/{monitorId}"
+    server_errors, left = answered(route, "POST", 500), answered(route, "POST", 0)
+    await app(scope, receive, send)
+    assert sent == []  # nothing was answered
+    assert answered(route, "POST", 500) == server_errors
+    assert answered(route, "POST", 0) == left + 1

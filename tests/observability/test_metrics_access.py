@@ -66,6 +66,19 @@ async def test_without_a_token_it_refuses_other_clients_saying_what_to_set(witho
     assert "loopback clients only" in error and "set it" in error and "TRAXO_METRICS_TOKEN" in error
 
 
+@pytest.mark.parametrize(
+    "header",
+    [("X-Forwarded-For", "203.0.113.7"), ("Forwarded", "for=203.0.113.7"), ("X-Real-IP", "203.0.113.7")],
+)
+async def test_without_a_token_a_proxied_request_is_not_a_loopback_client(without_token, header):
+    # A reverse proxy or a mesh sidecar on the same host (Istio's connects from 127.0.0.6) makes
+    # every client look like loopback; its forwarding header says the request came from elsewhere.
+    async with client_of(without_token, ("127.0.0.6", 40000)) as http:
+        response = await http.get("/metrics", headers=[header])
+    assert response.status_code == 403
+    assert "TRAXO_METRICS_TOKEN" in response.json()["error"]
+
+
 async def test_wrong_tokens_spend_the_address_budget_for_failed_authentications(with_token):
     async with client_of(with_token, ("10.99.0.1", 50000)) as http:  # an address of its own
         statuses = [
@@ -80,6 +93,8 @@ def test_the_rule_itself():
     assert refusal(TOKEN, f"Bearer {TOKEN}", None) is None
     assert refusal(TOKEN, None, "127.0.0.1") is not None  # a token set binds loopback too
     assert refusal(None, None, "::ffff:127.0.0.1") is None  # loopback as a dual-stack socket sees it
+    assert refusal(None, None, "127.0.0.1", forwarded=True) is not None
+    assert refusal(TOKEN, f"Bearer {TOKEN}", "127.0.0.1", forwarded=True) is None  # a token is enough
     assert (refusal(None, None, "testclient") or refusal(None, None, None)) is not None
     assert not is_loopback("::ffff:10.0.0.1") and not is_loopback("") and is_loopback("127.255.0.1")
 

@@ -24,6 +24,7 @@ async def metrics(request: Request, runtime: RuntimeDep) -> Response:
         runtime.settings.metrics_token,
         request.headers.get("authorization"),
         request.client.host if request.client else None,
+        forwarded=any(name in request.headers for name in exposition.FORWARDING_HEADERS),
     )
     if refused is not None:
         if refused.status == 401:
