@@ -11,7 +11,7 @@ from control_plane.commands.addresses import Listener, require_free, with_public
 from control_plane.commands.admin import agents_group, orgs
 from control_plane.commands.apply import apply_command, export_command
 from control_plane.commands.dev import dev_command
-from control_plane.commands.support import load_settings, run_db, serve, setup_logging
+from control_plane.commands.support import load_settings, migrate_with_logs, run_db, serve, setup_logging
 from control_plane.core.timefmt import utcnow
 from control_plane.db import Database
 from control_plane.services import accounts
@@ -27,7 +27,7 @@ def main() -> None:
 def migrate_command() -> None:
     """Bring the database schema to the newest version."""
     settings = load_settings()
-    migrate.upgrade(settings.database_url)
+    migrate_with_logs(settings)
     click.echo("database schema is up to date")
 
 
@@ -54,7 +54,7 @@ def api_command(
     require_free(listeners)
     settings = with_public_url(settings, host, port)
     if run_migrations:
-        migrate.upgrade(settings.database_url)
+        migrate_with_logs(settings)
     serve(settings, host, port, workers=run_workers, grpc_address=grpc_address)
 
 
@@ -79,7 +79,7 @@ def worker_command(run_migrations: bool, metrics_host: str, metrics_port: int | 
     if metrics_port is not None:
         require_free([Listener("the worker's metrics", metrics_host, metrics_port, "--metrics-port")])
     if run_migrations:
-        migrate.upgrade(settings.database_url)
+        migrate_with_logs(settings)
     setup_logging(settings)
     asyncio.run(_run_workers(settings, (metrics_host, metrics_port) if metrics_port is not None else None))
 

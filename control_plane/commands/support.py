@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -10,9 +12,11 @@ import click
 
 from control_plane.core.errors import DomainError
 from control_plane.core.shutdown import Shutdown
-from control_plane.db import Database
+from control_plane.db import Database, brief_error
 from control_plane.observability.logs import configure_logging, secret_values
 from control_plane.settings import Settings
+
+log = logging.getLogger("traxo.migrate")
 
 
 def load_settings() -> Settings:
@@ -78,3 +82,19 @@ def serve(
 
 def setup_logging(settings: Settings) -> None:
     configure_logging(settings.log_level, settings.log_format, secret_values(settings))
+
+
+def migrate_with_logs(settings: Settings) -> None:
+    """Migrate the schema with the process's logging set up first: a database that cannot be
+    migrated (unreachable, a wrong password, a schema newer than this code) is one ERROR line in
+    TRAXO_LOG_FORMAT, not a plain-text traceback of a hundred lines before the first log; exit 1.
+    The traceback is logged at DEBUG (TRAXO_LOG_LEVEL=debug)."""
+    from control_plane import migrate
+
+    setup_logging(settings)
+    try:
+        migrate.upgrade(settings.database_url)
+    except Exception as exc:
+        log.debug("the migration's traceback", exc_info=True)
+        log.error("cannot migrate the database: %s", brief_error(exc))
+        sys.exit(1)

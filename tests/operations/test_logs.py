@@ -10,11 +10,13 @@ import logging
 import re
 import secrets
 import signal
+import subprocess
 from pathlib import Path
 
 import grpc
 import httpx
 import pytest
+from sqlalchemy import text
 
 from control_plane import migrate
 from control_plane.agents import tokens
@@ -317,3 +319,90 @@ async def test_the_agent_logs_json_lines_without_its_token(tmp_path: Path) -> No
     assert records and all({"time", "level", "logger", "message"} <= set(record) for record in records)
     assert any(record["logger"] == "agent.connection" for record in records)
     assert token not in text
+
+
+@pytest.mark.parametrize("command", [("api", "--host", "127.0.0.1"), ("worker",), ("migrate",)])
+def test_a_database_that_cannot_be_migrated_is_one_json_line_without_its_password(command) -> None:
+    # Migrating on start ran before the logs were set up: a hundred lines of plain-text traceback.
+    password = secrets.token_urlsafe(16)
+    url = f"postgresql://traxo:{password}@127.0.0.1:{free_port()}/traxo"  # nothing listens there
+    args = (
+        [*command, "--port", str(free_port()), "--grpc-port", str(free_port())]
+        if command[0] == "api"
+        else command
+    )
+    result = subprocess.run(
+        [str(BIN / "traxo"), *args],
+        env=command_env(url, TRAXO_LOG_FORMAT="json"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1, result.stderr
+    records = [json.loads(line) for line in result.stderr.splitlines()]  # every line is JSON
+    errors = [record for record in records if record["level"] == "ERROR"]
+    assert len(errors) == 1 and errors[0]["message"].startswith("cannot migrate the database: "), records
+    assert "Connection refused" in errors[0]["message"] or "connect" in errors[0]["message"]
+    assert password not in result.stderr + result.stdout
+
+
+async def test_the_ai_ingest_s_writer_logs_no_request_s_id(api, world, database) -> None:
+    # Its writers start on the first event, inside that request: they copied its context, and every
+    # later group's failure was logged with that first request's id, long after it was answered.
+    from tests.ai.support import insert_llm_monitor
+
+    monitor = await insert_llm_monitor(database, world.org_a)
+    ingest = f"/api/ai/ingest/{monitor.id}"
+    event = {
+        "provider": "openai",
+        "model": "gpt-4o",
+        "promptTokens": 1,
+        "completionTokens": 1,
+        "latencyMs": 1,
+    }
+    first = await api.post(ingest, json=event, headers={"X-Request-ID": "the-first-request"})
+    assert first.status_code == 200, first.text
+    seen: list[tuple[str, str | None]] = []
+
+    class Capture(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append((record.getMessage(), getattr(record, "request_id", None) or REQUEST_ID.get()))
+
+    postgres = not database.is_sqlite
+    async with database.engine.begin() as connection:  # the next insert fails, as in tests/ai
+        if postgres:
+            await connection.execute(
+                text(
+                    "CREATE FUNCTION traxo_test_refuse_log() RETURNS trigger LANGUAGE plpgsql AS "
+                    "$$ BEGIN RAISE EXCEPTION 'refused'; END $$"
+                )
+            )
+            await connection.execute(
+                text(
+                    "CREATE TRIGGER traxo_test_refuse_log BEFORE INSERT ON ai_events "
+                    "FOR EACH ROW EXECUTE FUNCTION traxo_test_refuse_log()"
+                )
+            )
+        else:
+            await connection.execute(
+                text(
+                    "CREATE TRIGGER traxo_test_refuse_log BEFORE INSERT ON ai_events "
+                    "BEGIN SELECT RAISE(ABORT, 'refused'); END"
+                )
+            )
+    handler = Capture()
+    logging.getLogger("control_plane.ai.ingest").addHandler(handler)
+    try:
+        failed = await api.post(ingest, json=event, headers={"X-Request-ID": "the-second-request"})
+    finally:
+        logging.getLogger("control_plane.ai.ingest").removeHandler(handler)
+        async with database.engine.begin() as connection:
+            await connection.execute(
+                text("DROP TRIGGER traxo_test_refuse_log" + (" ON ai_events" if postgres else ""))
+            )
+            if postgres:
+                await connection.execute(text("DROP FUNCTION traxo_test_refuse_log()"))
+    assert failed.status_code == 503
+    failures = [request_id for message, request_id in seen if "requests failed" in message]
+    # A group is many requests': its writer's records are no request's.
+    assert failures == [None], seen

@@ -11,6 +11,7 @@ Python first: each row is touched once per group), the counters' additions.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -147,7 +148,12 @@ class AiIngest:
             self._loop = loop
             self._wake = asyncio.Event()
             count = 1 if self._db.is_sqlite else _POSTGRES_WRITERS
-            self._writers = [loop.create_task(self._write_loop(self._wake)) for _ in range(count)]
+            # A context of their own: started inside the first event's request, they would log
+            # every later group under that request's id (observability/logs.py REQUEST_ID).
+            self._writers = [
+                loop.create_task(self._write_loop(self._wake), context=contextvars.Context())
+                for _ in range(count)
+            ]
         return self._wake
 
     async def _write_loop(self, wake: asyncio.Event) -> None:
