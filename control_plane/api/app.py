@@ -217,9 +217,14 @@ def _add_drain_steps(
 
         shutdown.on_begin("agents' streams", end_agent_streams)
     if runner is not None:
-        shutdown.on_begin(
-            "workers' current runs", lambda: runner.stop(grace=max(0.0, shutdown.remaining() - 0.5))
-        )
+
+        async def stop_workers() -> None:
+            # The runner cancels a run at its grace's end itself: the shutdown is cut all the same.
+            cut = await runner.stop(grace=max(0.0, shutdown.remaining() - 0.5))
+            if cut:
+                shutdown.cut.append(f"workers' runs ({', '.join(cut)})")
+
+        shutdown.on_begin("workers' current runs", stop_workers)
 
 
 def _add_docs(app: FastAPI) -> None:

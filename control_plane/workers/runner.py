@@ -50,9 +50,10 @@ class WorkerRunner:
         for job in self._jobs:
             self._tasks[job.name] = asyncio.create_task(self._loop(job), name=f"traxo-job-{job.name}")
 
-    async def stop(self, grace: float = 0.0) -> None:
+    async def stop(self, grace: float = 0.0) -> list[str]:
         """Stop every job: one waiting for its next round at once, one in the middle of a run when
-        that run ends (up to `grace` seconds, then it is cancelled too)."""
+        that run ends (up to `grace` seconds, then it is cancelled too). Returns the jobs whose run
+        was cancelled past the grace (logged), for the shutdown to say it was cut."""
         self._stopping = True
         busy = [task for name, task in self._tasks.items() if name in self._running]
         for job in self._jobs:
@@ -64,10 +65,14 @@ class WorkerRunner:
         if busy and grace > 0:
             log.info("workers: waiting up to %.0f s for %d job(s) to finish their run", grace, len(busy))
             await asyncio.wait(busy, timeout=grace)
+        cut = sorted(name for name, task in self._tasks.items() if name in self._running and not task.done())
+        if cut:
+            log.warning("workers: runs still going after %.0f s, cancelled: %s", grace, ", ".join(cut))
         for task in self._tasks.values():
             task.cancel()
         await asyncio.gather(*self._tasks.values(), return_exceptions=True)
         self._tasks.clear()
+        return cut
 
     async def run_once(self, job: PeriodicJob) -> bool:
         """Run the job if this replica gets the lease; True when it ran."""

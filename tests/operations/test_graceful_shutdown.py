@@ -5,6 +5,7 @@ The workers' runner finishes the run it is in."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 import socket
 from pathlib import Path
@@ -148,7 +149,9 @@ async def test_a_second_signal_exits_at_once(fresh_database_url: str, tmp_path: 
         await api.stop()
 
 
-async def test_the_runner_lets_a_run_finish_and_cancels_one_past_its_grace(database: Database) -> None:
+async def test_the_runner_lets_a_run_finish_and_cancels_one_past_its_grace(
+    database: Database, caplog: pytest.LogCaptureFixture
+) -> None:
     began = {"quick": asyncio.Event(), "slow": asyncio.Event()}
     finished: list[str] = []
 
@@ -163,8 +166,12 @@ async def test_the_runner_lets_a_run_finish_and_cancels_one_past_its_grace(datab
     runner = WorkerRunner(database, [job("quick", 0.3), job("slow", 30)])
     await runner.start()
     await asyncio.wait_for(asyncio.gather(*(event.wait() for event in began.values())), 5)
-    await asyncio.wait_for(runner.stop(grace=1), 3)
+    with caplog.at_level(logging.WARNING, "control_plane.workers.runner"):
+        cut = await asyncio.wait_for(runner.stop(grace=1), 3)
     assert finished == ["quick"]  # the slow one was cancelled at the grace's end
+    # ... and says so: the shutdown then counts it as cut (exit 1), not as done.
+    assert cut == ["slow"]
+    assert "workers: runs still going after 1 s, cancelled: slow" in caplog.messages
 
     # A job that loops forever is asked to return after its pass, and does.
     passes: list[int] = []
@@ -178,4 +185,4 @@ async def test_the_runner_lets_a_run_finish_and_cancels_one_past_its_grace(datab
     looping = WorkerRunner(database, [PeriodicJob("loop", 3600, forever, stopping.set)])
     await looping.start()
     await eventually(lambda: bool(passes), 5, "the loop's first pass")
-    await asyncio.wait_for(looping.stop(grace=5), 1)
+    assert await asyncio.wait_for(looping.stop(grace=5), 1) == []
