@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import click
 
@@ -16,6 +17,8 @@ from control_plane.core.timefmt import utcnow
 from control_plane.db import Database
 from control_plane.services import accounts
 from control_plane.settings import Settings
+
+log = logging.getLogger("traxo.worker")
 
 
 @click.group()
@@ -97,12 +100,13 @@ async def _run_workers(settings: Settings, metrics_address: tuple[str, int] | No
     metrics = WorkerMetricsServer(settings, db)
     if metrics_address is not None:
         port = await metrics.start(*metrics_address)
-        click.echo(f"worker metrics on http://{metrics_address[0]}:{port}/metrics")
+        # Logged, not printed: with TRAXO_LOG_FORMAT=json a pod's log must be JSON line after line.
+        log.info("worker metrics on http://%s:%d/metrics", metrics_address[0], port)
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stopping.set)
-    click.echo("workers running; Ctrl-C to stop")
+    log.info("workers running; SIGTERM or Ctrl-C to stop")
     await stopping.wait()
     # Each job finishes the run it is in, within the shutdown deadline.
     await runner.stop(grace=settings.shutdown_deadline_seconds)

@@ -406,3 +406,34 @@ async def test_the_ai_ingest_s_writer_logs_no_request_s_id(api, world, database)
     failures = [request_id for message, request_id in seen if "requests failed" in message]
     # A group is many requests': its writer's records are no request's.
     assert failures == [None], seen
+
+
+async def test_traxo_worker_with_json_logs_writes_only_json_lines(
+    fresh_database_url: str, tmp_path: Path
+) -> None:
+    # It printed "worker metrics on ..." and "workers running" to stdout: a pod's log (stdout and
+    # stderr together) then had plain lines among the JSON ones.
+    port = free_port()
+    log_path = tmp_path / "worker.log"
+    with log_path.open("ab") as log:
+        worker = await asyncio.create_subprocess_exec(
+            str(BIN / "traxo"), "worker", "--metrics-host", "127.0.0.1", "--metrics-port", str(port),
+            env=command_env(fresh_database_url, TRAXO_LOG_FORMAT="json"),
+            stdout=log,
+            stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+
+        async def running() -> bool:
+            return "workers running" in log_path.read_text()
+
+        await eventually(running, 30, "the worker's running line", 0.1)
+        worker.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(worker.wait(), 30) == 0
+    finally:
+        if worker.returncode is None:
+            worker.kill()
+            await worker.wait()
+    records = [json.loads(line) for line in log_path.read_text().splitlines()]  # every line is JSON
+    messages = [record["message"] for record in records]
+    assert f"worker metrics on http://127.0.0.1:{port}/metrics" in messages, messages
