@@ -13,22 +13,20 @@ import binascii
 import re
 import secrets
 from typing import Any
-from urllib.parse import urlsplit
 
 import apprise
 from email_validator import EmailNotValidError, validate_email
 
-from control_plane.alerts.guard import check_host, check_url, parse_ip
+from control_plane.alerts.guard import check_host, check_url
 from control_plane.core.errors import InvalidInput
+from control_plane.domain.secret_masks import WEBHOOK_SECRET_PREFIX, is_host_name, mask_tail, mask_url
 from control_plane.settings import Settings
 
 MAX_RECIPIENTS = 50
 MAX_APPRISE_URLS = 20
 MAX_URL_LENGTH = 2048
-SECRET_PREFIX = "whsec_"
+SECRET_PREFIX = WEBHOOK_SECRET_PREFIX
 _ROUTING_KEY = re.compile(r"^[A-Za-z0-9]{32}$")
-_HOSTNAME = re.compile(r"^(?=.*[A-Za-z])[A-Za-z0-9.-]+\.[A-Za-z0-9-]+$|^localhost$", re.IGNORECASE)
-_MASK = "..."
 
 FIELDS: dict[str, tuple[set[str], set[str]]] = {  # type: (required, optional)
     "EMAIL": ({"recipients"}, set()),
@@ -95,7 +93,7 @@ async def _apprise_url(url: str, settings: Settings, where: str) -> None:
     host = getattr(plugin, "host", None)
     # Self-hosted services (json://, ntfy://, gotify://, mailto:// …) name a host; others put a
     # token where the host would be (tgram://<bot token>/), which is not looked up.
-    if isinstance(host, str) and host and _is_host_name(host):
+    if isinstance(host, str) and host and is_host_name(host):
         await check_host(host, settings, field=where)
 
 
@@ -142,37 +140,6 @@ async def validate_channel_config(
     for i, url in enumerate(urls):
         await _apprise_url(url, settings, f"config.urls[{i}]")
     return {"urls": urls}, None
-
-
-def mask_tail(value: str, keep: str = "") -> str:
-    """`keep`, "..." and the last 4 characters (the secret's part only; nothing of a short one)."""
-    secret = value[len(keep) :] if keep and value.startswith(keep) else value
-    return f"{keep}{_MASK}{secret[-4:] if len(secret) >= 12 else ''}"
-
-
-def _is_host_name(host: str) -> bool:
-    """A real host (a name with a dot, localhost, an address), not a token in the host's place."""
-    return bool(_HOSTNAME.match(host)) or parse_ip(host) is not None
-
-
-def mask_url(url: str) -> str:
-    """Scheme, host and port kept; user info, path and query masked but their last 4."""
-    scheme, separator, rest = url.partition("://")
-    if not separator:
-        return mask_tail(url)
-    kept = f"{scheme}://"
-    try:
-        parts = urlsplit(url)
-        host, port = parts.hostname or "", parts.port
-    except ValueError:
-        host, port = "", None
-    if host and _is_host_name(host) and not parts.username and not parts.password:
-        netloc = parts.netloc
-        kept += netloc + "/"
-        rest = rest[len(netloc) :].lstrip("/")
-    elif host and _is_host_name(host):
-        kept += (f"[{host}]" if ":" in host else host) + (f":{port}" if port else "") + "/"
-    return f"{kept}{_MASK}{rest[-4:] if len(rest) >= 12 else ''}"
 
 
 def masked_config(channel_type: str, config: dict[str, Any]) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """Alert channels' secrets, which the API masks on every read (docs/alerts-channels.md).
 
-A masked value cannot be compared with the file's, so the file's value is masked by the API's
-documented rule and the masks are compared: "..." and the last 4 characters (a URL keeps its
+A masked value cannot be compared with the file's, so the file's value is masked by the API's own
+rule (domain/secret_masks.py) and the masks are compared: "..." and the last 4 characters (a URL keeps its
 scheme, host and port; a webhook secret its "whsec_"). A secret replaced by one with the same
 mask (the same last four characters and host) is not seen as a change; `--replace-secrets`
 sends every secret-bearing config anyway. Secrets are never printed.
@@ -9,14 +9,10 @@ sends every secret-bearing config anyway. Secrets are never printed.
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from typing import Any
-from urllib.parse import urlsplit
 
-_MASK = "..."
-WEBHOOK_SECRET_PREFIX = "whsec_"
-_HOSTNAME = re.compile(r"^(?=.*[A-Za-z])[A-Za-z0-9.-]+\.[A-Za-z0-9-]+$|^localhost$", re.IGNORECASE)
+from control_plane.domain.secret_masks import WEBHOOK_SECRET_PREFIX, mask_tail, mask_url
 
 # Per channel type, the config keys whose values reads mask (a list's every item for APPRISE).
 SECRET_KEYS: dict[str, tuple[str, ...]] = {
@@ -40,49 +36,16 @@ def is_secret(channel_type: str, key: str) -> bool:
     return key in SECRET_KEYS.get(channel_type, ())
 
 
-def _mask_tail(value: str, keep: str = "") -> str:
-    secret = value[len(keep) :] if keep and value.startswith(keep) else value
-    return f"{keep}{_MASK}{secret[-4:] if len(secret) >= 12 else ''}"
-
-
-def _is_host_name(host: str) -> bool:
-    if _HOSTNAME.match(host):
-        return True
-    try:
-        ipaddress.ip_address(host.strip("[]").split("%", 1)[0])
-    except ValueError:
-        return False
-    return True
-
-
-def _mask_url(url: str) -> str:
-    scheme, separator, rest = url.partition("://")
-    if not separator:
-        return _mask_tail(url)
-    kept = f"{scheme}://"
-    try:
-        parts = urlsplit(url)
-        host, port = parts.hostname or "", parts.port
-    except ValueError:
-        host, port = "", None
-    if host and _is_host_name(host) and not parts.username and not parts.password:
-        kept += parts.netloc + "/"
-        rest = rest[len(parts.netloc) :].lstrip("/")
-    elif host and _is_host_name(host):
-        kept += (f"[{host}]" if ":" in host else host) + (f":{port}" if port else "") + "/"
-    return f"{kept}{_MASK}{rest[-4:] if len(rest) >= 12 else ''}"
-
-
 def masked(channel_type: str, key: str, value: Any) -> Any:
     """`value` of config key `key` as the API's reads show it."""
     if channel_type == "APPRISE" and key == "urls" and isinstance(value, list):
-        return [_mask_url(url.strip()) if isinstance(url, str) else url for url in value]
+        return [mask_url(url.strip()) if isinstance(url, str) else url for url in value]
     if not isinstance(value, str):
         return value
     if channel_type == "SLACK" and key == "webhookUrl":
-        return _mask_url(value.strip())
+        return mask_url(value.strip())
     if channel_type == "WEBHOOK" and key == "secret":
-        return _mask_tail(value, WEBHOOK_SECRET_PREFIX)
+        return mask_tail(value, WEBHOOK_SECRET_PREFIX)
     if channel_type == "PAGERDUTY" and key == "routingKey":
-        return _mask_tail(value)
+        return mask_tail(value)
     return value
