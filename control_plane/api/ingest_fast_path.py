@@ -18,10 +18,12 @@ from control_plane.api.deps import Runtime
 from control_plane.api.errors import ApiError, status_of
 from control_plane.api.middleware import REQUEST_ID_KEY, route_path
 from control_plane.core.errors import DomainError
+from control_plane.observability.http import ROUTE_TEMPLATE_KEY
 
 log = logging.getLogger(__name__)
 
 INGEST_PATH = re.compile(r"/api/ai/ingest/([^/\x00]+)")
+INGEST_ROUTE = "/api/ai/ingest/{monitorId}"  # the route's template (routes/ai_ingest.py), for metrics
 _JSON = (b"content-type", b"application/json")
 
 
@@ -39,6 +41,7 @@ class IngestFastPath:
         if matched is None:
             await self.app(scope, receive, send)
             return
+        scope[ROUTE_TEMPLATE_KEY] = INGEST_ROUTE
         limit = self.max_body_bytes
         too_large = f"Request body too large (limit {limit} bytes)"
         for name, value in scope["headers"]:

@@ -28,6 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from control_plane.api.deps import Runtime
 from control_plane.api.middleware import route_path
+from control_plane.observability.http import ROUTE_TEMPLATE_KEY
 
 SHARED = "X-Traxo-Shared-Answer"
 _SHARED = SHARED.lower().encode("latin-1")
@@ -42,6 +43,7 @@ class _Answer:
     status: int
     headers: list[tuple[bytes, bytes]]
     body: bytes
+    route: str | None  # the template of the route that answered it (for metrics on replay)
     refreshing: bool = False
 
 
@@ -76,6 +78,7 @@ class PublicPageAnswers:
         if kept is not None:
             age = (now - kept.at).total_seconds()
             if 0 <= age < seconds or (kept.refreshing and 0 <= age < 2 * seconds):
+                scope[ROUTE_TEMPLATE_KEY] = kept.route
                 await send({"type": "http.response.start", "status": kept.status, "headers": kept.headers})
                 await send({"type": "http.response.body", "body": kept.body})
                 return
@@ -114,7 +117,8 @@ class PublicPageAnswers:
         if start is None or not shared or start["status"] != 200:
             self._answers.pop(key, None)  # a page gone private or deleted: none kept of it either
             return
-        self._answers[key] = _Answer(now, 200, start["headers"], b"".join(chunks))
+        route = getattr(scope.get("route"), "path_format", None)
+        self._answers[key] = _Answer(now, 200, start["headers"], b"".join(chunks), route)
         self._answers.move_to_end(key)
         while len(self._answers) > _SIZE:
             self._answers.popitem(last=False)

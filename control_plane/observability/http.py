@@ -22,6 +22,9 @@ from control_plane.observability.metrics import HTTP, HttpSeries
 Scope = MutableMapping[str, Any]
 
 UNMATCHED = "unmatched"
+# A layer that answers before routing and knows its route (the AI ingest's fast path, a replayed
+# status page) names the template here, so the path need not be matched again.
+ROUTE_TEMPLATE_KEY = "traxo.route_template"
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _OTHER_METHOD = "other"  # a client may send any token as its method: not a label value each
 _FOUND_LIMIT = 4096  # unrouted (method, path) pairs remembered before the table starts again
@@ -42,6 +45,7 @@ class RouteSeries:
         """The series of a request that has been answered (or has failed)."""
         route = scope.get("route")
         template = getattr(route, "path_format", None) if route is not None else None
+        template = template or scope.get(ROUTE_TEMPLATE_KEY)
         method = scope["method"]
         return self._series_of(template or self._match(scope, method), method)
 

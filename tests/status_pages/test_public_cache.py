@@ -124,3 +124,17 @@ async def test_a_request_with_a_key_is_answered_by_the_route_and_sees_a_page_edi
     keyed = await cached_api.get("/api/status-pages/cached", headers=world.bob.headers)
     assert keyed.json()["data"]["name"] == "Renamed"  # the page's view is kept per edit of the page
     assert (await cached_api.get("/api/status-pages/cached")).json()["data"]["name"] == "Acme Status"
+
+
+async def test_a_replayed_answer_counts_under_its_route_template(
+    cached_api: httpx.AsyncClient, world: World
+) -> None:
+    from tests.observability.test_counters import answered
+
+    await create_page(cached_api, world.alice, slug="counted")
+    route = "/api/status-pages/{slug}"
+    before = answered(route, "GET", 200)
+    first = await cached_api.get("/api/status-pages/counted")
+    replayed = await cached_api.get("/api/status-pages/counted")
+    assert "x-traxo-shared-answer" not in first.headers and replayed.content == first.content
+    assert answered(route, "GET", 200) == before + 2
