@@ -77,6 +77,29 @@ class ApiProcess:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
 
+async def terminated_once_logged(
+    args: list[str], env: dict[str, str], log_path: Path, line: str, *, within: float, exit_within: float
+) -> int:
+    """Start a process with its output in `log_path`, SIGTERM it once `line` is in that log, and
+    return its exit code (it is killed if it has not exited within `exit_within` seconds)."""
+    with log_path.open("ab") as log:
+        process = await asyncio.create_subprocess_exec(
+            *args, env=env, stdout=log, stderr=asyncio.subprocess.STDOUT
+        )
+    try:
+
+        def logged() -> bool:
+            return line in log_path.read_text()
+
+        await eventually(logged, within, repr(line), 0.1)
+        process.send_signal(signal.SIGTERM)
+        return await asyncio.wait_for(process.wait(), exit_within)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
 class Target:
     """An HTTP server on 127.0.0.1 the agent probes; counts the probes per path."""
 

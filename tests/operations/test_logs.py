@@ -33,7 +33,7 @@ from control_plane.observability.logs import (
 )
 from control_plane.settings import Settings
 from tests.conftest import make_account
-from tests.operations.support import ApiProcess
+from tests.operations.support import ApiProcess, terminated_once_logged
 from tests.processes import BIN, command_env, free_port
 from tests.waiting import eventually
 from traxo_protocol.traxo.agent.v1 import agent_pb2 as pb
@@ -289,31 +289,18 @@ def test_settings_secrets_are_masked_wherever_they_appear() -> None:
 async def test_the_agent_logs_json_lines_without_its_token(tmp_path: Path) -> None:
     token = "traxo_agent_" + secrets.token_urlsafe(32)
     log_path = tmp_path / "agent.log"
-    with log_path.open("ab") as log:
-        agent = await asyncio.create_subprocess_exec(
-            str(BIN / "traxo-agent"),
-            "--control-plane", f"127.0.0.1:{free_port()}",  # nothing listens: it keeps reconnecting
-            "--region", "us-east-1",
-            "--spool", str(tmp_path / "spool"),
-            "--metrics-host", "127.0.0.1",
-            "--metrics-port", "0",
-            "--log-format", "json",
-            env={**command_env(None), "TRAXO_AGENT_TOKEN": token},
-            stdout=log,
-            stderr=asyncio.subprocess.STDOUT,
-        )  # fmt: skip
-    try:
-
-        async def reconnecting() -> bool:
-            return "reconnecting in" in log_path.read_text()
-
-        await eventually(reconnecting, 20, "the agent's reconnect line", 0.1)
-        agent.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(agent.wait(), 15) == 0
-    finally:
-        if agent.returncode is None:
-            agent.kill()
-            await agent.wait()
+    args = [
+        str(BIN / "traxo-agent"),
+        "--control-plane", f"127.0.0.1:{free_port()}",  # nothing listens: it keeps reconnecting
+        "--region", "us-east-1",
+        "--spool", str(tmp_path / "spool"),
+        "--metrics-host", "127.0.0.1",
+        "--metrics-port", "0",
+        "--log-format", "json",
+    ]  # fmt: skip
+    env = {**command_env(None), "TRAXO_AGENT_TOKEN": token}
+    code = await terminated_once_logged(args, env, log_path, "reconnecting in", within=20, exit_within=15)
+    assert code == 0
     text = log_path.read_text()
     records = [json.loads(line) for line in text.splitlines() if line.strip()]
     assert records and all({"time", "level", "logger", "message"} <= set(record) for record in records)
@@ -415,25 +402,10 @@ async def test_traxo_worker_with_json_logs_writes_only_json_lines(
     # stderr together) then had plain lines among the JSON ones.
     port = free_port()
     log_path = tmp_path / "worker.log"
-    with log_path.open("ab") as log:
-        worker = await asyncio.create_subprocess_exec(
-            str(BIN / "traxo"), "worker", "--metrics-host", "127.0.0.1", "--metrics-port", str(port),
-            env=command_env(fresh_database_url, TRAXO_LOG_FORMAT="json"),
-            stdout=log,
-            stderr=asyncio.subprocess.STDOUT,
-        )  # fmt: skip
-    try:
-
-        async def running() -> bool:
-            return "workers running" in log_path.read_text()
-
-        await eventually(running, 30, "the worker's running line", 0.1)
-        worker.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(worker.wait(), 30) == 0
-    finally:
-        if worker.returncode is None:
-            worker.kill()
-            await worker.wait()
+    args = [str(BIN / "traxo"), "worker", "--metrics-host", "127.0.0.1", "--metrics-port", str(port)]
+    env = command_env(fresh_database_url, TRAXO_LOG_FORMAT="json")
+    code = await terminated_once_logged(args, env, log_path, "workers running", within=30, exit_within=30)
+    assert code == 0
     records = [json.loads(line) for line in log_path.read_text().splitlines()]  # every line is JSON
     messages = [record["message"] for record in records]
     assert f"worker metrics on http://127.0.0.1:{port}/metrics" in messages, messages
