@@ -105,6 +105,12 @@ class Settings(BaseSettings):
     # requests waiting are answered after it commits), and the bounds of an event's `metadata`.
     ai_ingest_batch_max: int = Field(default=1000, ge=1, le=10_000)
     ai_commit_max_events: int = Field(default=2000, ge=1)
+    # Events the AI ingest holds at once (queued, or in a group being written) before it answers
+    # 503 with Retry-After instead of queueing more. 10,000: PostgreSQL's two writers' groups
+    # (2 x ai_commit_max_events) and the next group for each, with room to spare, is ~2 s of the
+    # durable rate measured (~4,800 events/s, bench/README.md), so an accepted request waits about
+    # that long at worst, and the events held take tens of MB (at most ai_metadata_max_bytes each).
+    ai_ingest_max_pending_events: int = Field(default=10_000, ge=1)
     ai_metadata_max_bytes: int = Field(default=16_384, ge=2)
     ai_metadata_max_depth: int = Field(default=5, ge=1)
     # Raw AI events are kept this long (their hourly rollups for rollup_retention_days).

@@ -6,6 +6,11 @@ transactions. In the group's transaction (store.py): its monitors with their pla
 PostgreSQL held FOR KEY SHARE: a deletion waits), each organization's daily counter (locked), the
 events already stored under a retried eventId, the new events, their hourly rollups (summed in
 Python first: each row is touched once per group), the counters' additions.
+
+Admission is bounded (ai_ingest_max_pending_events): events taken and not yet answered, queued or
+in a group being written. A request that would pass the bound is refused before it is queued
+(Overloaded, a 503 with Retry-After), so a load above what the database commits sheds at once
+instead of growing the queue, and the process's memory, until clients time out.
 """
 
 from __future__ import annotations
@@ -70,6 +75,12 @@ class IngestFailed(Exception):
     """The group's transaction failed (nothing of it was stored): the request may be sent again."""
 
 
+class Overloaded(IngestFailed):
+    """Refused before anything was queued: more events wait to be committed than the bound allows.
+    (An IngestFailed: nothing was stored, and every caller that answers a failed write with a 503
+    and Retry-After answers this one alike.)"""
+
+
 Answer = Accepted | OverLimit
 
 
@@ -103,6 +114,12 @@ class AiIngest:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
         self._store: AiIngestStore = ingest_store(db.engine.dialect.name)
+        self._pending_events = 0  # taken by submit() and not yet answered: queued or being written
+
+    @property
+    def saturated(self) -> bool:
+        """True while the bound is reached: callers may refuse a request before even parsing it."""
+        return self._pending_events >= self._settings.ai_ingest_max_pending_events
 
     async def submit(self, monitor_id: str, events: Sequence[AiEventIn]) -> list[Accepted | OverLimit]:
         """Returns once the accepted events are COMMITTED (one answer per event, in order).
@@ -116,8 +133,13 @@ class AiIngest:
             # spans): the monitor is still checked, so a wrong id is a 404 whatever was sent.
             await self._check_monitor(monitor_id)
             return []
+        bound = self._settings.ai_ingest_max_pending_events
+        # A request larger than the bound is still taken when nothing waits, or it never would be.
+        if self._pending_events and self._pending_events + len(events) > bound:
+            raise Overloaded(f"The AI ingest has {self._pending_events} events waiting to be stored")
         wake = self._start()
         answer: asyncio.Future[list[Answer]] = asyncio.get_running_loop().create_future()
+        self._pending_events += len(events)
         self._queue.append(_Request(monitor_id, events, answer))
         wake.set()
         return await answer
@@ -173,6 +195,9 @@ class AiIngest:
                 for request in group:
                     if not request.answer.done():
                         request.answer.set_exception(failure)
+            finally:
+                # Answered (or their clients gone): their room is free only now, after the commit.
+                self._pending_events -= sum(len(request.events) for request in group)
 
     def _take(self) -> list[_Request]:
         """Everything queued, up to ai_commit_max_events (at least one request, however large)."""
