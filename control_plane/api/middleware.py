@@ -1,5 +1,5 @@
-"""Pure ASGI middleware: request ids (and the access log), request body cap, response headers that
-dependencies queue up, and a 405's full Allow list."""
+"""Pure ASGI middleware: request ids (and the access log), security headers on every answer, request
+body cap, response headers that dependencies queue up, and a 405's full Allow list."""
 
 from __future__ import annotations
 
@@ -26,13 +26,38 @@ _REQUEST_ID = REQUEST_ID_HEADER.lower().encode("latin-1")
 
 access_log = logging.getLogger("traxo.access")
 
+_NOSNIFF = (b"x-content-type-options", b"nosniff")
+# What an HTML answer gets unless its route chose its own: nothing may load or run, nor frame it.
+HTML_SECURITY_HEADERS = (
+    (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'; base-uri 'none'"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-frame-options", b"DENY"),  # frame-ancestors for browsers that predate it
+)
+
+
+def with_security_headers(headers: Any) -> list[tuple[bytes, bytes]]:
+    """`headers` plus nosniff, and on HTML the headers above, for each one the answer lacks: a
+    route's own policy (the status page's, the docs' CSP) stands, and a page added later without
+    one, or an error page, is still covered."""
+    names = set()
+    html = False
+    for name, value in headers:
+        names.add(name)
+        if name == b"content-type" and value[:9].lower() == b"text/html":
+            html = True
+    added = [] if _NOSNIFF[0] in names else [_NOSNIFF]
+    if html:
+        added += [pair for pair in HTML_SECURITY_HEADERS if pair[0] not in names]
+    return [*headers, *added]
+
 
 class RequestEdge:
     """The outermost layer, one pass for what every answer needs, whoever answers (the fast paths,
     ApiMiddleware's errors, the routes): its request id (a valid client X-Request-ID, else a new
     one) on every log record made for it (a context variable) and on the answer; its HTTP metrics
-    (observability/http.py); with `access_log`, one INFO line. One layer, not one each: on the
-    public pages' replayed answers two layers cost a fifth of the requests a second (measured)."""
+    (observability/http.py); its security headers (with_security_headers); with `access_log`, one
+    INFO line. One layer, not one each: on the public pages' replayed answers two layers cost a
+    fifth of the requests a second (measured)."""
 
     def __init__(self, app: ASGIApp, *, router: Router, access_log: bool = False) -> None:
         self.app = app
@@ -62,7 +87,8 @@ class RequestEdge:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 # A new message: the one sent may be kept (public_answers.py replays its headers).
-                message = {**message, "headers": [*message.get("headers", ()), echoed]}
+                headers = with_security_headers(message.get("headers", ()))
+                message = {**message, "headers": [*headers, echoed]}
             await send(message)
 
         try:
