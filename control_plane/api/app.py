@@ -14,6 +14,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.routing import APIRoute
 from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp
 
 from control_plane.agents.endpoint import AgentsEndpoint
 from control_plane.api.cors import IngestCorsMiddleware
@@ -75,7 +76,23 @@ API_DESCRIPTION = (
 
 
 class TraxoApi(FastAPI):
-    """FastAPI with the completed OpenAPI document (openapi.py), built once."""
+    """FastAPI with the completed OpenAPI document (openapi.py), built once, and layers of its own
+    outside Starlette's and FastAPI's (`edge`).
+
+    Starlette puts its error layer (ServerErrorMiddleware) outermost and FastAPI adds two of its
+    own beside it (exception telemetry, the body limit), so every request passes them before the
+    first user middleware. `edge` wraps the whole stack instead: the request id and HTTP metrics
+    (RequestEdge) and the public pages' replayed answers, which then cost neither those layers nor
+    the ingest's CORS and fast path (a replayed page is the most frequent request under load).
+    What they wrap still has Starlette's error layer: an unhandled error's 500 passes RequestEdge
+    on its way out, and is counted and marked with its request id there.
+    """
+
+    edge: Callable[[ASGIApp], ASGIApp] | None = None
+
+    def build_middleware_stack(self) -> ASGIApp:
+        stack = super().build_middleware_stack()
+        return stack if self.edge is None else self.edge(stack)
 
     def openapi(self) -> dict[str, Any]:
         if self.openapi_schema is None:
@@ -149,10 +166,15 @@ def create_app(
     app.add_middleware(ApiMiddleware, max_body_bytes=settings.max_body_bytes, router=app.router)
     # Before the rest: the ingest's POSTs are answered there, without FastAPI's layers.
     app.add_middleware(IngestFastPath, runtime=runtime, max_body_bytes=settings.max_body_bytes)
-    app.add_middleware(PublicPageAnswers, runtime=runtime)  # before the layers, as the ingest
     app.add_middleware(IngestCorsMiddleware)  # a preflight never reaches routing's 405
-    # Outermost: every answer has its request id, and counts in the HTTP metrics, the fast paths' too.
-    app.add_middleware(RequestEdge, router=app.router, access_log=settings.access_log)
+
+    def edge(stack: ASGIApp) -> ASGIApp:
+        # Outermost: every answer has its request id and counts in the HTTP metrics, the replayed
+        # pages' and the fast paths' too.
+        answers = PublicPageAnswers(stack, runtime=runtime)
+        return RequestEdge(answers, router=app.router, access_log=settings.access_log)
+
+    app.edge = edge
     install_error_handlers(app)
     _add_docs(app)
     # The ingest paths first: routing tries routes in order, and the public high-volume POSTs should

@@ -1,4 +1,5 @@
-"""Every error leaves as {"error": "..."} with the right status; nothing leaks a traceback."""
+"""Every error leaves as {"error": "..."} with the right status; nothing leaks a traceback. A
+database that cannot take work is a 503 with Retry-After (unavailable.py), not an error of ours."""
 
 from __future__ import annotations
 
@@ -8,10 +9,13 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from control_plane.api.middleware import REQUEST_ID_HEADER, REQUEST_ID_KEY
+from control_plane.api.middleware import REQUEST_ID_KEY
 from control_plane.api.responses import JsonResponse
+from control_plane.api.unavailable import UnavailableLog, unavailable_response
 from control_plane.core.errors import (
     Conflict,
     DomainError,
@@ -21,6 +25,7 @@ from control_plane.core.errors import (
     NotFound,
     UpstreamError,
 )
+from control_plane.db import database_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -123,9 +128,26 @@ def install_error_handlers(app: FastAPI) -> None:
         message = detail or _DEFAULT_MESSAGES.get(exc.status_code, "Request failed")
         return error_response(exc.status_code, message, getattr(exc, "headers", None))
 
+    outage = UnavailableLog()
+
+    def _unavailable(request: Request, exc: Exception) -> JsonResponse:
+        outage.note(request.method, request.url.path, exc, request.scope.get(REQUEST_ID_KEY))
+        return unavailable_response()
+
+    async def _database_error(request: Request, exc: Exception) -> JsonResponse:
+        if database_unavailable(exc):
+            return _unavailable(request, exc)
+        raise exc  # a statement's own error: on to _unexpected, a 500 with its traceback
+
+    app.add_exception_handler(DBAPIError, _database_error)
+    app.add_exception_handler(PoolTimeout, _database_error)
+
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JsonResponse:
-        # Answered outside RequestEdge (Starlette's outermost error layer): the id comes from the scope.
+        if database_unavailable(exc):  # raised outside the routes (a middleware's own query)
+            return _unavailable(request, exc)
+        # Starlette's error layer answers this inside RequestEdge (TraxoApi's edge), which marks the
+        # answer with the request id's header; the body repeats it for users to quote.
         request_id = request.scope.get(REQUEST_ID_KEY)
         log.exception(
             "unhandled error on %s %s", request.method, request.url.path, extra={"request_id": request_id}
@@ -134,11 +156,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 def internal_error(request_id: str | None) -> JsonResponse:
-    """An unhandled error's 500: the request id in the body too, for users to quote."""
+    """An unhandled error's 500: the request id in the body, for users to quote."""
     if request_id is None:
         return error_response(500, "Internal server error")
-    return JsonResponse(
-        {"error": "Internal server error", "requestId": request_id},
-        status_code=500,
-        headers={REQUEST_ID_HEADER: request_id},
-    )
+    return JsonResponse({"error": "Internal server error", "requestId": request_id}, status_code=500)
