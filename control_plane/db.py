@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import traceback
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+import psycopg
 from sqlalchemy import DateTime, MetaData, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
-from sqlalchemy.exc import StatementError
+from sqlalchemy.exc import DBAPIError, StatementError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
@@ -74,6 +77,12 @@ def create_engine(database_url: str, **kwargs: Any) -> AsyncEngine:
         return engine
     kwargs.setdefault("pool_size", 20)
     kwargs.setdefault("max_overflow", 20)
+    # No ping at each checkout: it would be a round trip more for every request, to find what the
+    # first statement finds anyway. A connection the server dropped (a restart, a failover) fails
+    # that statement as a disconnect, and SQLAlchemy then invalidates the whole pool: every older
+    # connection is replaced at its next checkout. An outage costs the requests in flight during it
+    # a 503 (api/unavailable.py), and one between requests the first request after it; the rest
+    # find new connections.
     kwargs.setdefault("pool_pre_ping", False)
     kwargs.setdefault("pool_use_lifo", True)  # reuse warm connections; idle extras can time out
     engine = create_async_engine(database_url, **kwargs)
@@ -121,6 +130,34 @@ def brief_error(exc: BaseException, limit: int = 300) -> str:
         "",
     )
     return f"{type(error).__name__}: {message}{where}"
+
+
+# PostgreSQL's SQLSTATEs of a server that is going away or not yet taking connections (57P01
+# admin_shutdown, 57P02 crash_shutdown, 57P03 cannot_connect_now); class 08 is connection exceptions.
+_UNAVAILABLE_SQLSTATES = frozenset({"57P01", "57P02", "57P03"})
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether `exc` says the database cannot take work right now (down, restarting, failing over,
+    the pool's connections all busy past its timeout, SQLite's file locked past busy_timeout), as
+    opposed to a statement's own error (a constraint, a deadlock: a lock-order bug worth its
+    traceback). The first is the same request's to retry later: a 503, a warning without a traceback.
+
+    Only what the driver raised through SQLAlchemy counts: a bare OSError or TimeoutError may be
+    anything's (a file, an outbound call), and psycopg wraps its own socket errors in OperationalError.
+    """
+    if isinstance(exc, PoolTimeout):
+        return True
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:  # SQLAlchemy saw a disconnect and invalidated the pool
+        return True
+    error = exc.orig
+    if isinstance(error, psycopg.Error):
+        if error.sqlstate is None:  # raised by the client: no connection, or it was lost
+            return isinstance(error, psycopg.OperationalError | psycopg.InterfaceError)
+        return error.sqlstate.startswith("08") or error.sqlstate in _UNAVAILABLE_SQLSTATES
+    return isinstance(error, sqlite3.OperationalError) and "database is locked" in str(error)
 
 
 class Database:

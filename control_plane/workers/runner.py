@@ -10,16 +10,21 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from control_plane.db import Database, brief_error
+from control_plane.db import Database, brief_error, database_unavailable
 from control_plane.observability.metrics import JOBS
 
 log = logging.getLogger(__name__)
+
+_OUTAGE_LINE_SECONDS = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,19 +88,35 @@ class WorkerRunner:
 
     async def _loop(self, job: PeriodicJob) -> None:
         # The traceback of a failure is logged once; the same failure again (a database without
-        # its schema, one that is down) is a line each round, not pages of the same traceback.
+        # its schema) is a line each round, not pages of the same traceback. A database that is
+        # down is no failure of the job's: a line when the job first meets it, one a minute while
+        # it lasts (rounds come every 0.5 s for some jobs), and one when the job runs again.
         last_failure: str | None = None
+        outage_said_at: float | None = None
         while not self._stopping:
             self._running.add(job.name)
             try:
                 with JOBS.round(job.name, job.interval_seconds) as job_round:  # its metrics
                     job_round.ran = await self.run_once(job)
                 last_failure = None
+                if outage_said_at is not None:
+                    log.info("job %s runs again: the database is back", job.name)
+                    outage_said_at = None
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 failure = brief_error(exc)
-                if failure != last_failure:
+                if database_unavailable(exc):
+                    now = time.monotonic()
+                    if outage_said_at is None or now - outage_said_at >= _OUTAGE_LINE_SECONDS:
+                        log.warning(
+                            "job %s: the database is unavailable (%s); it tries again every %g s",
+                            job.name,
+                            failure,
+                            job.interval_seconds,
+                        )
+                        outage_said_at = now
+                elif failure != last_failure:
                     log.exception("job %s failed; it runs again in %.0f s", job.name, job.interval_seconds)
                 else:
                     log.warning(
@@ -129,5 +150,15 @@ class WorkerRunner:
                     yield held
                 finally:
                     if held:
-                        await conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
-                        await conn.commit()
+                        await _unlock(conn, key)
+
+
+async def _unlock(conn: AsyncConnection, key: int) -> None:
+    try:
+        await conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+        await conn.commit()
+    except DBAPIError as exc:
+        # The lease's connection died under the run (the alerts loop holds it for the process's
+        # life, across a database restart): its session's lock went with it, nothing to release.
+        if not database_unavailable(exc):
+            raise
