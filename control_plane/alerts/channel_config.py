@@ -12,6 +12,7 @@ import base64
 import binascii
 import re
 import secrets
+import socket
 from typing import Any
 
 import apprise
@@ -82,18 +83,46 @@ def _email(value: str, where: str) -> str:
         raise InvalidInput(f"{where}: {value!r} is not a valid email address ({exc})") from None
 
 
+def _numeric_address(host: str) -> bool:
+    """2130706433, 0x7f000001, 0177.1: what getaddrinfo (inet_aton) reads as an IPv4 address."""
+    try:
+        socket.inet_aton(host)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def apprise_hosts(url: str) -> list[str]:
+    """The hosts Apprise itself connects to for `url`: the host of a self-hosted service (json://,
+    ntfy://, gotify://, mailto:// …), an address written as a bare number included, and the SMTP
+    server a mailto URL names (?smtp=). A hosted service's URL holds a token where a host would be
+    (tgram://<bot id>:<token>/, discord://<id>/<token>): Apprise sends those to the service's own
+    API (its notify_url), so the token is not one, even when it reads as a number. Unparsable: []."""
+    try:
+        plugin = apprise.Apprise.instantiate(url)
+    except Exception:  # Apprise's URL parsers are many; none may turn a bad URL into a 500
+        plugin = None
+    if plugin is None:
+        return []
+    hosts = []
+    host = getattr(plugin, "host", None)
+    hosted = getattr(type(plugin), "notify_url", None) is not None
+    if isinstance(host, str) and host and (is_host_name(host) or (_numeric_address(host) and not hosted)):
+        hosts.append(host)
+    smtp_host = getattr(plugin, "smtp_host", None)
+    if isinstance(smtp_host, str) and smtp_host and smtp_host not in hosts:
+        hosts.append(smtp_host)
+    return hosts
+
+
 async def _apprise_url(url: str, settings: Settings, where: str) -> None:
     try:
         supported = apprise.Apprise().add(url)
-        plugin = apprise.Apprise.instantiate(url) if supported else None
     except Exception:  # Apprise's URL parsers are many; none may turn a bad URL into a 500
-        supported, plugin = False, None
+        supported = False
     if not supported:
         raise InvalidInput(f"{where}: not a URL Apprise supports (https://github.com/caronc/apprise/wiki)")
-    host = getattr(plugin, "host", None)
-    # Self-hosted services (json://, ntfy://, gotify://, mailto:// …) name a host; others put a
-    # token where the host would be (tgram://<bot token>/), which is not looked up.
-    if isinstance(host, str) and host and is_host_name(host):
+    for host in apprise_hosts(url):
         await check_host(host, settings, field=where)
 
 

@@ -1,17 +1,18 @@
 """APPRISE: the notification to every URL of config.urls through the Apprise library (Telegram,
 Discord, Teams, ntfy, Gotify, Pushover and the rest). Apprise makes its own HTTP requests, outside
-the guarded session, so each URL's host is checked first with the guard's check_host (refused if it
+the guarded session, so every host it would reach (channel_config.apprise_hosts: a self-hosted
+service's, a mailto URL's SMTP server) is checked first with the guard's check_host (refused if it
 is or resolves to a private address, unless allowed); see docs/alerts-senders.md for the limits."""
 
 from __future__ import annotations
 
 import re
 from typing import Any
-from urllib.parse import urlsplit
 
 import apprise
 
 from control_plane.alerts import render
+from control_plane.alerts.channel_config import apprise_hosts
 from control_plane.alerts.guard import check_host
 from control_plane.alerts.notification import Notification, SendContext, SendOutcome
 from control_plane.alerts.senders._http import RETRYABLE_4XX
@@ -29,12 +30,9 @@ _PROBLEM_LEVELS = frozenset({"WARNING", "ERROR", "CRITICAL"})
 
 
 async def refused_destination(urls: list[str], context: SendContext) -> str | None:
+    """Why one of `urls` may not be sent to (one of the hosts Apprise would reach is forbidden), or None."""
     for index, url in enumerate(urls):
-        try:
-            host = urlsplit(url).hostname
-        except ValueError:
-            host = None
-        if host:
+        for host in apprise_hosts(url):
             try:
                 await check_host(host, context.settings, field=f"urls[{index}]")
             except InvalidInput as exc:
