@@ -106,6 +106,7 @@ class SimulatedAgent:
         self.spool: deque[pb.CheckResult] = deque()
         self.in_flight: dict[int, list[pb.CheckResult]] = {}
         self.rate: float | None = None  # results/s over the assignments instead of their intervals
+        self.spool_cap: int | None = None  # with a rate: make none while the spool holds this many
         self._due: list[tuple[float, str, int]] = []  # (wall time due, monitor, generation)
         self._generation = 0
         self._cursor = 0
@@ -200,6 +201,8 @@ class SimulatedAgent:
             now = time.time()
             if self.rate is not None:  # overload runs: a rate, round-robin over the assignments
                 owed += self.rate * FLUSH_SECONDS
+                if self.spool_cap is not None and len(self.spool) >= self.spool_cap:
+                    owed = 0.0
                 monitors = list(self.assignments.items())
                 while owed >= 1 and monitors:
                     self._cursor = (self._cursor + 1) % len(monitors)
