@@ -945,3 +945,25 @@ async def test_a_body_naming_another_organizations_resources_is_refused_as_one_n
         )
     listed = await matrix.api.get(f"/api/incidents?monitorId={a_monitor}", headers=b.owner.headers)
     assert listed.status_code == 200 and listed.json()["data"] == []
+
+
+async def test_an_organizations_figures_count_its_own_only(matrix):
+    """Counts name no ids, so the matrix's look for A's ids cannot see them: they must be B's."""
+    a, b, api = matrix.a, matrix.b, matrix.api
+    for _ in range(3):
+        await a.make("incident")  # A's monitors and today's incidents outnumber B's
+    totals = {}
+    for tenant in (a, b):
+        headers = tenant.owner.headers
+        monitors = totals[tenant.domain] = len(
+            (await api.get("/api/monitors", headers=headers)).json()["data"]
+        )
+        incidents = (await api.get("/api/incidents", headers=headers)).json()["pagination"]["total"]
+        stats = (await api.get("/api/dashboard/stats", headers=headers)).json()["data"]
+        assert (stats["totalMonitors"], stats["incidentsToday"]) == (monitors, incidents), tenant.domain
+        assert (await api.get("/api/billing", headers=headers)).json()["monitorCount"] == monitors
+        portal = await api.post("/api/billing/portal", headers=headers)
+        assert portal.status_code == 200 and matrix.revenuecat.requested[-1] == tenant.owner.org_id
+        offer = (await api.post("/api/billing/checkout", json={"plan": "PRO"}, headers=headers)).json()
+        assert offer["data"]["appUserId"] == tenant.owner.org_id
+    assert totals["a.example"] == totals["b.example"] + 3
