@@ -327,7 +327,7 @@ def main() -> None:
     parser.add_argument("--measure", type=float, default=10, help="seconds measuring the sustainable rate")
     parser.add_argument("--recovery", type=float, default=10, help="seconds at half the rate afterwards")
     parser.add_argument("--kind", choices=["ai", "results", "both"], default="both")
-    parser.add_argument("--batch", type=int, default=10, help="AI events per request")
+    parser.add_argument("--batch", type=int, default=50, help="AI events per request")
     parser.add_argument("--connections", type=int, default=32, help="clients measuring the AI rate")
     parser.add_argument("--max-in-flight", type=int, default=512, help="AI requests open at once, at most")
     parser.add_argument("--agents", type=int, default=4)
