@@ -397,9 +397,9 @@ class Tenant:
         return {"email": account.email, "fresh_key": account.key}
 
     async def _member(self) -> Ids:
-        email = (await self._fresh_user())["email"]
-        member = await self.call("POST", "/api/team/invite", {"email": email, "role": "VIEWER"})
-        return {"member_id": member["id"], "member_email": email}
+        user = await self._fresh_user()
+        member = await self.call("POST", "/api/team/invite", {"email": user["email"], "role": "VIEWER"})
+        return {"member_id": member["id"], "member_email": user["email"], "member_key": user["fresh_key"]}
 
 
 STANDING = [
@@ -895,6 +895,9 @@ async def test_a_path_of_its_own_resource_and_another_organizations_is_a_404(mat
         ("DELETE", f"/api/status-pages/{b_page}/incidents/{incident}", incident, None),
         ("DELETE", f"/api/status-pages/{b_page}/subscribers/{subscriber}", subscriber, None),
     ]
+    # Not B's at all, but refused by B as no member (not as the owner, which would confirm it).
+    owner_member = a.standing["org"]["owner_member_id"]
+    mixed.append(("DELETE", f"/api/team/{owner_member}", owner_member, None))
     for method, path, child, body in mixed:
         response = await _same_as_absent(
             matrix.api, method, path, {child: _absent(child)}, json=body, headers=b.owner.headers
@@ -967,3 +970,19 @@ async def test_an_organizations_figures_count_its_own_only(matrix):
         offer = (await api.post("/api/billing/checkout", json={"plan": "PRO"}, headers=headers)).json()
         assert offer["data"]["appUserId"] == tenant.owner.org_id
     assert totals["a.example"] == totals["b.example"] + 3
+
+
+async def test_a_removed_member_reads_nothing_of_the_organization(matrix):
+    a, api = matrix.a, matrix.api
+    member = await a.make("member")
+    headers = {"Authorization": f"Bearer {member['member_key']}"}
+    assert (await api.get("/api/monitors", headers=headers)).status_code == 200
+    removed = await api.delete(f"/api/team/{member['member_id']}", headers=a.owner.headers)
+    assert removed.status_code == 200, removed.text
+    for path in (
+        "/api/monitors",
+        f"/api/monitors/{a.standing['monitor']['monitor_id']}",
+        "/api/organization",
+    ):
+        response = await api.get(path, headers=headers)
+        assert response.status_code == 404 and a.standing["monitor"]["monitor_id"] not in response.text, path
