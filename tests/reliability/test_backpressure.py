@@ -8,9 +8,11 @@ agent's spool (control_plane/agents/server.py, bench/overload.py)."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -19,9 +21,11 @@ from sqlalchemy import func, select
 from control_plane import migrate
 from control_plane.ai.events import AiEventIn
 from control_plane.ai.ingest.committer import AiIngest, Overloaded
+from control_plane.api.app import create_app
 from control_plane.db import Database
 from control_plane.models import AiEvent
 from control_plane.settings import Plan
+from tests.ai.otlp_support import CHAT, export, span
 from tests.ai.support import insert_llm_monitor
 from tests.conftest import make_account, make_org
 from tests.operations.support import ApiProcess
@@ -80,6 +84,54 @@ async def test_requests_past_the_bound_are_refused_before_anything_is_queued(
         assert len(await stored_ids(database, monitor.id)) == 8 + 12
     finally:
         await bounded.close()
+
+
+class HeldIngest(AiIngest):
+    """The real ingest whose writer waits for `release` before each group: what is taken stays
+    pending for as long as the test likes, as under a database slower than the load."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.release = asyncio.Event()
+
+    async def _write(self, requests: Any) -> None:
+        await self.release.wait()
+        await super()._write(requests)
+
+
+async def test_a_saturated_ingest_answers_503_with_retry_after_on_every_ingest_path(
+    world, database, settings, runtime, clock
+):
+    bounded = settings.model_copy(update={"ai_ingest_max_pending_events": 4})
+    held = HeldIngest(database, bounded, clock)
+    app = create_app(bounded, dataclasses.replace(runtime, settings=bounded, ai_ingest=held))
+    monitor = await insert_llm_monitor(database, world.org_a)
+    transport = httpx.ASGITransport(app=app)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://traxo.test") as client:
+            first = asyncio.create_task(held.submit(monitor.id, [event(0, f"held-{j}") for j in range(4)]))
+            await eventually(lambda: held.saturated, what="the first request taken")
+            ingest = f"/api/ai/ingest/{monitor.id}"
+            shed = await client.post(ingest, json={**EVENT, "eventId": "shed-1"})
+            assert shed.status_code == 503, shed.text
+            assert shed.headers["retry-after"] == "1"
+            assert "at capacity" in shed.json()["error"]
+            invalid = await client.post(ingest, json={"provider": 1})  # refused before it is even parsed
+            assert invalid.status_code == 503
+            otlp = await client.post(
+                f"/api/ai/otlp/{monitor.id}/v1/traces",
+                content=export(span(CHAT)).SerializeToString(),
+                headers={"content-type": "application/x-protobuf"},
+            )
+            assert otlp.status_code == 503 and otlp.headers["retry-after"] == "1"
+            held.release.set()
+            assert len(await first) == 4
+            served = await client.post(ingest, json={**EVENT, "eventId": "after-1"})
+            assert served.status_code == 200, served.text
+        assert sorted(await stored_ids(database, monitor.id)) == ["after-1", *(f"held-{j}" for j in range(4))]
+    finally:
+        held.release.set()
+        await held.close()
 
 
 def rss_bytes(pid: int) -> int:
