@@ -49,6 +49,11 @@ class AgentMetrics:
         self.spool_oldest_age = Gauge(
             "traxo_agent_spool_oldest_age_seconds", "Age of the oldest unacknowledged result", registry=r
         )
+        self.spool_disk_full = Gauge(
+            "traxo_agent_spool_disk_full",
+            "1 while a full disk, not the size bound, limits the spool (the oldest results make room)",
+            registry=r,
+        )
         self.results_sent = Counter(
             "traxo_agent_results_sent", "Results sent (replays count again)", registry=r
         )
@@ -60,7 +65,7 @@ class AgentMetrics:
         )
         self.results_dropped = Counter(
             "traxo_agent_results_dropped",
-            "Results dropped unsent by the spool's bounds",
+            "Results dropped unsent: spool_full, too_old (the spool's bounds), disk_full, spool_error",
             ["reason"],
             registry=r,
         )

@@ -21,6 +21,10 @@ from traxo_protocol.traxo.agent.v1 import agent_pb2 as pb
 
 log = logging.getLogger(__name__)
 
+# A full spool or disk drops results on every flush (ten a second): one warning per this many seconds,
+# with the counts since the last one, says so without flooding the log.
+DROP_WARNING_INTERVAL_S = 60.0
+
 
 class ResultStream(Protocol):
     """The bidirectional results call, as the pipeline needs it (grpc.aio's StreamStreamCall fits)."""
@@ -54,6 +58,7 @@ class ResultPipeline:
         self._pending_event = asyncio.Event()
         self._spooled = asyncio.Event()  # the spool has rows the sender may not have seen
         self._acked = asyncio.Event()  # an ack arrived (for wait_drained)
+        self._drop_warnings = DropWarnings(clock)
 
     def submit(self, record: ResultRecord) -> None:
         """Called by the scheduler for every finished check; never blocks."""
@@ -72,13 +77,26 @@ class ResultPipeline:
         pending, self._pending = self._pending, []
         if not pending:
             return
-        dropped = await self._spool.add(pending)
-        if dropped.by_size:
-            self._metrics.results_dropped.labels("spool_full").inc(dropped.by_size)
-        if dropped.by_age:
-            self._metrics.results_dropped.labels("too_old").inc(dropped.by_age)
+        try:
+            dropped = await self._spool.add(pending)
+        except Exception as exc:  # a broken spool must not stop the writer: the checks go on
+            self._metrics.results_dropped.labels("spool_error").inc(len(pending))
+            self._drop_warnings.note(f"the spool refused them ({exc})", len(pending))
+            return
+        counts = {
+            "spool_full": dropped.by_size,
+            "too_old": dropped.by_age,
+            "disk_full": dropped.by_disk + dropped.unstored,
+        }
+        for reason, count in counts.items():
+            if count:
+                self._metrics.results_dropped.labels(reason).inc(count)
         if dropped.by_size or dropped.by_age:
-            log.warning("spool bounds dropped %d unsent results", dropped.by_size + dropped.by_age)
+            self._drop_warnings.note("the spool's bounds pushed them out", dropped.by_size + dropped.by_age)
+        if dropped.by_disk:
+            self._drop_warnings.note("the disk is full: the oldest made room", dropped.by_disk)
+        if dropped.unstored:
+            self._drop_warnings.note("the disk is full: new results found no room", dropped.unstored)
         self._spooled.set()
         await self.update_spool_metrics()
 
@@ -88,6 +106,7 @@ class ResultPipeline:
         self._metrics.spool_bytes.set(stats.size_bytes)
         age = 0.0 if stats.oldest_created_at is None else self._clock.wall() - stats.oldest_created_at
         self._metrics.spool_oldest_age.set(max(0.0, age))
+        self._metrics.spool_disk_full.set(1 if stats.disk_full else 0)
 
     async def send_over(self, stream: ResultStream, agent_id: str) -> None:
         """Sends spooled results on one stream until it fails; everything unacknowledged stays spooled."""
@@ -147,3 +166,22 @@ class ResultPipeline:
             self._metrics.results_acked.inc(len(seqs) - len(ack.rejected))
             self._acked.set()
             await self.update_spool_metrics()
+
+
+class DropWarnings:
+    """Unsent results dropped, logged as one warning at most every DROP_WARNING_INTERVAL_S per cause:
+    the first at once, later ones with the count since."""
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self._last: dict[str, float] = {}  # cause -> when it was last logged
+        self._since: dict[str, int] = {}  # cause -> dropped since then, not yet logged
+
+    def note(self, cause: str, count: int) -> None:
+        now = self._clock.monotonic()
+        self._since[cause] = self._since.get(cause, 0) + count
+        last = self._last.get(cause)
+        if last is not None and now - last < DROP_WARNING_INTERVAL_S:
+            return
+        self._last[cause] = now
+        log.warning("dropped %d unsent results: %s", self._since.pop(cause), cause)

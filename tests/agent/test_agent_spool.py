@@ -1,10 +1,19 @@
-"""The SQLite spool: survives reopening, bounded by size and age, counts what it drops."""
+"""The SQLite spool: survives reopening, bounded by size, age and a full disk, counts what it drops."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
+from agent.checks.base import CheckResult, Status
+from agent.metrics import AgentMetrics
+from agent.records import ResultRecord
+from agent.results import ResultPipeline
 from agent.spool import Spool
+from tests.reliability.agent_fault_support import fill_disk, small_disk
 
 
 class Clock:
@@ -69,3 +78,92 @@ async def test_deleting_already_dropped_rows_keeps_counts_right(tmp_path: Path) 
     stats = await spool.stats()
     assert (stats.count, stats.size_bytes) == (1, 10)
     await spool.close()
+
+
+# -- a full disk: a small tmpfs (root), filled by a ballast file as another program would fill it --------
+
+
+@pytest.fixture
+def full_disk(tmp_path: Path) -> Iterator[Path]:
+    with small_disk(tmp_path / "disk", 2 * 1024 * 1024) as disk:
+        yield disk
+
+
+async def test_a_full_disk_drops_the_oldest_and_keeps_storing(full_disk: Path) -> None:
+    spool = Spool(
+        full_disk / "s.sqlite3",
+        max_bytes=100_000_000,
+        max_age_s=3600,
+        clock=Clock(),
+        reserve_bytes=256 * 1024,
+    )
+    await spool.open()
+    fill_disk(full_disk, leave_bytes=200_000)
+    added: list[bytes] = []
+    by_disk = 0
+    for batch in range(600):
+        payloads = [f"{batch:04d}-{i}".encode() * 20 for i in range(3)]  # 120 bytes each
+        dropped = await spool.add(payloads)
+        added += payloads
+        assert (dropped.by_size, dropped.by_age, dropped.unstored) == (0, 0, 0), dropped
+        by_disk += dropped.by_disk
+    stats = await spool.stats()
+    assert by_disk > 0 and stats.disk_full
+    assert stats.count + by_disk == len(added)  # every result is kept or counted, none twice
+    kept = await spool.read_after(0, len(added))
+    assert [row.payload for row in kept] == added[-stats.count :]  # the newest, in order
+    assert stats.count > 100  # the disk's room, not a handful
+
+    await spool.delete([row.seq for row in kept])  # the control plane took them all
+    assert not (await spool.stats()).disk_full  # the next results may use the room again
+    await spool.close()
+
+
+async def test_a_batch_that_fits_nowhere_is_dropped_itself(full_disk: Path) -> None:
+    spool = Spool(
+        full_disk / "s.sqlite3", max_bytes=100_000_000, max_age_s=3600, clock=Clock(), reserve_bytes=0
+    )
+    await spool.open()
+    await spool.add([b"kept" * 30 for _ in range(50)])
+    fill_disk(full_disk)  # to the last byte, and no reserve to release: nothing can be written
+
+    dropped = await spool.add([b"new" * 40 for _ in range(3)])
+
+    assert (dropped.unstored, dropped.by_disk) == (3, 0), dropped
+    rows = await spool.read_after(0, 100)
+    assert [row.payload for row in rows] == [b"kept" * 30] * 50
+    assert (await spool.stats()).count == 50
+    await spool.close()
+
+
+async def test_the_pipeline_counts_and_warns_once_for_a_full_disk(
+    full_disk: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = Clock()
+    spool = Spool(
+        full_disk / "s.sqlite3", max_bytes=100_000_000, max_age_s=3600, clock=clock, reserve_bytes=256 * 1024
+    )
+    await spool.open()
+    metrics = AgentMetrics()
+    pipeline = ResultPipeline(spool, metrics, clock)
+    fill_disk(full_disk, leave_bytes=100_000)
+    with caplog.at_level(logging.WARNING, logger="agent.results"):
+        for n in range(400):
+            for i in range(3):
+                pipeline.submit(_record(f"chk_{n}_{i}"))
+            await pipeline.flush()
+            clock.now += 0.1  # 40 s of flushes: within one warning interval
+    dropped = metrics.registry.get_sample_value("traxo_agent_results_dropped_total", {"reason": "disk_full"})
+    assert dropped and dropped > 0
+    assert metrics.registry.get_sample_value("traxo_agent_spool_disk_full") == 1
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and "disk is full" in warnings[0], warnings
+    assert not [r for r in caplog.records if r.exc_info], "no tracebacks"
+    stats = await spool.stats()
+    assert stats.count + dropped == 1200
+    await spool.close()
+
+
+def _record(result_id: str) -> ResultRecord:
+    result = CheckResult(status=Status.DOWN, response_time_ms=1.0, error_message="connection refused")
+    return ResultRecord(result_id, "mon_full_disk", "HTTP", 1, "r1", 1.0, 1.0, 1.0, result)
