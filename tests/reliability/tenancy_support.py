@@ -160,7 +160,7 @@ class Tenant:
 
     async def make_window(self) -> Ids:
         body = {
-            "title": "Patching",
+            "title": f"Patching {self.domain}",
             "startsAt": "2030-01-01T00:00:00.000Z",
             "endsAt": "2030-01-01T02:00:00.000Z",
         }

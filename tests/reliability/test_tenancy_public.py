@@ -128,6 +128,8 @@ async def test_public_pages_show_their_own_organization_only(matrix):
     view = await api.get(f"/api/status-pages/{page['slug']}")
     assert view.status_code == 200, view.text
     assert [c["id"] for c in view.json()["data"]["components"]] == [page["component_id"]]
+    # The organization-wide windows to come are its own organization's.
+    assert [w["title"] for w in view.json()["data"]["maintenance"]] == ["Patching a.example"]
     assert not {i for i in b.identifiers() if i in view.text}
     html = await api.get(f"/status/{page['slug']}")
     assert html.status_code == 200 and "Shop of a.example" in html.text
