@@ -1,4 +1,5 @@
-"""Per-organization request budgets (plan rate per minute), in memory or shared through Redis."""
+"""Request budgets, in memory or shared through Redis: per organization (its plan's rate per minute),
+and per client address for the public routes."""
 
 from __future__ import annotations
 
@@ -12,6 +13,22 @@ from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import FixedWindowRateLimiter
 
 log = logging.getLogger(__name__)
+
+# Public reads that reach a route (a status page's HTML or JSON that is not replayed, its feeds, the
+# badges, the subscription links), per client address a minute, times TRAXO_RATE_LIMIT_MULTIPLIER:
+# far above what a visitor asks, or an office behind one address reloading during an incident (a
+# replayed answer spends nothing), and far below what would flood the database.
+PUBLIC_READS_PER_MINUTE = 1200
+PUBLIC_READS_EXCEEDED = "this address's public reads per minute"
+
+
+def public_reads_per_minute(multiplier: float) -> int:
+    return max(1, round(PUBLIC_READS_PER_MINUTE * multiplier))
+
+
+def public_read_key(client_host: str | None) -> str:
+    """The budget key of a client address's public reads."""
+    return f"public:{client_host or 'unknown'}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,11 +43,14 @@ def is_ingest(template: str) -> bool:
 
 
 @asynccontextmanager
-async def client_with(runtime: Runtime, **changes: Any) -> AsyncIterator[httpx.AsyncClient]:
-    """An in-process client of an app whose settings differ from the runtime's by `changes` (same
-    database, clock, rate limiter and caches, which the suite's fixtures reset between tests)."""
+async def client_with(
+    runtime: Runtime, *, address: str = "127.0.0.1", **changes: Any
+) -> AsyncIterator[httpx.AsyncClient]:
+    """An in-process client, at client `address`, of an app whose settings differ from the
+    runtime's by `changes` (same database, clock, rate limiter and caches, which the suite's
+    fixtures reset between tests)."""
     changed = runtime.settings.model_copy(update=changes)
     app = create_app(changed, dataclasses.replace(runtime, settings=changed))
-    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False, client=(address, 40000))
     async with httpx.AsyncClient(transport=transport, base_url="http://traxo.test") as client:
         yield client

@@ -1,5 +1,6 @@
 """Badges (/badge/{monitorId}/...: SVG and shields.io JSON) of monitors that opted in, and status
-pages' RSS and Atom feeds. Public, cached a minute, with an ETag (If-None-Match answers 304).
+pages' RSS and Atom feeds. Public, cached a minute, with an ETag (If-None-Match answers 304); each
+request spends one of the client address's public reads (status_page_html.spend_public_read).
 
 An id that has no badge, or a slug that has no public page, spends the client address's budget for
 failed authentications (a monitor id is a secret otherwise): 429 once it is spent."""
@@ -18,6 +19,7 @@ from control_plane.api.deps import NowDep, RuntimeDep, SessionDep, spend_failed_
 from control_plane.api.errors import ApiError
 from control_plane.api.openapi import errors
 from control_plane.api.responses import CLOSED
+from control_plane.api.routes.status_page_html import spend_public_read
 from control_plane.status_pages import badges, feeds
 
 router = APIRouter(tags=["badges and feeds"])
@@ -35,7 +37,10 @@ CACHE_CONTROL = "public, max-age=60"
 # The SVG is an image: nothing in it may run or load, even opened on its own.
 SVG_CONTENT_SECURITY_POLICY = "default-src 'none'; style-src 'unsafe-inline'"
 _NO_BADGE = "No public badge for this monitor id (unknown, or its config.publicBadge is not true)"
-_ERRORS_429 = (429, "Too many requests for badges or feeds that do not exist from this address")
+_ERRORS_429 = (
+    429,
+    "Too many requests from this address: its public reads this minute, or badges or feeds that do not exist",
+)
 
 
 @with_config(CLOSED)
@@ -94,6 +99,7 @@ async def status_badge(
     request: Request, monitor_id: MonitorId, session: SessionDep, runtime: RuntimeDep, now: NowDep
 ) -> Response:
     """The monitor's status as a shields-style SVG, labelled with its name (`config.publicBadge` monitors)."""
+    await spend_public_read(request, runtime)
     badge = await badges.status_badge(session, monitor_id, now)
     if badge is None:
         raise await _not_found(request, runtime, _NO_BADGE)
@@ -118,6 +124,7 @@ async def uptime_badge(
     days: Days = badges.DEFAULT_DAYS,
 ) -> Response:
     """The monitor's uptime (maintenance excluded) as a shields-style SVG (`config.publicBadge` monitors)."""
+    await spend_public_read(request, runtime)
     badge = await badges.uptime_badge(session, monitor_id, now, days)
     if badge is None:
         raise await _not_found(request, runtime, _NO_BADGE)
@@ -141,6 +148,7 @@ async def shields_endpoint(
 ) -> Response:
     """The status or uptime badge as shields.io endpoint JSON, for
     `https://img.shields.io/endpoint?url=...` (`config.publicBadge` monitors); cached a minute, ETag."""
+    await spend_public_read(request, runtime)
     if kind == "status":
         badge = await badges.status_badge(session, monitor_id, now)
     else:
@@ -170,6 +178,7 @@ def _feed_answer(kind: feeds.FeedFormat) -> dict[int | str, dict[str, object]]:
 async def _feed(
     request: Request, slug: str, session: SessionDep, runtime: RuntimeDep, now: NowDep, kind: feeds.FeedFormat
 ) -> Response:
+    await spend_public_read(request, runtime)
     feed = await feeds.public_page_feed(session, slug, now)
     if feed is None:
         raise await _not_found(request, runtime, _NO_FEED)

@@ -11,9 +11,10 @@ from fastapi import APIRouter, Path, Query, Request
 from pydantic import with_config
 from typing_extensions import TypedDict
 
-from control_plane.api.deps import RuntimeDep, SessionDep, spend_budget
+from control_plane.api.deps import RuntimeDep, SessionDep, spend_budget, spend_failed_authentication
 from control_plane.api.openapi import errors
 from control_plane.api.responses import CLOSED, JsonResponse
+from control_plane.core.errors import NotFound
 from control_plane.heartbeats.pings import PING_EXIT, PING_FAIL, PING_START, PING_SUCCESS, Ping, record_ping
 
 router = APIRouter(prefix="/api/heartbeat", tags=["heartbeat"])
@@ -43,7 +44,7 @@ class PingAccepted(TypedDict):
 _ERRORS = errors(
     (400, "`rid` or the exit code broke its rule"),
     (404, "No HEARTBEAT monitor has this token"),
-    (429, "This token's pings per minute are spent"),
+    (429, "This token's pings per minute are spent, or this address's budget for unknown tokens"),
 )
 _BODY = {
     "required": False,
@@ -86,7 +87,13 @@ async def _ping(
         source_ip=request.client.host if request.client else None,
         **fields,
     )
-    await record_ping(session, token, ping, now=runtime.clock())
+    try:
+        await record_ping(session, token, ping, now=runtime.clock())
+    except NotFound:
+        # A token is a secret: guessing them spends the address's budget for failed
+        # authentications (each new guess would otherwise have a per-token budget of its own).
+        await spend_failed_authentication(request, runtime)  # 429 once it is spent
+        raise
     return JsonResponse({"ok": True})
 
 

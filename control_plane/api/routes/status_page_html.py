@@ -7,8 +7,9 @@ from datetime import datetime
 from fastapi import APIRouter, HTTPException, Request
 from starlette.responses import Response
 
-from control_plane.api.deps import NowDep, RuntimeDep, SessionDep
+from control_plane.api.deps import NowDep, Runtime, RuntimeDep, SessionDep, spend_budget
 from control_plane.api.public_answers import SHARED
+from control_plane.api.ratelimit import PUBLIC_READS_EXCEEDED, public_read_key, public_reads_per_minute
 from control_plane.status_pages import public
 from control_plane.web.render import RenderedPage, render_not_found, render_page
 
@@ -18,11 +19,20 @@ router = APIRouter(tags=["status page html"], include_in_schema=False)
 _CACHE_CONTROL = "public, max-age=30"
 
 
+async def spend_public_read(request: Request, runtime: Runtime) -> None:
+    """One of the client address's public reads (ratelimit.py), for every public route that reads
+    the database: 429 with Retry-After once they are spent. Replayed answers never get here."""
+    client = request.client.host if request.client else None
+    per_minute = public_reads_per_minute(runtime.settings.rate_limit_multiplier)
+    await spend_budget(request, runtime, public_read_key(client), per_minute, PUBLIC_READS_EXCEEDED)
+
+
 @router.get("/status/{slug}")
 async def status_page_html(
     slug: str, request: Request, session: SessionDep, runtime: RuntimeDep, now: NowDep
 ) -> Response:
     """The public page; a private or unknown one is the same HTML 404."""
+    await spend_public_read(request, runtime)
     page = await public.page_by_slug(session, slug)
     if page is None or not page.is_public:
         return _html(render_not_found(), request, status_code=404)
@@ -37,6 +47,8 @@ async def custom_domain_root(
     """The page whose verified custom domain is this request's Host; any other host gets what /
     always answered (a JSON 404), so the API's own host is unchanged."""
     host = request.headers.get("host", "")
+    if host:  # a look-up in the database: a public read
+        await spend_public_read(request, runtime)
     page = await public.page_by_domain(session, host) if host else None
     if page is None:
         raise HTTPException(404)

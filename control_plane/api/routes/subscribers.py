@@ -30,6 +30,7 @@ from control_plane.api.responses import (
     page_response,
     pagination,
 )
+from control_plane.api.routes.status_page_html import spend_public_read
 from control_plane.api.subscriber_schemas import (
     SubscribeRequest,
     SubscriberPageResponse,
@@ -77,6 +78,18 @@ def _html(title: str, text: str, status_code: int = 200, *, form: str = "") -> R
 
 async def _spend(request: Request, runtime: Runtime, key: str, per_minute: int) -> None:
     await spend_budget(request, runtime, key, per_minute, "too many subscriptions this minute")
+
+
+async def _link_budget_spent(request: Request, runtime: Runtime) -> Response | None:
+    """A mailed link's visit spends one of the address's public reads; once they are spent, the
+    429 as a small page (a person followed the link), with its Retry-After."""
+    try:
+        await spend_public_read(request, runtime)
+    except ApiError as exc:
+        page = _html("Too many requests", exc.message, exc.status)
+        page.headers.update(exc.headers or {})
+        return page
+    return None
 
 
 async def _body(request: Request, form: bool) -> Any:
@@ -163,8 +176,12 @@ async def subscribe(
 
 
 @router.get("/status/{slug}/subscribe/confirm", response_class=Response, include_in_schema=False)
-async def confirm_subscription(slug: str, session: SessionDep, now: NowDep, token: _TOKEN = "") -> Response:
+async def confirm_subscription(
+    slug: str, request: Request, runtime: RuntimeDep, session: SessionDep, now: NowDep, token: _TOKEN = ""
+) -> Response:
     """The mailed confirmation link: makes the subscription active."""
+    if (spent := await _link_budget_spent(request, runtime)) is not None:
+        return spent
     try:
         page = await subscribers.confirm(session, slug, token, now)
     except NotFound as exc:
@@ -175,9 +192,13 @@ async def confirm_subscription(slug: str, session: SessionDep, now: NowDep, toke
 
 
 @router.get("/status/{slug}/unsubscribe", response_class=Response, include_in_schema=False)
-async def unsubscribe_link(slug: str, session: SessionDep, token: _TOKEN = "") -> Response:
+async def unsubscribe_link(
+    slug: str, request: Request, runtime: RuntimeDep, session: SessionDep, token: _TOKEN = ""
+) -> Response:
     """The link in every mail: a page whose one button posts to it. Following the link changes
     nothing, so a mail scanner that opens every link unsubscribes nobody."""
+    if (spent := await _link_budget_spent(request, runtime)) is not None:
+        return spent
     try:
         page = await subscribers.unsubscribe_target(session, slug, token)
     except NotFound as exc:
@@ -196,8 +217,12 @@ async def unsubscribe_link(slug: str, session: SessionDep, token: _TOKEN = "") -
 
 
 @router.post("/status/{slug}/unsubscribe", response_class=Response, include_in_schema=False)
-async def unsubscribe_one_click(slug: str, session: SessionDep, token: _TOKEN = "") -> Response:
+async def unsubscribe_one_click(
+    slug: str, request: Request, runtime: RuntimeDep, session: SessionDep, token: _TOKEN = ""
+) -> Response:
     """RFC 8058's one-click unsubscribe (List-Unsubscribe-Post): a mail client posts to the link."""
+    if (spent := await _link_budget_spent(request, runtime)) is not None:
+        return spent
     return await _unsubscribe(session, slug, token)
 
 
