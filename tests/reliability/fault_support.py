@@ -1,13 +1,16 @@
 """What the control plane's fault tests share: a PostgreSQL cluster of the test's own (initdb,
-pg_ctl start and stop, as the `postgres` OS user), requests that say what they were answered, and
-an AI ingest client that sends batches with event ids and sends an unanswered one again."""
+pg_ctl start and stop, as the `postgres` OS user), requests that say what they were answered, an
+AI ingest client that sends batches with event ids and sends an unanswered one again, and a
+`traxo-agent` process."""
 
 from __future__ import annotations
 
 import asyncio
 import glob
+import hashlib
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
@@ -15,8 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 
-from tests.processes import free_port
+from tests.ai.otlp_support import CHAT, export, span
+from tests.operations.support import agent_metric
+from tests.processes import BIN, command_env, free_port
 from tests.tools import missing
 
 
@@ -105,56 +111,124 @@ async def answer_of(name: str, request: Any) -> Answer:
 
 @dataclass
 class IngestClient:
-    """Sends AI event batches of `batch` events, each with an eventId of its own, in order; a batch
-    that is not answered 2xx (refused, cut off, 503) is sent again, the same ids, until it is."""
+    """Sends AI events in batches of `batch`, each event with an id of its own, one batch after
+    another; a batch that is not answered 2xx (refused, cut off, 503) is sent again with the same
+    ids until it is. JSON batches (`eventId`) to POST /api/ai/ingest, or with `otlp` protobuf
+    exports (trace and span id) to the OTLP route."""
 
     base_url: str
     monitor_id: str
+    name: str
+    otlp: bool = False
     batch: int = 20
     answered: dict[int, list[str]] = field(default_factory=dict)  # batch number -> its events' ids
-    resent: int = 0  # batches sent again after no 2xx
-    statuses: list[int] = field(default_factory=list)  # every answer's status, 0 for none
-    _next: int = 0
+    resent: int = 0  # sends of a batch after one that was not answered 2xx
+    statuses: list[int] = field(default_factory=list)  # every send's status, 0 for no answer
+    _trace_id: bytes = b""
 
-    def events(self, number: int) -> list[dict[str, Any]]:
-        return [
+    def __post_init__(self) -> None:
+        self._trace_id = hashlib.sha256(self.name.encode()).digest()[:16]
+
+    def event_ids(self, number: int) -> list[str]:
+        if self.otlp:
+            return [f"{self._trace_id.hex()}:{self._span_id(number, i).hex()}" for i in range(self.batch)]
+        return [f"{self.name}-{number}-{i}" for i in range(self.batch)]
+
+    def _span_id(self, number: int, index: int) -> bytes:
+        return (number * self.batch + index + 1).to_bytes(8, "big")
+
+    def request(self, number: int) -> tuple[str, bytes, dict[str, str]]:
+        if self.otlp:
+            ids = [self._span_id(number, i) for i in range(self.batch)]
+            spans = [span(CHAT, trace_id=self._trace_id, span_id=span_id) for span_id in ids]
+            body = export(*spans).SerializeToString()
+            path = f"/api/ai/otlp/{self.monitor_id}/v1/traces"
+            return path, body, {"content-type": "application/x-protobuf"}
+        events = [
             {
-                "eventId": f"batch-{number}-event-{i}",
+                "eventId": event_id,
                 "provider": "openai",
                 "model": "gpt-4o",
-                "promptTokens": 10 + i,
+                "promptTokens": 10,
                 "completionTokens": 5,
                 "latencyMs": 100,
             }
-            for i in range(self.batch)
+            for event_id in self.event_ids(number)
         ]
+        body = orjson.dumps({"events": events})
+        return f"/api/ai/ingest/{self.monitor_id}", body, {"content-type": "application/json"}
 
-    async def send_until_answered(self, client: httpx.AsyncClient, stop: asyncio.Event) -> None:
-        """Batch after batch until `stop` is set; the batch in hand when it is set is sent until answered."""
-        while True:
-            number = self._next
-            self._next += 1
-            first = True
+    async def run(self, client: httpx.AsyncClient, stop: asyncio.Event) -> None:
+        """Batch after batch until `stop` is set; the batch in hand then is sent until answered."""
+        number = 0
+        while not stop.is_set():
+            path, body, headers = self.request(number)
             while True:
-                if not first:
-                    self.resent += 1
-                first = False
                 try:
-                    response = await client.post(
-                        f"{self.base_url}/api/ai/ingest/{self.monitor_id}",
-                        json={"events": self.events(number)},
-                        timeout=10,
-                    )
+                    response = await client.post(f"{self.base_url}{path}", content=body, headers=headers)
+                    status = response.status_code
                 except httpx.HTTPError:
-                    self.statuses.append(0)
-                    await asyncio.sleep(0.05)  # the server is away: ask again soon
-                    continue
-                self.statuses.append(response.status_code)
-                if 200 <= response.status_code < 300:
-                    data = response.json()["data"]
-                    assert all("id" in event for event in data), data
-                    self.answered[number] = [event["eventId"] for event in self.events(number)]
+                    status = 0
+                self.statuses.append(status)
+                if 200 <= status < 300:
                     break
-                await asyncio.sleep(0.05)
-            if stop.is_set():
-                return
+                self.resent += 1
+                await asyncio.sleep(0.05)  # the server is away or busy: ask again soon
+            self.answered[number] = self.event_ids(number)
+            number += 1
+
+
+class LoggedProcess:
+    """A command run by the test, its output in `directory`/`name`.log (never a pipe nobody reads)."""
+
+    def __init__(self, name: str, args: list[str], env: dict[str, str], directory: Path) -> None:
+        self.args, self.env = args, env
+        self.log_path = directory / f"{name}.log"
+        self.process: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        with self.log_path.open("ab") as log:
+            self.process = await asyncio.create_subprocess_exec(
+                *self.args, env=self.env, stdout=log, stderr=asyncio.subprocess.STDOUT
+            )
+
+    async def kill(self) -> None:
+        assert self.process is not None
+        self.process.kill()
+        assert await asyncio.wait_for(self.process.wait(), 15) == -signal.SIGKILL
+
+    async def stop(self) -> None:
+        if self.process is None or self.process.returncode is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(self.process.wait(), 15)
+        except TimeoutError:
+            self.process.kill()
+            await self.process.wait()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+class AgentRun(LoggedProcess):
+    """`traxo-agent` for one region with a spool of its own."""
+
+    def __init__(self, name: str, region: str, token: str, grpc_port: int, directory: Path) -> None:
+        self.metrics_port = free_port()
+        args = [
+            str(BIN / "traxo-agent"),
+            "--control-plane", f"127.0.0.1:{grpc_port}",
+            "--region", region,
+            "--name", name,
+            "--spool", str(directory / f"{name}.spool"),
+            "--metrics-host", "127.0.0.1",
+            "--metrics-port", str(self.metrics_port),
+            "--reconnect-min", "0.2",
+            "--reconnect-max", "0.5",
+            "--shutdown-deadline", "3",
+        ]  # fmt: skip
+        super().__init__(name, args, {**command_env(None), "TRAXO_AGENT_TOKEN": token}, directory)
+
+    async def metric(self, name: str) -> float:
+        return await agent_metric(self.metrics_port, name)
