@@ -384,3 +384,104 @@ async def test_answers_match_their_documented_schemas(api, world, database, docu
 
     statuses = {status for _, _, status in answers.checked}
     assert statuses >= {200, 201, 400, 401, 403, 404, 409, 501}
+
+
+# A valid body for each operation a link leads to or starts from, for alice's organization (a link
+# into an operation that takes a body is only followed with one).
+def _link_bodies(monitor_id: str, invitee: str) -> dict[str, dict[str, Any]]:
+    return {
+        "create_monitor": {"name": "Linked", "type": "LLM"},  # an LLM monitor: its AI reads answer too
+        "update_monitor": {"name": "Linked (renamed)"},
+        "put_cost_alert": {"dailyBudget": 5.0, "alertEmails": "alice@a.example"},
+        "create_api_key": {"name": "Linked"},
+        "invite_member": {"email": invitee, "role": "VIEWER"},
+        "create_maintenance_window": {
+            "title": "Linked",
+            "startsAt": "2030-01-01T00:00:00.000Z",
+            "endsAt": "2030-01-01T01:00:00.000Z",
+        },
+        "update_maintenance_window": {"title": "Linked (renamed)"},
+        "create_alert_channel": {
+            "name": "Linked",
+            "type": "WEBHOOK",
+            "config": {"url": "https://example.com/h"},
+        },
+        "update_alert_channel": {"name": "Linked (renamed)"},
+        "create_status_page": {
+            "name": "Linked",
+            "slug": "linked",
+            "monitors": [monitor_id],
+            "customDomain": "status.linked.example",
+        },
+        "update_status_page": {"name": "Linked (renamed)"},
+        "declare_page_incident": {
+            "title": "Linked",
+            "impact": "minor",
+            "message": "Looking",
+            "componentIds": [],
+        },
+        "edit_page_incident": {"title": "Linked (renamed)"},
+        "post_page_incident_update": {"status": "identified", "message": "Found it"},
+    }
+
+
+async def test_links_carry_what_each_create_made_to_the_operations_that_take_it(api, world, document):
+    """Each link's expressions, resolved as a client (schemathesis's stateful phase) resolves them, name
+    the resource just made: every operation it leads to finds it, and after a delete no longer does."""
+    by_id = {
+        operation["operationId"]: (method.upper(), path, operation)
+        for (method, path), operation in operations(document).items()
+    }
+    headers = world.alice.headers
+    monitor = await create_monitor(api, world.alice)
+    bodies = _link_bodies(monitor["id"], world.nora.email)
+
+    async def send(operation_id: str, path_parameters: dict[str, str]) -> httpx.Response:
+        method, path, _ = by_id[operation_id]
+        body = {"json": bodies[operation_id]} if operation_id in bodies else {}
+        return await api.request(method, path.format(**path_parameters), headers=headers, **body)
+
+    def links_of(operation_id: str) -> dict[str, Any]:
+        responses = by_id[operation_id][2]["responses"]
+        return next(response for code, response in responses.items() if code.startswith("2")).get("links", {})
+
+    def resolve(
+        links: dict[str, Any], target: str, sent: dict[str, str], answer: httpx.Response
+    ) -> dict[str, str]:
+        resolved = {}
+        for name, expression in links[target]["parameters"].items():
+            if expression.startswith("$request.path."):
+                resolved[name] = sent[expression.removeprefix("$request.path.")]
+            else:
+                pointer = expression.removeprefix("$response.body#")
+                value: Any = answer.json()
+                for part in pointer.strip("/").split("/"):
+                    value = value[part]
+                resolved[name] = value
+        return resolved
+
+    async def follow(source: str, sent: dict[str, str], answer: httpx.Response) -> None:
+        links = links_of(source)
+        # What a delete leads to comes last, so that the others still find the resource.
+        for target in sorted(links, key=lambda name: by_id[name][0] == "DELETE"):
+            parameters = resolve(links, target, sent, answer)
+            response = await send(target, parameters)
+            assert 200 <= response.status_code < 300, (source, target, response.status_code, response.text)
+            if response.status_code == 201:  # a page's incident: what it made is followed in turn
+                await follow(target, parameters, response)
+                continue
+            for after in links_of(target):
+                again = await send(after, resolve(links_of(target), after, parameters, response))
+                if by_id[target][0] == "DELETE":
+                    assert again.status_code == 404, (target, after, again.status_code, again.text)
+                else:  # an update, read back
+                    assert 200 <= again.status_code < 300, (target, after, again.status_code, again.text)
+
+    creates = [name for name in by_id if by_id[name][0] == "POST" and links_of(name)]
+    assert set(creates) >= {"create_monitor", "create_status_page", "declare_page_incident", "invite_member"}
+    for source in creates:
+        if source == "declare_page_incident":
+            continue  # followed from the page it belongs to
+        answer = await send(source, {})
+        assert answer.status_code == 201, (source, answer.text)
+        await follow(source, {}, answer)

@@ -5,6 +5,8 @@ dependencies and the error handlers answer is added here, so that no route has t
 bearer scheme and 401/403/404/429 from the authenticating dependency (deps.AUTH_ERRORS), 400 for
 a body or query that breaks a rule, 413 for a body over the limit, all with the `{"error"}` body;
 FastAPI's 422, which this server never answers (errors.py turns validation errors into 400s), goes.
+Links say which operations take the id a create answers with, so a client (and schemathesis's
+stateful phase) can carry it from create to read, update and delete through the `data` envelope.
 """
 
 from __future__ import annotations
@@ -67,6 +69,80 @@ _RETRY_AFTER = {
 }
 
 
+_ID = "$response.body#/data/id"
+_MONITOR_ID = {"monitor_id": _ID}
+# By operationId: what each create's success answer names, and the operations that take it. A
+# monitor's create reaches everything under /api/monitors/{monitor_id}; a page's, its slug's routes.
+_CREATED: dict[str, tuple[dict[str, str], tuple[str, ...]]] = {
+    "create_monitor": (
+        _MONITOR_ID,
+        (
+            "get_monitor",
+            "update_monitor",
+            "delete_monitor",
+            "pause_monitor",
+            "resume_monitor",
+            "list_checks",
+            "list_monitor_incidents",
+            "monitor_performance",
+            "monitor_sla",
+            "ai_usage",
+            "ai_events",
+            "list_insights",
+            "put_cost_alert",  # a monitor has none until then
+        ),
+    ),
+    "create_api_key": ({"key_id": _ID}, ("revoke_api_key",)),
+    "invite_member": ({"member_id": _ID}, ("remove_member",)),
+    "create_maintenance_window": (
+        {"window_id": _ID},
+        ("update_maintenance_window", "delete_maintenance_window"),
+    ),
+    "create_alert_channel": (
+        {"channel_id": _ID},
+        (
+            "get_alert_channel",
+            "update_alert_channel",
+            "delete_alert_channel",
+            "test_alert_channel",
+            "list_alert_channel_deliveries",
+        ),
+    ),
+    "create_status_page": (
+        {"slug": "$response.body#/data/slug"},
+        (
+            "get_public_status_page",
+            "update_status_page",
+            "delete_status_page",
+            "start_domain_verification",
+            "check_domain_verification",
+            "declare_page_incident",
+            "list_page_incidents",
+            "list_subscribers",
+        ),
+    ),
+    "declare_page_incident": (
+        {"slug": "$request.path.slug", "incident_id": _ID},
+        ("get_page_incident", "edit_page_incident", "delete_page_incident", "post_page_incident_update"),
+    ),
+}
+# An update is read back, and a deleted resource is asked for again (a 404 now), with the path's
+# own parameters: by operationId, the operations an update's or a delete's success leads to.
+_CHANGED: dict[str, tuple[str, ...]] = {
+    "update_monitor": ("get_monitor",),
+    "delete_monitor": ("get_monitor", "update_monitor"),
+    "update_alert_channel": ("get_alert_channel",),
+    "delete_alert_channel": ("get_alert_channel", "update_alert_channel"),
+    "delete_maintenance_window": ("update_maintenance_window",),
+    "update_status_page": ("get_public_status_page",),
+    "delete_status_page": ("get_public_status_page", "update_status_page"),
+    "edit_page_incident": ("get_page_incident",),
+    "delete_page_incident": ("get_page_incident", "edit_page_incident"),
+    "put_cost_alert": ("get_cost_alert",),
+    "delete_cost_alert": ("get_cost_alert",),
+}
+
+
 def errors(*statuses: int | tuple[int, str]) -> dict[int | str, dict[str, Any]]:
     """A route's own error statuses for `responses=`, each with the `{"error"}` body: a status, or
     (status, when it happens)."""
@@ -114,6 +190,7 @@ def build_openapi(app: FastAPI) -> dict[str, Any]:
         if isinstance(route.original_route, APIRoute) and route.include_in_schema:
             for method in route.methods or ():
                 _complete(document["paths"][route.path_format][method.lower()], route)
+    _link(document)
     components = document.setdefault("components", {})
     schemas = components.setdefault("schemas", {})
     for unused in ("HTTPValidationError", "ValidationError"):
@@ -175,3 +252,30 @@ def _calls(dependant: Dependant) -> Iterator[Any]:
     for dependency in dependant.dependencies:
         yield dependency.call
         yield from _calls(dependency)
+
+
+def _link(document: dict[str, Any]) -> None:
+    """Add _CREATED's and _CHANGED's links to their operations' success answers."""
+    operations = {
+        operation["operationId"]: (path, operation)
+        for path, item in document["paths"].items()
+        for operation in item.values()
+    }
+
+    def path_parameters(operation_id: str) -> list[str]:
+        _, operation = operations[operation_id]
+        return [p["name"] for p in operation.get("parameters", []) if p["in"] == "path"]
+
+    sources = dict(_CREATED)
+    for name, targets in _CHANGED.items():
+        sources[name] = ({p: f"$request.path.{p}" for p in path_parameters(name)}, targets)
+    for name, (parameters, targets) in sources.items():
+        _, operation = operations[name]
+        success = next(code for code in operation["responses"] if code.startswith("2"))
+        links = operation["responses"][success].setdefault("links", {})
+        for target in targets:
+            # Every path parameter of the target is named (a KeyError here is a wrong table above).
+            links[target] = {
+                "operationId": target,
+                "parameters": {p: parameters[p] for p in path_parameters(target)},
+            }
