@@ -25,7 +25,9 @@ from control_plane.services.sla import SlaDay, SlaReport
 # Control characters are refused as in every other text field, except line breaks and tabs: an
 # update (a postmortem note) is prose in paragraphs, not a name.
 _MESSAGE_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-_MESSAGE_DOC_PATTERN = r"^[^\x00-\x08\x0b-\x1f\x7f-\x9f]*$"
+# ... and at least one character that is not whitespace: the message is stripped before its minimum.
+_PROSE = r"[^\x00-\x08\x0b-\x1f\x7f-\x9f]*"
+_MESSAGE_DOC_PATTERN = rf"^{_PROSE}[^\s\x00-\x1f\x7f-\x9f]{_PROSE}$"
 
 
 def _message_text(value: str) -> str:

@@ -49,6 +49,7 @@ ComponentIds = Annotated[
     list[ComponentId],
     Field(
         max_length=MAX_COMPONENTS,
+        json_schema_extra={"uniqueItems": True},
         description="Components (spc_...) of this page, each once; empty: the whole page",
     ),
 ]
