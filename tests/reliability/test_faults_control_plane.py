@@ -33,12 +33,14 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from control_plane import migrate
+from control_plane.api.app import create_app
+from control_plane.api.deps import Runtime
 from control_plane.api.unavailable import UnavailableLog
 from control_plane.core.timefmt import utcnow
 from control_plane.db import Database, database_unavailable
 from control_plane.models import CheckResult
 from control_plane.models.ai import AiDailyUsage, AiEvent, AiUsageRollup
-from control_plane.settings import Plan
+from control_plane.settings import Plan, Settings
 from tests.ai.support import insert_llm_monitor
 from tests.alert_delivery_support import deliveries, insert_channel, open_down
 from tests.conftest import Account, make_account, make_org
@@ -650,3 +652,29 @@ def test_an_outage_is_one_warning_line_per_window_with_the_count_since(
     assert len(lines) == 2, lines
     assert lines[0].startswith("database unavailable, answered 503 to GET /api/monitors: OperationalError")
     assert "POST /api/heartbeat/x (2 more answered 503 since the last line)" in lines[1]
+
+
+async def test_only_an_unreachable_database_is_a_503_a_statements_own_error_stays_a_500(
+    settings: Settings, runtime: Runtime
+) -> None:
+    """The handler answers what database_unavailable says; any other database error goes on to the
+    unhandled error's 500, its traceback logged, as before."""
+    app = create_app(settings, runtime)
+    raised: dict[str, Exception] = {
+        "refused": OperationalError("SELECT 1", None, psycopg.OperationalError("connection failed")),
+        "deadlock": _raised(psycopg.errors.DeadlockDetected("deadlock detected")),
+    }
+
+    @app.get("/raise/{name}")
+    async def raise_it(name: str) -> None:
+        raise raised[name]
+
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://traxo.test") as client:
+        refused = await client.get("/raise/refused")
+        deadlock = await client.get("/raise/deadlock")
+    assert refused.status_code == 503
+    assert refused.headers["retry-after"] == "5"
+    assert refused.json() == {"error": "The database is unavailable; try again in 5 s"}
+    assert deadlock.status_code == 500
+    assert deadlock.json()["error"] == "Internal server error"
