@@ -404,7 +404,7 @@ class PublicComponentOut(TypedDict):
 
 
 @with_config(CLOSED)
-class TimelineEntryOut(TypedDict):
+class PublicTimelineEntryOut(TypedDict):
     status: str | None
     message: str
     createdAt: Timestamp
@@ -420,7 +420,7 @@ class PublicIncidentOut(TypedDict):
     resolvedAt: Timestamp | None
     components: Annotated[list[str], Field(description="The affected components' names")]
     declared: Annotated[bool, Field(description="Declared by hand on the page; false: detected by Traxo")]
-    updates: Annotated[list[TimelineEntryOut], Field(description="Its timeline, newest first")]
+    updates: Annotated[list[PublicTimelineEntryOut], Field(description="Its timeline, newest first")]
     postmortem: Annotated[str | None, Field(description="Markdown, as written")]
 
 
