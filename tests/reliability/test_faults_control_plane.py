@@ -539,6 +539,37 @@ async def test_a_restart_between_requests_costs_the_first_requests_a_503_then_no
 
 @pytest.mark.slow
 @pytest.mark.postgres_only  # a PostgreSQL cluster of the test's own, stopped and started (its binaries)
+@pytest.mark.xfail(
+    strict=True,
+    reason="the agents' gRPC service lets a database error out of Register and WatchAssignments: "
+    "grpc logs its traceback on every retry and the agent is told UNKNOWN with the SQL error's text; "
+    "the fix belongs in control_plane/agents/server.py (abort UNAVAILABLE when db.database_unavailable)",
+)
+async def test_agents_meeting_a_database_restart_are_told_unavailable_and_reconnect(outage: Outage) -> None:
+    api = outage.api
+    assert api.process is not None and api.process.returncode is None
+    token = await asyncio.to_thread(run_traxo, "agents", "create-token", "--region", "us-east-1", env=api.env)
+    agent = AgentRun(
+        "agent-outage", "us-east-1", token.strip().splitlines()[-1], api.grpc_port, api.log_path.parent
+    )
+    await agent.start()
+    try:
+        await eventually(lambda: _metric_equals(agent, "traxo_agent_connected", 1), 20, "the agent connects")
+        logged_before = len(api.log())
+        await asyncio.to_thread(outage.cluster.stop)
+        await eventually(lambda: _metric_equals(agent, "traxo_agent_connected", 0), 10, "it is cut off")
+        await asyncio.sleep(1)  # a few of its reconnects meet the outage
+        await asyncio.to_thread(outage.cluster.start)
+        await eventually(lambda: _metric_equals(agent, "traxo_agent_connected", 1), 20, "it reconnects")
+    finally:
+        await agent.stop()
+    log = api.log()[logged_before:]
+    assert "Traceback" not in log, log[-3000:]
+    assert "sqlalchemy" not in agent.log(), agent.log()[-3000:]  # the database's errors stay ours
+
+
+@pytest.mark.slow
+@pytest.mark.postgres_only  # a PostgreSQL cluster of the test's own, stopped and started (its binaries)
 async def test_a_database_restart_answers_503_meanwhile_and_the_api_recovers_by_itself(
     outage: Outage,
 ) -> None:
