@@ -72,3 +72,19 @@ async def test_every_json_answer_is_nosniff(runtime: Runtime, world: World) -> N
          if a.headers.get("x-content-type-options") != "nosniff"}
     )  # fmt: skip
     assert not wrong, wrong
+
+
+async def test_an_unhandled_error_s_500_is_nosniff_too(runtime: Runtime) -> None:
+    """Answered by the error handler outside the routes: still through the edge's headers."""
+    app = create_app(runtime.settings, runtime)
+
+    @app.get("/api/boom")
+    async def boom() -> None:
+        raise RuntimeError("internals")
+
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://traxo.test") as client:
+        response = await client.get("/api/boom")
+    assert response.status_code == 500
+    assert response.headers["content-type"].startswith("application/json")
+    assert response.headers.get("x-content-type-options") == "nosniff", response.headers
