@@ -164,3 +164,27 @@ async def test_a_badge_flood_does_not_spend_the_tenant_s_api_budget(
     await flood(runtime, "198.51.100.40", read, BUDGET, "badge")
     async with client_with(runtime, address="198.51.100.40") as owner:
         assert (await owner.get("/api/monitors", headers=world.alice.headers)).status_code == 200
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="reported: the AI ingest (ingest_fast_path.py, another owner's) answers an unknown monitor "
+    "id 404 without spending the address's failed-authentication budget, as badges do; monitor ids "
+    "are the ingest's only secret",
+)
+async def test_guessing_ingest_monitor_ids_spends_the_address_s_budget(
+    runtime: Runtime, world: World
+) -> None:
+    event = {
+        "provider": "openai",
+        "model": "gpt-4o",
+        "promptTokens": 1,
+        "completionTokens": 1,
+        "latencyMs": 1,
+    }
+    guesses = iter(range(1_000))
+
+    async def guess(client: httpx.AsyncClient) -> httpx.Response:
+        return await client.post(f"/api/ai/ingest/mon_guess{next(guesses)}", json=event)
+
+    await flood(runtime, "198.51.100.50", guess, FAILED_AUTH_BUDGET, "ingest guesses")
