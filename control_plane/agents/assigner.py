@@ -9,12 +9,13 @@ results path uses the grants to fence off what an agent ran after it lost a moni
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, insert, or_, select, text, update
+from sqlalchemy import ColumnElement, Text, cast, func, insert, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from control_plane.core import changes
@@ -120,6 +121,13 @@ async def _announce(session: AsyncSession, region: str, monitor_ids: set[str], *
         await changes.publish(session, ASSIGNMENTS_TOPIC, f"{region}:{monitor_id}")
 
 
+def _names_region(region: str) -> ColumnElement[bool]:
+    """Monitors whose regions (a JSON list) name `region`: its quoted name in the list's text, the
+    same on SQLite and PostgreSQL. A region name is [a-z0-9-] only, so neither JSON nor LIKE escapes
+    anything in it; the parsed list decides (SQLite's LIKE ignores case), this narrows what is read."""
+    return cast(Monitor.regions, Text).like(f"%{json.dumps(region)}%")
+
+
 async def reassign(
     session: AsyncSession, region: str, liveness: Liveness, *, monitor_ids: Collection[str] | None = None
 ) -> list[str]:
@@ -132,7 +140,7 @@ async def reassign(
     members = await live_members(session, region, liveness)
     private, owner_org = await _region_owner_org(session, region)
     monitor_query = select(Monitor.id, Monitor.type, Monitor.regions, Monitor.org_id).where(
-        Monitor.is_active.is_(True), Monitor.type.not_in(PASSIVE_TYPES)
+        Monitor.is_active.is_(True), Monitor.type.not_in(PASSIVE_TYPES), _names_region(region)
     )
     grant_query = select(AssignmentGrant.monitor_id, AssignmentGrant.member_key, AssignmentGrant.epoch).where(
         AssignmentGrant.region == region, AssignmentGrant.revoked_at.is_(None)
@@ -161,6 +169,7 @@ async def reassign(
     if not changed:
         await _announce(session, region, touched, whole_region=False)
         await session.commit()
+        _log_pass(region, monitor_ids, len(monitor_rows), len(members), 0)
         return []
     now = liveness.now
     for condition in among(session, AssignmentGrant.monitor_id, [m for m in changed if m in current]):
@@ -199,5 +208,20 @@ async def reassign(
     await _announce(session, region, touched | set(changed), whole_region=monitor_ids is None)
     await session.commit()
     ASSIGNMENT_CHANGES.labels(region).inc(len(changed))
-    log.info("region %s: %d monitors changed owner (%d live agents)", region, len(changed), len(members))
+    _log_pass(region, monitor_ids, len(monitor_rows), len(members), len(changed))
     return changed
+
+
+def _log_pass(
+    region: str, monitor_ids: Collection[str] | None, read: int, members: int, changed: int
+) -> None:
+    """One line a pass: what it read says what it cost (each monitor read is hashed per member)."""
+    log.log(
+        logging.INFO if changed else logging.DEBUG,
+        "region %s: %s pass read %d monitors, %d live agents, %d monitors changed owner",
+        region,
+        "full" if monitor_ids is None else "monitors'",
+        read,
+        members,
+        changed,
+    )

@@ -46,6 +46,9 @@ class AgentCoordinator:
         self._changed_monitors: set[str] = set()
         # region -> (live member keys, monotonic time) of its last full reassignment
         self._full_passes: dict[str, tuple[frozenset[str], float]] = {}
+        # Each region's latest rebalance task, and the regions asked for again while it runs.
+        self._rebalancing: dict[str, asyncio.Task[None]] = {}
+        self._rebalance_again: set[str] = set()
         self._monitor_wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[None]] = set()
@@ -82,24 +85,49 @@ class AgentCoordinator:
     # -- reassignment --------------------------------------------------------------------------
     async def reassign_region(self, region: str, monitor_ids: Iterable[str] | None = None) -> list[str]:
         lock = self._region_locks.setdefault(region, asyncio.Lock())
-        async with lock, self.db.session() as session:
-            return await reassign(
-                session,
-                region,
-                self.liveness(),
-                monitor_ids=None if monitor_ids is None else list(monitor_ids),
-            )
+        async with lock:
+            liveness = self.liveness()
+            if monitor_ids is not None:
+                async with self.db.session() as session:
+                    return await reassign(session, region, liveness, monitor_ids=list(monitor_ids))
+            # A full pass is recorded with the membership it ran for: the liveness pass need not
+            # repeat it (read first: a change after it makes the liveness pass run again, never less).
+            async with self.db.session() as session:
+                members = frozenset(m.key for m in await live_members(session, region, liveness))
+            started = self.clock.monotonic()
+            async with self.db.session() as session:
+                changed = await reassign(session, region, liveness)
+            self._full_passes[region] = (members, started)
+            return changed
 
     def reassign_soon(self, region: str) -> None:
-        """Rebalance a region in the background (a registration must not wait for it)."""
+        """Rebalance a region in the background (a registration must not wait for it).
+
+        Requests coalesce: while a region's rebalance is waiting or running, another request only
+        asks for one more pass after it (the running one may have read the membership before the
+        new agent's registration). A full pass costs every monitor of the region times its agents,
+        so 200 agents joining at once make two passes, not 200 (minutes of CPU on a large region).
+        """
+        pending = self._rebalancing.get(region)
+        if pending is not None and not pending.done():
+            self._rebalance_again.add(region)
+            return
 
         async def run() -> None:
-            try:
-                await self.reassign_region(region)
-            except Exception as exc:
-                log.error("rebalancing %s failed; the liveness pass will retry: %s", region, brief_error(exc))
+            while True:
+                self._rebalance_again.discard(region)
+                try:
+                    await self.reassign_region(region)
+                except Exception as exc:
+                    log.error(
+                        "rebalancing %s failed; the liveness pass will retry: %s", region, brief_error(exc)
+                    )
+                # Done as soon as this returns: a request from then on starts a new task.
+                if region not in self._rebalance_again:
+                    return
 
         task = asyncio.create_task(run(), name=f"traxo-reassign-{region}")
+        self._rebalancing[region] = task
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
@@ -164,7 +192,6 @@ class AgentCoordinator:
             now = self.clock.monotonic()
             if last is None or last[0] != members or now - last[1] >= self.settings.agent_full_pass_seconds:
                 await self.reassign_region(region)
-                self._full_passes[region] = (members, now)
 
     async def _liveness_loop(self) -> None:
         while True:
