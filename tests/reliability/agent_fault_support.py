@@ -3,15 +3,22 @@ off, and reading an agent's spool file as the agent left it. Each undoes itself,
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
+import re
 import shutil
 import sqlite3
 import subprocess
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
+from aiohttp import web
+
+from tests.e2e.test_agents_e2e import AgentProcess, Cluster, Target
 from tests.tools import missing
 from traxo_protocol.traxo.agent.v1 import agent_pb2 as pb
 
@@ -86,7 +93,8 @@ class SpoolFile:
 
 
 def read_spool(path: Path) -> SpoolFile:
-    """Reads a spool that no agent has open (killed or stopped); SQLite recovers a crashed write."""
+    """Reads an agent's spool: killed (SQLite recovers a crashed write), or running (in WAL mode a reader
+    sees the last commits and does not disturb the writer)."""
     db = sqlite3.connect(path)
     try:
         rows = db.execute("SELECT seq, payload FROM results ORDER BY seq").fetchall()
@@ -99,3 +107,171 @@ def read_spool(path: Path) -> SpoolFile:
         for seq, payload in rows
     ]
     return SpoolFile(results, int(high[0]) if high else 0)
+
+
+# -- processes and peers, on top of the agents' end-to-end helpers ------------------------------------
+
+
+class GatedTarget(Target):
+    """The e2e target, plus /gated/<name>: answered only while the gate is open. Closing it holds
+    every check of a gated monitor (their timeout is long), so an agent stops producing results
+    and its counts can be compared exactly."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+        self.gate.set()
+        self.answered: Counter[str] = Counter()
+
+    def app(self) -> web.Application:
+        async def gated(request: web.Request) -> web.Response:
+            self.hits[request.path] += 1
+            await self.gate.wait()
+            self.answered[request.path] += 1
+            return web.Response(text="all systems operational")
+
+        app = super().app()
+        app.router.add_get("/gated/{name}", gated)
+        return app
+
+
+def with_flag(args: list[str], flag: str, value: str) -> list[str]:
+    """`args` with `flag`'s value replaced (or the flag added)."""
+    if flag in args:
+        index = args.index(flag)
+        return [*args[: index + 1], value, *args[index + 2 :]]
+    return [*args, flag, value]
+
+
+class FaultAgent(AgentProcess):
+    """An e2e AgentProcess whose command line a test adjusts, and which may run in a network namespace
+    (its metrics then listen on the namespace's address)."""
+
+    def __init__(
+        self,
+        name: str,
+        region: str,
+        token: str,
+        cluster: Cluster,
+        flags: dict[str, str] | None = None,
+        netns: NetnsLink | None = None,
+    ) -> None:
+        super().__init__(name, region, token, cluster)
+        self.metrics_host = "127.0.0.1"
+        for flag, value in (flags or {}).items():
+            self.args = with_flag(self.args, flag, value)
+        if netns is not None:
+            self.metrics_host = netns.inside
+            self.args = with_flag(self.args, "--metrics-host", netns.inside)
+            self.args = ["ip", "netns", "exec", netns.name, *self.args]  # ip execs the agent: same pid
+
+    @property
+    def spool_path(self) -> Path:
+        return Path(self.args[self.args.index("--spool") + 1])
+
+    async def metrics(self) -> dict[str, float]:
+        async with httpx.AsyncClient() as client:
+            response = await client.get(f"http://{self.metrics_host}:{self.metrics_port}/metrics", timeout=2)
+        values = {}
+        for line in response.text.splitlines():
+            match = re.match(r"^(traxo_agent_\w+)(\{[^}]*\})? (\S+)$", line)
+            if match:
+                values[match[1] + (match[2] or "")] = float(match[3])
+        return values
+
+    async def total(self, prefix: str) -> float:
+        """The sum of a metric's series (e.g. traxo_agent_checks_total over type and status)."""
+        return sum(v for k, v in (await self.metrics()).items() if k == prefix or k.startswith(prefix + "{"))
+
+
+@dataclass
+class NetnsLink:
+    """A network namespace joined to this one by a veth pair: `outside` here, `inside` there. Taking
+    the inside end down cuts whatever runs in the namespace off, as a pulled cable would."""
+
+    name: str
+    outside: str
+    inside: str
+    _host_end: str
+    _ns_end: str
+
+    def cut(self) -> None:
+        _ip("-n", self.name, "link", "set", self._ns_end, "down")
+
+    def restore(self) -> None:
+        _ip("-n", self.name, "link", "set", self._ns_end, "up")
+
+
+@contextlib.contextmanager
+def netns_link() -> Iterator[NetnsLink]:
+    """A namespace of this test's own, with a /30 of 10.213.0.0/16 on the veth; deleted afterwards."""
+    require_root("a network namespace")
+    if shutil.which("ip") is None:
+        missing("ip is not installed (install it with `apt-get install iproute2`)")
+    tag = f"{os.getpid() % 100000}"
+    subnet = os.getpid() % 64 * 4  # a /30 of 10.213.0.0/24 per test process
+    link = NetnsLink(
+        f"traxo-fa-{tag}", f"10.213.0.{subnet + 1}", f"10.213.0.{subnet + 2}", f"tfa{tag}h", f"tfa{tag}n"
+    )
+    try:
+        _ip("netns", "add", link.name)
+        _ip("link", "add", link._host_end, "type", "veth", "peer", "name", link._ns_end)
+        _ip("link", "set", link._ns_end, "netns", link.name)
+        _ip("addr", "add", f"{link.outside}/30", "dev", link._host_end)
+        _ip("link", "set", link._host_end, "up")
+        _ip("-n", link.name, "addr", "add", f"{link.inside}/30", "dev", link._ns_end)
+        _ip("-n", link.name, "link", "set", link._ns_end, "up")
+        _ip("-n", link.name, "link", "set", "lo", "up")
+        yield link
+    finally:
+        subprocess.run(["ip", "netns", "del", link.name], check=False, capture_output=True)
+        subprocess.run(["ip", "link", "del", link._host_end], check=False, capture_output=True)
+
+
+def _ip(*args: str) -> None:
+    result = subprocess.run(["ip", *args], capture_output=True, text=True, timeout=10)
+    assert result.returncode == 0, f"ip {' '.join(args)}: {result.stderr}"
+
+
+class TcpForwarder:
+    """Listens on `host` and pipes each connection to 127.0.0.1:`port`: the control plane's gRPC port
+    as seen from a namespace (which cannot reach this one's loopback)."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self._host, self._port = host, port
+        self._server: asyncio.Server | None = None
+        self._pipes: set[asyncio.Task[None]] = set()
+        self.address = ""
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, self._host, 0)
+        self.address = f"{self._host}:{self._server.sockets[0].getsockname()[1]}"
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for pipe in self._pipes:
+            pipe.cancel()
+        await asyncio.gather(*self._pipes, return_exceptions=True)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            upstream_reader, upstream_writer = await asyncio.open_connection("127.0.0.1", self._port)
+        except OSError:
+            writer.close()
+            return
+        for source, sink in ((reader, upstream_writer), (upstream_reader, writer)):
+            pipe = asyncio.create_task(_pipe(source, sink))
+            self._pipes.add(pipe)
+            pipe.add_done_callback(self._pipes.discard)
+
+
+async def _pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+    try:
+        while data := await source.read(65536):
+            sink.write(data)
+            await sink.drain()
+    except (OSError, asyncio.IncompleteReadError):
+        pass
+    finally:
+        sink.close()
