@@ -186,6 +186,9 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(entry, default=str).decode()
 
 
+_STATEMENT_LOGGERS = ("aiosqlite", "sqlalchemy.engine", "psycopg")
+
+
 def configure_logging(level: str, log_format: LogFormat = "text", secrets: Iterable[str] = ()) -> None:
     """The process's one log handler, on stderr: every logger's records (uvicorn's, gRPC's,
     SQLAlchemy's) pass its filters, so none escapes the masking."""
@@ -198,3 +201,8 @@ def configure_logging(level: str, log_format: LogFormat = "text", secrets: Itera
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
+    # The database drivers log each statement with its parameters (aiosqlite's "executing ..." at
+    # DEBUG, SQLAlchemy's engine at INFO): channel configs and tokens in clear, which no pattern
+    # knows. Their warnings and errors still come through, whatever the level.
+    for name in _STATEMENT_LOGGERS:
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))

@@ -3,7 +3,7 @@ page is public), and its custom domain's verification."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from control_plane.api.deps import (
     MemberDep,
@@ -16,6 +16,7 @@ from control_plane.api.deps import (
 from control_plane.api.openapi import BEARER_SCHEME, errors
 from control_plane.api.public_answers import SHARED
 from control_plane.api.responses import JsonResponse, MessageResponse, data_response, message_response
+from control_plane.api.routes.status_page_html import spend_public_read
 from control_plane.api.status_page_schemas import (
     DomainStatusResponse,
     PublicPageResponse,
@@ -43,7 +44,11 @@ _PUBLIC_NOT_FOUND = (
     404,
     "No such page; or a private page read without a key of its organization (it answers as absent)",
 )
-_PUBLIC_BUDGET = (429, "Rate limit exceeded: a key's organization's requests per minute, or failed keys")
+_PUBLIC_BUDGET = (
+    429,
+    "Rate limit exceeded: a key's organization's requests per minute, failed keys, or (without a key) "
+    "this address's public reads",
+)
 
 
 @router.get("", response_model=StatusPageListResponse)
@@ -72,11 +77,18 @@ async def create_status_page(
     openapi_extra={"security": [{}, {BEARER_SCHEME: []}]},
 )
 async def get_public_status_page(
-    slug: str, principal: OptionalPrincipalDep, session: SessionDep, runtime: RuntimeDep, now: NowDep
+    slug: str,
+    request: Request,
+    principal: OptionalPrincipalDep,
+    session: SessionDep,
+    runtime: RuntimeDep,
+    now: NowDep,
 ) -> JsonResponse:
     """The page as visitors see it: overall status, components with status and 90-day uptime,
     active incidents with their timeline, maintenance in progress or to come. No key needed for a
     public page; a private one needs a key of its organization (docs: README, status pages)."""
+    if principal is None:  # a key spends its organization's budget; a visitor, its address's
+        await spend_public_read(request, runtime)
     page = await public.page_by_slug(session, slug)
     member_org = principal.org.id if principal is not None and principal.org is not None else None
     if page is None or (not page.is_public and page.org_id != member_org):
