@@ -160,6 +160,20 @@ def database_unavailable(exc: BaseException) -> bool:
     return isinstance(error, sqlite3.OperationalError) and "database is locked" in str(error)
 
 
+class _Session(AsyncSession):
+    async def close(self) -> None:
+        """Closing rolls back what was left uncommitted; on a connection the database dropped there
+        is nothing left to roll back (the server ended the transaction with the connection, and
+        SQLAlchemy has invalidated it). Raised there, the failure would outlive the request it
+        belongs to: a route's session closes after its answer is sent, and Starlette turns an error
+        then into an unhandled 500 logged with its traceback for an answer that went out whole."""
+        try:
+            await super().close()
+        except DBAPIError as exc:
+            if not database_unavailable(exc):
+                raise
+
+
 class Database:
     """One engine and session factory per process."""
 
@@ -168,7 +182,7 @@ class Database:
         self.engine = create_engine(database_url, **engine_kwargs)
         self.changes = ChangeFeed(database_url)
         self.sessions = async_sessionmaker(
-            self.engine, expire_on_commit=False, info=self.changes.session_info()
+            self.engine, class_=_Session, expire_on_commit=False, info=self.changes.session_info()
         )
 
     @property
