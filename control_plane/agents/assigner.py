@@ -8,12 +8,14 @@ results path uses the grants to fence off what an agent ran after it lost a moni
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import ColumnElement, Text, cast, func, insert, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -90,8 +92,8 @@ async def live_members(session: AsyncSession, region: str, liveness: Liveness) -
     return [Member(key, frozenset(caps)) for key, caps in (await session.execute(query)).all()]
 
 
-async def _region_owner_org(session: AsyncSession, region: str) -> tuple[bool, str | None]:
-    """(is private, owning org id) for a region, from its live tokens."""
+async def _region_owner_org(session: AsyncSession, region: str) -> str | None:
+    """The organization owning a private region (from its live tokens); None for a shared one."""
     owners = set(
         await session.scalars(
             select(AgentToken.org_id)
@@ -100,7 +102,7 @@ async def _region_owner_org(session: AsyncSession, region: str) -> tuple[bool, s
         )
     )
     private = [owner for owner in owners if owner is not None]
-    return (True, private[0]) if private else (False, None)
+    return private[0] if private else None
 
 
 async def _lock_region(session: AsyncSession, region: str) -> None:
@@ -121,6 +123,19 @@ async def _announce(session: AsyncSession, region: str, monitor_ids: set[str], *
         await changes.publish(session, ASSIGNMENTS_TOPIC, f"{region}:{monitor_id}")
 
 
+def _owners(
+    region: str, monitor_rows: Sequence[Any], members: Sequence[Member], owner_org: str | None
+) -> dict[str, str | None]:
+    """Monitor id -> its owner among `members` (None: none can run it), for the monitors of the
+    region (of `owner_org` only, in a private region)."""
+    wanted: dict[str, str | None] = {}
+    for monitor_id, monitor_type, regions, org_id in monitor_rows:
+        if region not in regions or (owner_org is not None and org_id != owner_org):
+            continue
+        wanted[monitor_id] = choose_member(monitor_id, monitor_type, members)
+    return wanted
+
+
 def _names_region(region: str) -> ColumnElement[bool]:
     """Monitors whose regions (a JSON list) name `region`: its quoted name in the list's text, the
     same on SQLite and PostgreSQL. A region name is [a-z0-9-] only, so neither JSON nor LIKE escapes
@@ -138,7 +153,7 @@ async def reassign(
     """
     await _lock_region(session, region)
     members = await live_members(session, region, liveness)
-    private, owner_org = await _region_owner_org(session, region)
+    owner_org = await _region_owner_org(session, region)
     monitor_query = select(Monitor.id, Monitor.type, Monitor.regions, Monitor.org_id).where(
         Monitor.is_active.is_(True), Monitor.type.not_in(PASSIVE_TYPES), _names_region(region)
     )
@@ -154,11 +169,10 @@ async def reassign(
             monitor_rows += (await session.execute(monitor_query.where(condition))).all()
         for condition in among(session, AssignmentGrant.monitor_id, monitor_ids):
             grant_rows += (await session.execute(grant_query.where(condition))).all()
-    wanted: dict[str, str | None] = {}
-    for monitor_id, monitor_type, regions, org_id in monitor_rows:
-        if region not in regions or (private and org_id != owner_org):
-            continue
-        wanted[monitor_id] = choose_member(monitor_id, monitor_type, members)
+    # Every monitor hashed against every member: seconds for a large region (~1 us a pair, 20 s for
+    # 100,000 monitors and 200 agents), so in a thread, and the event loop goes on serving the
+    # agents' leases and the API meanwhile (the GIL passes between them every few milliseconds).
+    wanted = await asyncio.to_thread(_owners, region, monitor_rows, members, owner_org)
     current = {monitor_id: (member, epoch) for monitor_id, member, epoch in grant_rows}
 
     changed = sorted(
