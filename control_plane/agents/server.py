@@ -54,6 +54,9 @@ class AgentService(pb_grpc.AgentServiceServicer):
         self.assignments = assignments
         self.fences = fences
         self.last_checks = last_checks
+        # Batches converted and being stored at once, over every stream of this process
+        # (TRAXO_AGENT_RESULTS_MAX_BATCHES, read from the settings the coordinator was given).
+        self._storing = asyncio.Semaphore(coordinator.settings.agent_results_max_batches)
 
     async def _token(self, context: grpc.aio.ServicerContext) -> AgentToken:
         metadata = dict(context.invocation_metadata() or ())
@@ -143,8 +146,9 @@ class AgentService(pb_grpc.AgentServiceServicer):
     ) -> AsyncIterator[pb.ResultAck]:
         token = await self._token(context)
         # Up to _BATCHES_AT_ONCE batches of one stream are stored concurrently (the agent keeps
-        # several in flight, and a batch spends most of its time waiting on the database); each is
-        # acknowledged once committed, in whatever order they finish (acks name their sequence).
+        # several in flight, and a batch spends most of its time waiting on the database), within
+        # the process's bound over all streams; each is acknowledged once committed, in whatever
+        # order they finish (acks name their sequence).
         finished: asyncio.Queue[pb.ResultAck | BaseException | None] = asyncio.Queue()
         slots = asyncio.Semaphore(_BATCHES_AT_ONCE)
         running: set[asyncio.Task[None]] = set()
@@ -164,8 +168,6 @@ class AgentService(pb_grpc.AgentServiceServicer):
                 count_agent_batch(sender.region, acked=False)
                 log.error("storing a batch of %d results failed: %s", len(batch.results), brief_error(exc))
                 await finished.put(exc)
-            finally:
-                slots.release()
 
         async def read() -> None:
             try:
@@ -202,6 +204,14 @@ class AgentService(pb_grpc.AgentServiceServicer):
     ) -> None:
         senders: dict[str, registry.Registration] = {}
         token_watch = self.fences.watch_token(token.id)
+
+        def released(task: asyncio.Task[None]) -> None:
+            # When the task is done however it ends: one cancelled before its first step never
+            # runs `store`, so a `finally` there would lose the process's permit for good.
+            running.discard(task)
+            slots.release()
+            self._storing.release()
+
         async for batch in request_iterator:
             if await token_watch.revoked():
                 await _end(context, TokenRevoked())
@@ -217,10 +227,13 @@ class AgentService(pb_grpc.AgentServiceServicer):
                 senders[batch.agent_id] = sender
             if self.fences.superseded(sender):
                 await _end(context, Superseded())
+            # Nothing more is read from this stream until both are free: what the agent sends
+            # meanwhile waits in HTTP/2 flow control, then in its spool, unacknowledged.
             await slots.acquire()
+            await self._storing.acquire()
             task = asyncio.create_task(store(batch, sender))
             running.add(task)
-            task.add_done_callback(running.discard)
+            task.add_done_callback(released)
 
 
 async def _end(context: grpc.aio.ServicerContext, ended: StreamEnded) -> None:
