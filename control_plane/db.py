@@ -143,16 +143,19 @@ def database_unavailable(exc: BaseException) -> bool:
     opposed to a statement's own error (a constraint, a deadlock: a lock-order bug worth its
     traceback). The first is the same request's to retry later: a 503, a warning without a traceback.
 
-    Only what the driver raised through SQLAlchemy counts: a bare OSError or TimeoutError may be
-    anything's (a file, an outbound call), and psycopg wraps its own socket errors in OperationalError.
+    Only the driver's errors count, through SQLAlchemy or raised by psycopg itself (the results and
+    AI ingest stores use its connection directly): a bare OSError or TimeoutError may be anything's
+    (a file, an outbound call), and psycopg wraps its own socket errors in OperationalError.
     """
     if isinstance(exc, PoolTimeout):
         return True
-    if not isinstance(exc, DBAPIError):
-        return False
-    if exc.connection_invalidated:  # SQLAlchemy saw a disconnect and invalidated the pool
-        return True
-    error = exc.orig
+    error: BaseException | None
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:  # SQLAlchemy saw a disconnect and invalidated the pool
+            return True
+        error = exc.orig
+    else:
+        error = exc
     if isinstance(error, psycopg.Error):
         if error.sqlstate is None:  # raised by the client: no connection, or it was lost
             return isinstance(error, psycopg.OperationalError | psycopg.InterfaceError)
