@@ -26,6 +26,9 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     # Scales every plan's request budget: self-hosters may raise it (or set it for load tests).
     rate_limit_multiplier: float = Field(default=1.0, gt=0)
+    # Failed authentications (keys, webhook secrets, unknown badges) an address may make a minute
+    # before its 429s: slows key guessing. A fuzzer sending every operation without a key raises it.
+    failed_auth_per_minute: int = Field(default=60, ge=1)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     # Plan given to every newly created organization (self-hosters raise it).
     default_plan: Plan = Plan.FREE
@@ -73,6 +76,13 @@ class Settings(BaseSettings):
     # Monitor changes are assigned as they happen; this full pass over every monitor of a region is
     # the safety net for changes nobody announced (another process on a SQLite file, say).
     agent_full_pass_seconds: float = Field(default=60, gt=0)
+    # Agents' result batches converted and being stored at once in this process, over all streams
+    # (a stream stores at most 4 of its own). A batch being stored holds one of the pool's 40
+    # PostgreSQL connections and ~0.5 MB (500 results converted), and more at once commit no faster,
+    # they only wait for connections holding memory. 32 leaves 8 connections to registrations,
+    # leases, assignment streams, the API and the workers; a batch past it waits, and its stream
+    # reads no further (HTTP/2 flow control leaves the rest in the agent's spool).
+    agent_results_max_batches: int = Field(default=32, ge=1)
     # Heartbeat pings: the start of a ping's body kept as its log (the rest is dropped, not
     # refused), pings per token per minute, and how often the sweep looks for late heartbeats.
     heartbeat_body_max_bytes: int = Field(default=10_000, ge=0)
@@ -106,11 +116,12 @@ class Settings(BaseSettings):
     ai_ingest_batch_max: int = Field(default=1000, ge=1, le=10_000)
     ai_commit_max_events: int = Field(default=2000, ge=1)
     # Events the AI ingest holds at once (queued, or in a group being written) before it answers
-    # 503 with Retry-After instead of queueing more. 10,000: PostgreSQL's two writers' groups
-    # (2 x ai_commit_max_events) and the next group for each, with room to spare, is ~2 s of the
-    # durable rate measured (~4,800 events/s, bench/README.md), so an accepted request waits about
-    # that long at worst, and the events held take tens of MB (at most ai_metadata_max_bytes each).
-    ai_ingest_max_pending_events: int = Field(default=10_000, ge=1)
+    # 503 with Retry-After instead of queueing more. 6,000 = (2 + 1) x ai_commit_max_events: each of
+    # PostgreSQL's two writers busy with a full group and a full one ready for the first to finish,
+    # so the writers never wait for work; holding more commits no faster, it only makes requests
+    # wait longer (6,000 is ~1.3 s of the ~4,800 events/s measured, bench/README.md) and takes
+    # more memory (the events held take a few MB, at most ai_metadata_max_bytes each).
+    ai_ingest_max_pending_events: int = Field(default=6_000, ge=1)
     ai_metadata_max_bytes: int = Field(default=16_384, ge=2)
     ai_metadata_max_depth: int = Field(default=5, ge=1)
     # Raw AI events are kept this long (their hourly rollups for rollup_retention_days).
