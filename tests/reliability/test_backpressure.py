@@ -1,9 +1,9 @@
 """Load with backpressure (issue 16): the AI ingest takes at most TRAXO_AI_INGEST_MAX_PENDING_EVENTS
 events at once and answers the rest 503 with Retry-After, storing nothing of them; every event it
 answered 2xx is stored exactly once; the server's memory stays flat while it sheds; and it serves
-again as soon as the load drops. Agents' results need no test of their own here: a stream stores at
-most a few batches at once and stops reading the rest, so HTTP/2 flow control leaves them in the
-agent's spool (control_plane/agents/server.py, bench/overload.py)."""
+again as soon as the load drops. Agents' results have theirs in test_backpressure_results.py: at most
+TRAXO_AGENT_RESULTS_MAX_BATCHES batches are stored at once over all streams, and a stream past it
+reads no further, so HTTP/2 flow control leaves the rest in the agent's spool (bench/overload.py)."""
 
 from __future__ import annotations
 
