@@ -29,8 +29,8 @@ log = logging.getLogger(__name__)
 # refuse everything. Released on SQLITE_FULL, rewritten once the oldest results have made room. It
 # must hold a batch's WAL frames (500 results are ~40 pages), hence the WAL's bound below.
 DEFAULT_RESERVE_BYTES = 1024 * 1024
-# The first attempt only moves the WAL into the file; each further one drops more of the oldest
-# (twice the batch's bytes, then four, then eight times).
+# With the reserve released, the first attempt only moves the WAL into the file; each further one
+# drops more of the oldest (twice the batch's bytes, then four, then eight times).
 _DISK_FULL_ATTEMPTS = 4
 _AUTO_VACUUM_INCREMENTAL = 2
 
@@ -91,6 +91,7 @@ class Spool:
         # (results acknowledged free pages that new ones reuse, so the file need not grow).
         self._disk_bytes: int | None = None
         self._dropped_for_disk = 0  # by the add in progress, to make room on a full disk
+        self._page_size = 4096  # the file's, once open
 
     async def open(self) -> None:
         await self._call(self._open_sync)
@@ -139,8 +140,8 @@ class Spool:
         db.execute(_SCHEMA)
         # The WAL's pages not yet in the file are what a checkpoint must find room for: keep them
         # within half the reserve (SQLite's default lets the WAL reach 1,000 pages first).
-        page_size = db.execute("PRAGMA page_size").fetchone()[0]
-        db.execute(f"PRAGMA wal_autocheckpoint={max(16, self._reserve_bytes // page_size // 2)}")
+        self._page_size = db.execute("PRAGMA page_size").fetchone()[0]
+        db.execute(f"PRAGMA wal_autocheckpoint={max(16, self._reserve_bytes // self._page_size // 2)}")
         self._db = db
         self._recount_sync()
         self._make_reserve_sync()
@@ -179,9 +180,16 @@ class Spool:
         self._count += len(payloads)
 
     def _add_to_full_disk_sync(self, payloads: list[bytes], now: float) -> bool:
-        """SQLITE_FULL on insert: with the reserve released, move the WAL into the file (which frees
-        the WAL's space), then drop ever more of the oldest until the batch fits. A batch that fits
-        nowhere is not stored (False), so that the agent keeps running either way."""
+        """SQLITE_FULL on insert. Most often the WAL has filled the disk: moved into the file, it gives
+        its space back. Else, with the reserve released, the oldest make room, more each time, until
+        the batch fits; a batch that fits nowhere is not stored (False), so the agent keeps running."""
+        try:
+            self._checkpoint_sync()
+            self._insert_sync(payloads, now)
+            return True
+        except sqlite3.OperationalError as exc:
+            if not _disk_full(exc):
+                raise
         self._release_reserve_sync()
         needed = max(1, sum(len(p) for p in payloads))
         held = self._size_bytes  # what the disk held when it refused more
@@ -267,14 +275,17 @@ class Spool:
     def _restore_reserve_sync(self) -> None:
         """Writes the reserve again; where the results have grown into its room, the oldest give it
         back (the file shrinks by their pages, counted as dropped for the disk)."""
+        self._checkpoint_sync()  # first: the WAL's frames are room that needs no results dropped
         if self._make_reserve_sync():
             return
         shortfall = self._reserve_bytes - self._reserve_size()
         self._release_reserve_sync()
         dropped = self._delete_oldest_sync(self._size_bytes - shortfall)
+        pages = -(-shortfall // self._page_size) + 1
         try:
-            # executescript steps it to the end; execute() would free a single page.
-            self._conn().executescript("PRAGMA incremental_vacuum;")
+            # Only the shortfall's pages: the other free pages are where the next results go without
+            # the file growing. (executescript steps the pragma to its end; execute() frees one page.)
+            self._conn().executescript(f"PRAGMA incremental_vacuum({pages});")
         except sqlite3.OperationalError as exc:
             if not _disk_full(exc):
                 raise

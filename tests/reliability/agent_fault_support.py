@@ -6,19 +6,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import re
 import shutil
 import sqlite3
 import subprocess
-from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-from aiohttp import web
-
-from tests.e2e.test_agents_e2e import AgentProcess, Cluster, Target
 from tests.tools import missing
 from traxo_protocol.traxo.agent.v1 import agent_pb2 as pb
 
@@ -92,6 +86,16 @@ class SpoolFile:
         return sum(spooled.size for spooled in self.results)
 
 
+def checkpoint(path: Path) -> bool:
+    """Moves a running agent's spool WAL into its file and truncates it; False if the agent was busy."""
+    db = sqlite3.connect(path, timeout=1)
+    try:
+        busy, _, _ = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    finally:
+        db.close()
+    return not busy and path.with_name(path.name + "-wal").stat().st_size == 0
+
+
 def read_spool(path: Path) -> SpoolFile:
     """Reads an agent's spool: killed (SQLite recovers a crashed write), or running (in WAL mode a reader
     sees the last commits and does not disturb the writer)."""
@@ -109,79 +113,7 @@ def read_spool(path: Path) -> SpoolFile:
     return SpoolFile(results, int(high[0]) if high else 0)
 
 
-# -- processes and peers, on top of the agents' end-to-end helpers ------------------------------------
-
-
-class GatedTarget(Target):
-    """The e2e target, plus /gated/<name>: answered only while the gate is open. Closing it holds
-    every check of a gated monitor (their timeout is long), so an agent stops producing results
-    and its counts can be compared exactly."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.gate = asyncio.Event()
-        self.gate.set()
-        self.answered: Counter[str] = Counter()
-
-    def app(self) -> web.Application:
-        async def gated(request: web.Request) -> web.Response:
-            self.hits[request.path] += 1
-            await self.gate.wait()
-            self.answered[request.path] += 1
-            return web.Response(text="all systems operational")
-
-        app = super().app()
-        app.router.add_get("/gated/{name}", gated)
-        return app
-
-
-def with_flag(args: list[str], flag: str, value: str) -> list[str]:
-    """`args` with `flag`'s value replaced (or the flag added)."""
-    if flag in args:
-        index = args.index(flag)
-        return [*args[: index + 1], value, *args[index + 2 :]]
-    return [*args, flag, value]
-
-
-class FaultAgent(AgentProcess):
-    """An e2e AgentProcess whose command line a test adjusts, and which may run in a network namespace
-    (its metrics then listen on the namespace's address)."""
-
-    def __init__(
-        self,
-        name: str,
-        region: str,
-        token: str,
-        cluster: Cluster,
-        flags: dict[str, str] | None = None,
-        netns: NetnsLink | None = None,
-    ) -> None:
-        super().__init__(name, region, token, cluster)
-        self.metrics_host = "127.0.0.1"
-        for flag, value in (flags or {}).items():
-            self.args = with_flag(self.args, flag, value)
-        if netns is not None:
-            self.metrics_host = netns.inside
-            self.args = with_flag(self.args, "--metrics-host", netns.inside)
-            self.args = ["ip", "netns", "exec", netns.name, *self.args]  # ip execs the agent: same pid
-
-    @property
-    def spool_path(self) -> Path:
-        return Path(self.args[self.args.index("--spool") + 1])
-
-    async def metrics(self) -> dict[str, float]:
-        async with httpx.AsyncClient() as client:
-            response = await client.get(f"http://{self.metrics_host}:{self.metrics_port}/metrics", timeout=2)
-        values = {}
-        for line in response.text.splitlines():
-            match = re.match(r"^(traxo_agent_\w+)(\{[^}]*\})? (\S+)$", line)
-            if match:
-                values[match[1] + (match[2] or "")] = float(match[3])
-        return values
-
-    async def total(self, prefix: str) -> float:
-        """The sum of a metric's series (e.g. traxo_agent_checks_total over type and status)."""
-        return sum(v for k, v in (await self.metrics()).items() if k == prefix or k.startswith(prefix + "{"))
+# -- a network cut -----------------------------------------------------------------------------------
 
 
 @dataclass
