@@ -1,12 +1,12 @@
 """Faults of the control plane's half (issue 16), each with real processes: `traxo api` SIGKILLed
-while it ingests agents' results and AI events, PostgreSQL stopped and started under `traxo api`,
-and `traxo worker` SIGKILLed mid-delivery.
+while it ingests agents' results and AI events, PostgreSQL (a cluster of the test's own) stopped
+and started under `traxo api` and its workers, and `traxo worker` SIGKILLed mid-delivery.
 
 Covered elsewhere, not repeated here:
 - `traxo api` SIGKILLed at a random moment while two agents stream results, and an agent restarted
   with its spool meanwhile: tests/e2e/test_agents_e2e.py,
   test_a_control_plane_outage_and_an_agent_restart_lose_and_duplicate_nothing. The test here kills
-  it while it takes an agent's spool replay of hundreds of results, batches in flight.
+  it with an agent's batches certainly taken and not committed, then again as the spool replay lands.
 - `traxo api` (its alerts job) SIGKILLed while a receiver holds the webhook, then sent again under
   the same webhook-id: tests/e2e/test_alerts_e2e.py,
   test_an_api_killed_mid_send_sends_it_again_after_restart. The test here does it to `traxo worker`.
