@@ -17,7 +17,9 @@ from control_plane.api.ai_ingest_answer import answer_ingest
 from control_plane.api.deps import Runtime
 from control_plane.api.errors import ApiError, status_of
 from control_plane.api.middleware import REQUEST_ID_KEY, route_path
+from control_plane.api.unavailable import MESSAGE, RETRY_AFTER_SECONDS, UnavailableLog
 from control_plane.core.errors import DomainError
+from control_plane.db import database_unavailable
 from control_plane.observability.http import ROUTE_TEMPLATE_KEY
 
 log = logging.getLogger(__name__)
@@ -32,6 +34,7 @@ class IngestFastPath:
         self.app = app
         self.runtime = runtime
         self.max_body_bytes = max_body_bytes
+        self.outage = UnavailableLog()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "POST":
@@ -68,7 +71,11 @@ class IngestFastPath:
             await _answer(send, exc.status, {"error": exc.message}, exc.headers)
         except DomainError as exc:
             await _answer(send, status_of(exc), {"error": exc.message})
-        except Exception:
+        except Exception as exc:
+            if database_unavailable(exc):  # as the app's handlers answer it (api/unavailable.py)
+                self.outage.note("POST", scope["path"], exc, scope.get(REQUEST_ID_KEY))
+                await _answer(send, 503, {"error": MESSAGE}, {"Retry-After": str(RETRY_AFTER_SECONDS)})
+                return
             log.exception("unhandled error on POST %s", scope["path"])
             await _answer(
                 send, 500, {"error": "Internal server error", "requestId": scope.get(REQUEST_ID_KEY)}
