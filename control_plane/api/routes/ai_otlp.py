@@ -40,7 +40,8 @@ _BODY = {
         otlp.Encoding.JSON.value: {
             "schema": {
                 "type": "object",
-                "properties": {"resourceSpans": {"type": "array", "items": {"type": "object"}}},
+                # null is proto3 JSON's default value: no spans, as an absent field
+                "properties": {"resourceSpans": {"type": ["array", "null"], "items": {"type": "object"}}},
             }
         },
     },
