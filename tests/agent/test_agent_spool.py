@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,7 @@ from agent.records import ResultRecord
 from agent.results import ResultPipeline
 from agent.spool import Spool
 from tests.reliability.agent_fault_support import fill_disk, small_disk
+from tests.waiting import eventually
 
 
 class Clock:
@@ -161,7 +164,47 @@ async def test_the_pipeline_counts_and_warns_once_for_a_full_disk(
     assert not [r for r in caplog.records if r.exc_info], "no tracebacks"
     stats = await spool.stats()
     assert stats.count + dropped == 1200
+
+    caplog.clear()
+    clock.now += 60  # the next warning is due: it counts every drop since the first
+    with caplog.at_level(logging.WARNING, logger="agent.results"):
+        pipeline.submit(_record("chk_late"))
+        await pipeline.flush()
+    dropped_since = metrics.registry.get_sample_value(
+        "traxo_agent_results_dropped_total", {"reason": "disk_full"}
+    )
+    first = int(warnings[0].split()[1])
+    assert [r.getMessage() for r in caplog.records] == [
+        f"dropped {int(dropped_since or 0) - first} unsent results: the disk is full: the oldest made room"
+    ]
     await spool.close()
+
+
+async def test_a_broken_spool_drops_the_batch_with_a_count_and_the_writer_goes_on(tmp_path: Path) -> None:
+    clock = Clock()
+    spool = Spool(tmp_path / "s.sqlite3", max_bytes=10_000, max_age_s=3600, clock=clock)
+    await spool.open()
+    metrics = AgentMetrics()
+    pipeline = ResultPipeline(spool, metrics, clock, flush_interval_s=0.01)
+    writer = asyncio.create_task(pipeline.run_writer())
+    await spool.close()  # every add now fails
+
+    def spool_errors() -> float:
+        value = metrics.registry.get_sample_value(
+            "traxo_agent_results_dropped_total", {"reason": "spool_error"}
+        )
+        return value or 0.0
+
+    for n in range(1, 4):
+        pipeline.submit(_record(f"chk_broken_{n}"))
+        await eventually(partial(_equals, spool_errors, n), 5, f"{n} batches counted as dropped")
+    assert not writer.done()
+    writer.cancel()
+    await asyncio.gather(writer, return_exceptions=True)
+
+
+def _equals(read: Callable[[], float], expected: float) -> bool:
+    return read() == expected
 
 
 def _record(result_id: str) -> ResultRecord:
