@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
+import time
 import traceback
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -21,6 +23,8 @@ from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
 from control_plane.core.changes import ChangeFeed
+
+log = logging.getLogger(__name__)
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -175,6 +179,40 @@ class _Session(AsyncSession):
         except DBAPIError as exc:
             if not database_unavailable(exc):
                 raise
+
+
+class UnavailableLog:
+    """An outage's warnings, for what answers callers while the database cannot take work (the
+    API's 503s, the agents' gRPC UNAVAILABLE): the first answer's at once, then one line per
+    `every` seconds naming how many were answered so since the last line."""
+
+    def __init__(
+        self, every: float = 10.0, clock: Callable[[], float] = time.monotonic, *, answer: str = "503"
+    ) -> None:
+        self._every = every
+        self._answer = answer
+        self._clock = clock
+        self._logged_at: float | None = None
+        self._unlogged = 0
+
+    def note(self, method: str, path: str, exc: BaseException, request_id: str | None) -> None:
+        now = self._clock()
+        if self._logged_at is not None and now - self._logged_at < self._every:
+            self._unlogged += 1
+            return
+        since = (
+            f" ({self._unlogged} more answered {self._answer} since the last line)" if self._unlogged else ""
+        )
+        self._logged_at, self._unlogged = now, 0
+        log.warning(
+            "database unavailable, answered %s to %s %s%s: %s",
+            self._answer,
+            method,
+            path,
+            since,
+            brief_error(exc),
+            extra={"request_id": request_id},
+        )
 
 
 class Database:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable, Coroutine
-from contextlib import aclosing
+from contextlib import aclosing, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from control_plane.agents.fences import Fences, StreamEnded, Superseded, TokenRe
 from control_plane.agents.ingest import ingest_batch
 from control_plane.agents.tokens import authenticate_token
 from control_plane.agents.watch import AssignmentStreams
-from control_plane.db import Database, brief_error
+from control_plane.db import Database, UnavailableLog, brief_error, database_unavailable
 from control_plane.models import AgentToken
 from control_plane.observability.metrics import AGENT_REGISTRATIONS, count_agent_batch
 from control_plane.results import LastCheckWriter
@@ -36,6 +36,7 @@ SERVICE_NAME = "traxo.agent.v1.AgentService"
 _BATCHES_AT_ONCE = 4
 _MAX_NAME = 128
 _ENDED_CODES = {TokenRevoked: grpc.StatusCode.UNAUTHENTICATED, Superseded: grpc.StatusCode.ABORTED}
+_DATABASE_UNAVAILABLE = "the control plane's database is unavailable; retry"
 
 
 class AgentService(pb_grpc.AgentServiceServicer):
@@ -57,6 +58,24 @@ class AgentService(pb_grpc.AgentServiceServicer):
         # Batches converted and being stored at once, over every stream of this process
         # (TRAXO_AGENT_RESULTS_MAX_BATCHES, read from the settings the coordinator was given).
         self._storing = asyncio.Semaphore(coordinator.settings.agent_results_max_batches)
+        # A database outage is UNAVAILABLE to the agents (they retry with backoff, their results wait
+        # in their spools), one warning line per window: not UNKNOWN with the SQL error's text, and
+        # not grpc's traceback for every retry of every agent.
+        self._outage = UnavailableLog(answer="UNAVAILABLE")
+
+    @asynccontextmanager
+    async def _database(self, context: grpc.aio.ServicerContext, method: str) -> AsyncIterator[None]:
+        """Aborts the call as UNAVAILABLE when what it runs finds the database unable to take work;
+        any other error goes on as it was (a statement's own error keeps its traceback)."""
+        try:
+            yield
+        except grpc.aio.AbortError:
+            raise
+        except Exception as exc:
+            if not database_unavailable(exc):
+                raise
+            self._outage.note("gRPC", method, exc, None)
+            await context.abort(grpc.StatusCode.UNAVAILABLE, _DATABASE_UNAVAILABLE)
 
     async def _token(self, context: grpc.aio.ServicerContext) -> AgentToken:
         metadata = dict(context.invocation_metadata() or ())
@@ -77,6 +96,13 @@ class AgentService(pb_grpc.AgentServiceServicer):
         return lease
 
     async def Register(
+        self, request: pb.RegisterRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RegisterResponse:
+        async with self._database(context, "Register"):
+            return await self._register(request, context)
+        raise AssertionError("unreachable: the block returns or raises")
+
+    async def _register(
         self, request: pb.RegisterRequest, context: grpc.aio.ServicerContext
     ) -> pb.RegisterResponse:
         token = await self._token(context)
@@ -118,33 +144,36 @@ class AgentService(pb_grpc.AgentServiceServicer):
     async def RenewLease(
         self, request: pb.RenewLeaseRequest, context: grpc.aio.ServicerContext
     ) -> pb.RenewLeaseResponse:
-        token = await self._token(context)
-        now = self.clock.wall()
-        async with self.db.session() as session:
-            held = await registry.renew(session, token, request.agent_id, now=now)
+        async with self._database(context, "RenewLease"):
+            token = await self._token(context)
+            now = self.clock.wall()
+            async with self.db.session() as session:
+                held = await registry.renew(session, token, request.agent_id, now=now)
         return pb.RenewLeaseResponse(held=held, lease_duration=self._lease(), server_time=timestamp(now))
 
     async def WatchAssignments(
         self, request: pb.WatchAssignmentsRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.AssignmentUpdate]:
-        token = await self._token(context)
-        async with self.db.session() as session:
-            registration = await registry.current_registration(session, token, request.agent_id)
-        if registration is None:
-            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "unknown agent_id: register first")
-        assert registration is not None
-        try:
-            # Closed at once when the call ends, so where the stream stopped is kept for resuming.
-            async with aclosing(self.assignments.watch(registration, request.known_version)) as updates:
-                async for update in updates:
-                    yield update_to_proto(update)
-        except StreamEnded as ended:
-            await _end(context, ended)
+        async with self._database(context, "WatchAssignments"):
+            token = await self._token(context)
+            async with self.db.session() as session:
+                registration = await registry.current_registration(session, token, request.agent_id)
+            if registration is None:
+                await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "unknown agent_id: register first")
+            assert registration is not None
+            try:
+                # Closed at once when the call ends, so where the stream stopped is kept for resuming.
+                async with aclosing(self.assignments.watch(registration, request.known_version)) as updates:
+                    async for update in updates:
+                        yield update_to_proto(update)
+            except StreamEnded as ended:
+                await _end(context, ended)
 
     async def StreamResults(
         self, request_iterator: AsyncIterator[pb.ResultBatch], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.ResultAck]:
-        token = await self._token(context)
+        async with self._database(context, "StreamResults"):
+            token = await self._token(context)
         # Up to _BATCHES_AT_ONCE batches of one stream are stored concurrently (the agent keeps
         # several in flight, and a batch spends most of its time waiting on the database), within
         # the process's bound over all streams; each is acknowledged once committed, in whatever
@@ -166,7 +195,12 @@ class AgentService(pb_grpc.AgentServiceServicer):
                 await finished.put(ack_to_proto(batch.sequence, [*invalid, *outcome.rejected]))
             except Exception as exc:  # no ack: the agent replays the batch after reconnecting (and again)
                 count_agent_batch(sender.region, acked=False)
-                log.error("storing a batch of %d results failed: %s", len(batch.results), brief_error(exc))
+                if database_unavailable(exc):
+                    self._outage.note("gRPC", "StreamResults", exc, None)
+                else:
+                    log.error(
+                        "storing a batch of %d results failed: %s", len(batch.results), brief_error(exc)
+                    )
                 await finished.put(exc)
 
         async def read() -> None:

@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from control_plane.api.middleware import REQUEST_ID_KEY
 from control_plane.api.responses import JsonResponse
-from control_plane.api.unavailable import UnavailableLog, unavailable_response
+from control_plane.api.unavailable import unavailable_response
 from control_plane.core.errors import (
     Conflict,
     DomainError,
@@ -26,7 +26,7 @@ from control_plane.core.errors import (
     NotFound,
     UpstreamError,
 )
-from control_plane.db import database_unavailable
+from control_plane.db import UnavailableLog, database_unavailable
 
 log = logging.getLogger(__name__)
 

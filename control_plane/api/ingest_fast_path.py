@@ -17,9 +17,9 @@ from control_plane.api.ai_ingest_answer import answer_ingest
 from control_plane.api.deps import Runtime
 from control_plane.api.errors import ApiError, status_of
 from control_plane.api.middleware import REQUEST_ID_KEY, route_path
-from control_plane.api.unavailable import MESSAGE, RETRY_AFTER_SECONDS, UnavailableLog
+from control_plane.api.unavailable import MESSAGE, RETRY_AFTER_SECONDS
 from control_plane.core.errors import DomainError
-from control_plane.db import database_unavailable
+from control_plane.db import UnavailableLog, database_unavailable
 from control_plane.observability.http import ROUTE_TEMPLATE_KEY
 
 log = logging.getLogger(__name__)
