@@ -22,9 +22,6 @@ from control_plane.services.accounts import OrgSnapshot, Principal, PrincipalCac
 from control_plane.services.dashboard import UptimeCache
 from control_plane.settings import Settings
 
-# Budget for requests whose key is missing or wrong, per client address: slows key guessing.
-_FAILED_AUTH_PER_MINUTE = 60
-
 
 @dataclass(frozen=True, slots=True)
 class Runtime:
@@ -101,7 +98,7 @@ async def spend_failed_authentication(request: Request, runtime: Runtime) -> Non
     """Count a failed authentication (API key or webhook secret) against the client address's budget;
     429 once it is spent. One budget per address, whichever secret it guesses."""
     client = request.client.host if request.client else "unknown"
-    await spend_budget(request, runtime, f"authfail:{client}", _FAILED_AUTH_PER_MINUTE)
+    await spend_budget(request, runtime, f"authfail:{client}", runtime.settings.failed_auth_per_minute)
 
 
 _MISSING_KEY = "Missing API key: send 'Authorization: Bearer traxo_...'"

@@ -121,7 +121,8 @@ def _details(ping: Ping, runtime: float | None) -> dict[str, Any]:
         "sourceIp": ping.source_ip,
     }
     if ping.body_bytes:
-        details["log"] = ping.body.decode("utf-8", errors="replace")
+        # PostgreSQL's JSON holds no NUL: one is replaced as an undecodable byte is.
+        details["log"] = ping.body.decode("utf-8", errors="replace").replace("\x00", "\ufffd")
         details["logBytes"] = ping.body_bytes
         details["logTruncated"] = len(ping.body) < ping.body_bytes
     return {key: value for key, value in details.items() if value is not None}

@@ -96,6 +96,12 @@ def decode(body: bytes, encoding: Encoding) -> ExportTraceServiceRequest:
         raise InvalidInput(f"Request body is not valid JSON: {exc}") from None
     if not isinstance(document, dict):
         raise InvalidInput("Request body: must be a JSON object (an ExportTraceServiceRequest)")
+    # protobuf's ParseDict reads a string where a message goes as an empty message.
+    resource_spans = document.get("resourceSpans", document.get("resource_spans"))
+    if isinstance(resource_spans, list) and not all(isinstance(spans, dict) for spans in resource_spans):
+        raise InvalidInput(
+            "Request body: not an OTLP/JSON ExportTraceServiceRequest (resourceSpans: each must be an object)"
+        )
     _ids_to_base64(document)
     try:
         json_format.ParseDict(document, request, ignore_unknown_fields=True)
