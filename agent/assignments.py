@@ -37,6 +37,7 @@ class AssignmentStore:
         self.synced = False  # a snapshot or resume arrived from the control plane in this process
         self.loaded_from_disk = False
         self._dirty = asyncio.Event()
+        self._unsaved = False  # the last write failed (a full disk): said once until one succeeds
         self.updated = asyncio.Event()  # set after every applied update; observers clear it
 
     @property
@@ -86,7 +87,19 @@ class AssignmentStore:
         snapshot = pb.Snapshot(
             version=self.version, assignments=[assignment_to_proto(a) for a in self.assignments.values()]
         )
-        await asyncio.to_thread(self._write, snapshot.SerializeToString())
+        try:
+            await asyncio.to_thread(self._write, snapshot.SerializeToString())
+        except OSError as exc:
+            # A full or read-only disk: the agent keeps checking with what it holds in memory, and
+            # writes again after the persist delay (the file keeps the last state saved, whole).
+            self._dirty.set()
+            if not self._unsaved:
+                log.warning("assignments not saved to %s, retrying: %s", self._path, exc)
+            self._unsaved = True
+            return
+        if self._unsaved:
+            log.info("assignments saved to %s again", self._path)
+        self._unsaved = False
 
     def _write(self, data: bytes) -> None:
         self._path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,6 @@
 """The served OpenAPI document: no FastAPI 422s, the bearer scheme on every authenticated operation,
 each operation's error statuses with the `{"error"}` body, request rules as the server applies
-them, and answers that match their documented schemas (test_openapi_conformance.py tries far more
+them, and answers that match their documented schemas (reliability/test_openapi_fuzz.py tries far more
 inputs against a live server on PostgreSQL)."""
 
 from __future__ import annotations

@@ -377,6 +377,9 @@ async def test_a_full_disk_drops_the_oldest_results_and_sends_the_rest(
         )
         try:
             await _fill_and_recover(cluster, gate, disk, agent)
+            # Its assignments file on the full disk too: not saved, said once, and a clean stop.
+            assert await agent.signal(signal.SIGTERM) == 0, agent.log_tail()
+            assert "Traceback" not in agent.log_path.read_text(errors="replace"), agent.log_tail(80)
         finally:
             await agent.stop()  # before the unmount: the agent holds its spool open
             cluster.agents.pop(agent.agent_name, None)
