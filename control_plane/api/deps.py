@@ -97,8 +97,30 @@ async def spend_budget(
 async def spend_failed_authentication(request: Request, runtime: Runtime) -> None:
     """Count a failed authentication (API key or webhook secret) against the client address's budget;
     429 once it is spent. One budget per address, whichever secret it guesses."""
-    client = request.client.host if request.client else "unknown"
-    await spend_budget(request, runtime, f"authfail:{client}", runtime.settings.failed_auth_per_minute)
+    client = request.client.host if request.client else None
+    await spend_budget(
+        request, runtime, failed_authentication_key(client), runtime.settings.failed_auth_per_minute
+    )
+
+
+def failed_authentication_key(client_host: str | None) -> str:
+    return f"authfail:{client_host or 'unknown'}"
+
+
+async def spend_failed_guess(runtime: Runtime, client_host: str | None) -> None:
+    """A guessed routing secret that named nothing (the AI ingest's monitor id, an unknown one):
+    spent from the address's failed-authentication budget, as a wrong key is, for what answers
+    without a Request (the ingest's fast path). 429 with Retry-After once the budget is spent."""
+    decision = await runtime.rate_limiter.hit(
+        failed_authentication_key(client_host), runtime.settings.failed_auth_per_minute
+    )
+    if not decision.allowed:
+        raise ApiError(
+            429,
+            f"Rate limit exceeded: {runtime.settings.failed_auth_per_minute} failed authentications per "
+            f"minute; retry in {decision.retry_after} s",
+            {"Retry-After": str(decision.retry_after)},
+        )
 
 
 _MISSING_KEY = "Missing API key: send 'Authorization: Bearer traxo_...'"

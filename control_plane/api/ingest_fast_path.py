@@ -66,7 +66,10 @@ class IngestFastPath:
             chunks.append(chunk)
             more = message.get("more_body", False)
         try:
-            payload = await answer_ingest(self.runtime, matched.group(1), b"".join(chunks))
+            client = scope.get("client")
+            payload = await answer_ingest(
+                self.runtime, matched.group(1), b"".join(chunks), client[0] if client else None
+            )
         except ApiError as exc:
             await _answer(send, exc.status, {"error": exc.message}, exc.headers)
         except DomainError as exc:

@@ -166,14 +166,9 @@ async def test_a_badge_flood_does_not_spend_the_tenant_s_api_budget(
         assert (await owner.get("/api/monitors", headers=world.alice.headers)).status_code == 200
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="reported: the AI ingest (ingest_fast_path.py, another owner's) answers an unknown monitor "
-    "id 404 without spending the address's failed-authentication budget, as badges do; monitor ids "
-    "are the ingest's only secret",
-)
+@pytest.mark.parametrize("route", ["/api/ai/ingest/{id}", "/api/ai/otlp/{id}/v1/traces"])
 async def test_guessing_ingest_monitor_ids_spends_the_address_s_budget(
-    runtime: Runtime, world: World
+    runtime: Runtime, world: World, route: str
 ) -> None:
     event = {
         "provider": "openai",
@@ -185,6 +180,10 @@ async def test_guessing_ingest_monitor_ids_spends_the_address_s_budget(
     guesses = iter(range(1_000))
 
     async def guess(client: httpx.AsyncClient) -> httpx.Response:
-        return await client.post(f"/api/ai/ingest/mon_guess{next(guesses)}", json=event)
+        path = route.format(id=f"mon_guess{next(guesses)}")
+        body = {"resourceSpans": []} if "otlp" in route else event
+        answer = await client.post(path, json=body)
+        assert answer.status_code in (404, 429), answer.text[:200]
+        return answer
 
     await flood(runtime, "198.51.100.50", guess, FAILED_AUTH_BUDGET, "ingest guesses")

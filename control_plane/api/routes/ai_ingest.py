@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Request
 
-from control_plane.api.ai_ingest_answer import UNAVAILABLE, answer_ingest
+from control_plane.api.ai_ingest_answer import answer_ingest
 from control_plane.api.ai_schemas import AcceptedResponse, AiIngestBody, BatchResponse
 from control_plane.api.deps import Runtime
 from control_plane.api.openapi import errors, json_body
@@ -23,16 +23,21 @@ _NOT_TAKEN = (
 )
 _SPENT = (
     "The organization's daily AI event limit (its plan's) is spent: a single event, or every event of a "
-    "batch that was not invalid; Retry-After is the next UTC midnight"
+    "batch that was not invalid; Retry-After is the next UTC midnight. Or this address's failed "
+    "authentications (unknown monitor ids, as wrong keys) per minute are spent"
+)
+
+
+_REFUSED = (
+    "Nothing of the request was stored: the ingest is at capacity, or the group's write failed; send "
+    "it again after Retry-After"
 )
 
 
 @router.post(
     "/ingest/{monitorId}",
     response_model=AcceptedResponse | BatchResponse,
-    responses=errors(
-        (400, _NOT_TAKEN), (404, "No monitor has this id"), 413, (429, _SPENT), (503, UNAVAILABLE)
-    ),
+    responses=errors((400, _NOT_TAKEN), (404, "No monitor has this id"), 413, (429, _SPENT), (503, _REFUSED)),
     openapi_extra={
         "security": [],
         **json_body(
@@ -47,4 +52,5 @@ async def ingest_ai_event(request: Request, monitor_id: MonitorId) -> JsonRespon
     """Store an LLM call's usage (or a batch of them) on an LLM monitor: answered once committed."""
     # The runtime straight from the app, not as a dependency: FastAPI's solving costs per level.
     runtime: Runtime = request.app.state.runtime
-    return JsonResponse(await answer_ingest(runtime, monitor_id, await request.body()))
+    client = request.client.host if request.client else None
+    return JsonResponse(await answer_ingest(runtime, monitor_id, await request.body(), client))

@@ -19,8 +19,8 @@ from starlette.responses import Response
 from control_plane.ai.ingest.committer import Accepted, IngestFailed, OverLimit
 from control_plane.ai.otlp import wire as otlp
 from control_plane.ai.otlp.spans import events_of
-from control_plane.api.deps import RuntimeDep
-from control_plane.api.errors import error_response
+from control_plane.api.deps import RuntimeDep, spend_failed_guess
+from control_plane.api.errors import ApiError, error_response
 from control_plane.api.openapi import errors
 from control_plane.core.errors import InvalidInput, NotFound
 
@@ -76,8 +76,16 @@ _ERRORS: dict[int | str, dict[str, Any]] = errors(
         "Content-Type is neither application/x-protobuf nor application/json, or the Content-Encoding "
         "is not gzip",
     ),
-    (429, "The organization's daily AI event limit kept every event of the export out"),
-    (503, "The events could not be stored this time: send the export again"),
+    (
+        429,
+        "The organization's daily AI event limit kept every event of the export out; or this address's "
+        "failed authentications (unknown monitor ids, as wrong keys) per minute are spent",
+    ),
+    (
+        503,
+        "The events could not be stored this time (the ingest at capacity, or its write failed): send "
+        "the export again",
+    ),
 )
 for _status in (400, 404, 429, 503):  # a protobuf request's failure is a google.rpc.Status
     _ERRORS[_status]["content"] = {otlp.Encoding.PROTOBUF.value: _BINARY}
@@ -120,6 +128,12 @@ async def export_traces(request: Request, runtime: RuntimeDep, monitor_id: Monit
     except otlp.InflatedTooLarge as exc:
         return error_response(413, exc.message)
     except NotFound as exc:
+        # The monitor id is the ingest's only secret: a wrong one is a failed authentication.
+        client = request.client.host if request.client else None
+        try:
+            await spend_failed_guess(runtime, client)
+        except ApiError as limited:
+            return _failure(encoding, 429, limited.message, limited.headers)
         return _failure(encoding, 404, exc.message)
     except InvalidInput as exc:
         return _failure(encoding, 400, exc.message)
