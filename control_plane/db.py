@@ -183,8 +183,9 @@ class _Session(AsyncSession):
 
 class UnavailableLog:
     """An outage's warnings, for what answers callers while the database cannot take work (the
-    API's 503s, the agents' gRPC UNAVAILABLE): the first answer's at once, then one line per
-    `every` seconds naming how many were answered so since the last line."""
+    API's 503s, the agents' gRPC UNAVAILABLE) and for background work it fails (note_failed): the
+    first at once, then one line per `every` seconds naming how many more there were since the last
+    line, instead of a line (or a traceback) for each."""
 
     def __init__(
         self, every: float = 10.0, clock: Callable[[], float] = time.monotonic, *, answer: str = "503"
@@ -195,15 +196,20 @@ class UnavailableLog:
         self._logged_at: float | None = None
         self._unlogged = 0
 
-    def note(self, method: str, path: str, exc: BaseException, request_id: str | None) -> None:
+    def _due(self) -> int | None:
+        """How many went unlogged since the last line, if a line is due now; else None."""
         now = self._clock()
         if self._logged_at is not None and now - self._logged_at < self._every:
             self._unlogged += 1
+            return None
+        unlogged, self._logged_at, self._unlogged = self._unlogged, now, 0
+        return unlogged
+
+    def note(self, method: str, path: str, exc: BaseException, request_id: str | None) -> None:
+        unlogged = self._due()
+        if unlogged is None:
             return
-        since = (
-            f" ({self._unlogged} more answered {self._answer} since the last line)" if self._unlogged else ""
-        )
-        self._logged_at, self._unlogged = now, 0
+        since = f" ({unlogged} more answered {self._answer} since the last line)" if unlogged else ""
         log.warning(
             "database unavailable, answered %s to %s %s%s: %s",
             self._answer,
@@ -213,6 +219,14 @@ class UnavailableLog:
             brief_error(exc),
             extra={"request_id": request_id},
         )
+
+    def note_failed(self, what: str, exc: BaseException) -> None:
+        """`what` (a background job's step, retried by its loop) met the outage."""
+        unlogged = self._due()
+        if unlogged is None:
+            return
+        since = f" ({unlogged} more failures since the last line)" if unlogged else ""
+        log.warning("database unavailable, %s failed; retrying%s: %s", what, since, brief_error(exc))
 
 
 class Database:

@@ -17,7 +17,7 @@ from control_plane.agents.assigner import Liveness, live_members, reassign
 from control_plane.agents.assignment_reads import agent_regions, regions_of
 from control_plane.agents.clock import SYSTEM_CLOCK, Clock
 from control_plane.agents.registry import expire_lapsed
-from control_plane.db import Database, brief_error
+from control_plane.db import Database, UnavailableLog, brief_error, database_unavailable
 from control_plane.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -43,6 +43,7 @@ class AgentCoordinator:
         self.started_at = clock.wall()
         self.lease = timedelta(seconds=settings.agent_lease_seconds)
         self._announce = announce
+        self._outage = UnavailableLog()  # passes retried during an outage: a line per window
         self._changed_monitors: set[str] = set()
         # region -> (live member keys, monotonic time) of its last full reassignment
         self._full_passes: dict[str, tuple[frozenset[str], float]] = {}
@@ -119,9 +120,14 @@ class AgentCoordinator:
                 try:
                     await self.reassign_region(region)
                 except Exception as exc:
-                    log.error(
-                        "rebalancing %s failed; the liveness pass will retry: %s", region, brief_error(exc)
-                    )
+                    if database_unavailable(exc):
+                        self._outage.note_failed(f"rebalancing {region}", exc)
+                    else:
+                        log.error(
+                            "rebalancing %s failed; the liveness pass will retry: %s",
+                            region,
+                            brief_error(exc),
+                        )
                 # Done as soon as this returns: a request from then on starts a new task.
                 if region not in self._rebalance_again:
                     return
@@ -161,11 +167,14 @@ class AgentCoordinator:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.error(
-                    "assigning %d changed monitors failed; the liveness pass will retry: %s",
-                    len(batch),
-                    brief_error(exc),
-                )
+                if database_unavailable(exc):
+                    self._outage.note_failed(f"assigning {len(batch)} changed monitors", exc)
+                else:
+                    log.error(
+                        "assigning %d changed monitors failed; the liveness pass will retry: %s",
+                        len(batch),
+                        brief_error(exc),
+                    )
 
     # -- liveness ------------------------------------------------------------------------------
     async def check_liveness(self) -> None:
@@ -200,5 +209,8 @@ class AgentCoordinator:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # retried every half lease: one bounded line each time
-                log.error("agent liveness pass failed: %s", brief_error(exc))
+                if database_unavailable(exc):
+                    self._outage.note_failed("the agents' liveness pass", exc)
+                else:
+                    log.error("agent liveness pass failed: %s", brief_error(exc))
             await asyncio.sleep(max(0.2, self.lease.total_seconds() / 2))

@@ -17,7 +17,7 @@ from control_plane.alerts.outbox import dispatch_events, release_held
 from control_plane.alerts.reminders import remind
 from control_plane.alerts.senders import SENDERS
 from control_plane.alerts.worker import deliver_due
-from control_plane.db import Database, brief_error
+from control_plane.db import Database, UnavailableLog, brief_error, database_unavailable
 from control_plane.incidents.changes import EVENTS_TOPIC
 from control_plane.settings import Settings
 
@@ -64,6 +64,7 @@ class AlertsLoop:
         self._db = db
         self._settings = settings
         self._clock = clock
+        self._outage = UnavailableLog()  # a pass a second meets an outage: a line per window
         self._woken = asyncio.Event()
         self._stopping = False
         db.changes.subscribe(EVENTS_TOPIC, lambda _payload: self.wake())
@@ -84,11 +85,14 @@ class AlertsLoop:
             try:
                 await alert_pass(self._db, self._settings, now=self._clock(), clock=self._clock)
             except Exception as exc:
-                log.warning(
-                    "alerts pass failed (%s); again in %.0f s",
-                    brief_error(exc),
-                    self._settings.alert_delivery_seconds,
-                )
+                if database_unavailable(exc):
+                    self._outage.note_failed("the alerts pass", exc)
+                else:
+                    log.warning(
+                        "alerts pass failed (%s); again in %.0f s",
+                        brief_error(exc),
+                        self._settings.alert_delivery_seconds,
+                    )
             try:
                 await asyncio.wait_for(self._woken.wait(), self._settings.alert_delivery_seconds)
             except TimeoutError:

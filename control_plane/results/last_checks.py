@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from control_plane.db import Database
+from control_plane.db import Database, UnavailableLog, database_unavailable
 from control_plane.results.domain import LastCheck, ResultIn, newest_per_monitor
 from control_plane.results.store import ResultsStore, results_store
 
@@ -53,6 +53,7 @@ class LastCheckWriter:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._flushing = asyncio.Lock()
+        self._outage = UnavailableLog()  # retried each second during an outage: a line per window
 
     async def after_commit(self, session: AsyncSession, stored: Sequence[ResultIn]) -> None:
         """A batch's listener: its monitors' newest results, noted for the next flush."""
@@ -98,7 +99,10 @@ class LastCheckWriter:
             await asyncio.sleep(self._interval)  # let batches gather
             try:
                 await self.flush()
-            except Exception:
-                log.exception("writing lastCheck of %d monitors failed; retrying", len(self._pending))
+            except Exception as exc:
+                if database_unavailable(exc):
+                    self._outage.note_failed(f"writing lastCheck of {len(self._pending)} monitors", exc)
+                else:
+                    log.exception("writing lastCheck of %d monitors failed; retrying", len(self._pending))
                 await asyncio.sleep(1)
                 self._wake.set()

@@ -739,6 +739,28 @@ def test_an_outage_is_one_warning_line_per_window_with_the_count_since(
     assert "POST /api/heartbeat/x (2 more answered 503 since the last line)" in lines[1]
 
 
+def test_background_work_meeting_an_outage_is_one_line_per_window_too(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The loops that retry each second or half lease (the alerts pass, the coordinator's passes,
+    lastCheck writes, AI ingest groups) say an outage once per window, not once a retry."""
+    now = [100.0]
+    outage = UnavailableLog(every=10, clock=lambda: now[0])
+    error = OperationalError("SELECT 1", None, psycopg.OperationalError("connection failed"))
+    with caplog.at_level(logging.WARNING, logger="control_plane.db"):
+        for _ in range(5):
+            outage.note_failed("the alerts pass", error)
+            now[0] += 1
+        now[0] += 6
+        outage.note_failed("the alerts pass", error)
+    lines = [record.getMessage() for record in caplog.records]
+    assert lines == [
+        "database unavailable, the alerts pass failed; retrying: OperationalError: connection failed",
+        "database unavailable, the alerts pass failed; retrying (4 more failures since the last line): "
+        "OperationalError: connection failed",
+    ], lines
+
+
 async def test_only_an_unreachable_database_is_a_503_a_statements_own_error_stays_a_500(
     settings: Settings, runtime: Runtime
 ) -> None:

@@ -40,7 +40,7 @@ from control_plane.ai.ingest.store import (
 from control_plane.ai.pricing import PRICE_VERSION, cost_usd
 from control_plane.core.errors import DomainError, InvalidInput, NotFound
 from control_plane.core.ids import new_id
-from control_plane.db import Database, brief_error
+from control_plane.db import Database, UnavailableLog, brief_error, database_unavailable
 from control_plane.domain import histogram
 from control_plane.domain.plans import limits_for
 from control_plane.models import Monitor
@@ -108,6 +108,7 @@ class AiIngest:
         self._db = db
         self._settings = settings
         self._clock = clock
+        self._outage = UnavailableLog()  # an outage's failed groups: a line per window, not each
         self._queue: deque[_Request] = deque()
         self._wake: asyncio.Event | None = None
         self._writers: list[asyncio.Task[None]] = []
@@ -190,7 +191,10 @@ class AiIngest:
                 await self._write(group)
             except Exception as exc:
                 AI_GROUP_FAILURES.inc()
-                log.warning("AI ingest: a group of %d requests failed: %s", len(group), brief_error(exc))
+                if database_unavailable(exc):
+                    self._outage.note_failed(f"an AI ingest group of {len(group)} requests", exc)
+                else:
+                    log.warning("AI ingest: a group of %d requests failed: %s", len(group), brief_error(exc))
                 failure = IngestFailed("The events could not be stored; send them again")
                 for request in group:
                     if not request.answer.done():
