@@ -97,7 +97,7 @@ def apprise_hosts(url: str) -> list[str]:
     ntfy://, gotify://, mailto:// …), an address written as a bare number included, and the SMTP
     server a mailto URL names (?smtp=). A hosted service's URL holds a token where a host would be
     (tgram://<bot id>:<token>/, discord://<id>/<token>): Apprise sends those to the service's own
-    API (its notify_url), so the token is not one, even when it reads as a number. Unparsable: []."""
+    API, so the token is not one, even when it reads as a number. Unparsable: []."""
     try:
         plugin = apprise.Apprise.instantiate(url)
     except Exception:  # Apprise's URL parsers are many; none may turn a bad URL into a 500
@@ -106,8 +106,11 @@ def apprise_hosts(url: str) -> list[str]:
         return []
     hosts = []
     host = getattr(plugin, "host", None)
-    hosted = getattr(type(plugin), "notify_url", None) is not None
-    if isinstance(host, str) and host and (is_host_name(host) or (_numeric_address(host) and not hosted)):
+    # A plugin takes a host of the user's when one of its URL forms has one (json://{host}, and the
+    # self-hosted forms of Notica, PushDeer, ntfy ...): a number there is an address, checked as one.
+    # A hosted service's forms have none (tgram://{bot_token}): its "host" is a token.
+    takes_host = any("{host}" in template for template in getattr(type(plugin), "templates", ()))
+    if isinstance(host, str) and host and (is_host_name(host) or (_numeric_address(host) and takes_host)):
         hosts.append(host)
     smtp_host = getattr(plugin, "smtp_host", None)
     if isinstance(smtp_host, str) and smtp_host and smtp_host not in hosts:

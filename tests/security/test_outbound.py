@@ -155,16 +155,28 @@ async def test_each_kind_refuses_an_inward_url_when_saved(
 
 
 @pytest.mark.parametrize(
-    "url", ["json://2130706433/hook", "json://0x7f000001/hook", "json://2852039166/hook"]
+    "url",
+    [
+        "json://2130706433/hook",
+        "json://0x7f000001/hook",
+        "json://2852039166/hook",
+        # Services with a hosted API of their own that also take a self-hosted server's host: a
+        # number there is that server's address (they were let through for having a hosted API).
+        "notica://2130706433/token",
+        "pushdeer://2852039166/PDU1234",
+    ],
 )
 async def test_an_address_written_as_a_number_is_refused_too(
     api: httpx.AsyncClient, world: World, url: str
 ) -> None:
-    """getaddrinfo reads 2130706433 as 127.0.0.1 (and 2852039166 as 169.254.169.254)."""
+    """getaddrinfo reads 2130706433 as 127.0.0.1 (and 2852039166 as 169.254.169.254): refused when
+    the channel is saved and again before a send."""
     body = {"name": "Ops", "type": "APPRISE", "config": {"urls": [url]}}
     created = await api.post("/api/alert-channels", json=body, headers=world.alice.headers)
     assert created.status_code == 400, created.text
     assert "a private, loopback or reserved address" in created.json()["error"]
+    async with sender_context(alerts_allow_private_urls=False) as context:
+        assert await apprise_sender.refused_destination([url], context) is not None
 
 
 async def test_a_hosted_service_s_token_is_not_taken_for_a_host(api: httpx.AsyncClient, world: World) -> None:
