@@ -137,8 +137,10 @@ def brief_error(exc: BaseException, limit: int = 300) -> str:
 
 
 # PostgreSQL's SQLSTATEs of a server that is going away or not yet taking connections (57P01
-# admin_shutdown, 57P02 crash_shutdown, 57P03 cannot_connect_now); class 08 is connection exceptions.
-_UNAVAILABLE_SQLSTATES = frozenset({"57P01", "57P02", "57P03"})
+# admin_shutdown, 57P02 crash_shutdown, 57P03 cannot_connect_now), that has no connection to spare
+# (53300 too_many_connections: several replicas' pools under load), or that takes no writes (25006
+# read_only_sql_transaction: a standby, during a failover); class 08 is connection exceptions.
+_UNAVAILABLE_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "53300", "25006"})
 
 
 def database_unavailable(exc: BaseException) -> bool:

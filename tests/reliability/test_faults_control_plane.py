@@ -715,6 +715,8 @@ def test_it_tells_an_unreachable_database_from_a_statements_own_error() -> None:
     assert database_unavailable(psycopg.errors.AdminShutdown("terminating connection"))
     assert not database_unavailable(psycopg.errors.UniqueViolation("duplicate key"))
 
+    assert database_unavailable(_raised(psycopg.errors.TooManyConnections("too many clients")))
+    assert database_unavailable(_raised(psycopg.errors.ReadOnlySqlTransaction("read-only")))  # failover
     assert not database_unavailable(_raised(psycopg.errors.DeadlockDetected("deadlock detected")))
     assert not database_unavailable(_raised(psycopg.errors.UniqueViolation("duplicate key")))
     assert not database_unavailable(_raised(psycopg.errors.QueryCanceled("statement timeout")))
