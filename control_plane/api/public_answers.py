@@ -34,6 +34,7 @@ SHARED = "X-Traxo-Shared-Answer"
 _SHARED = SHARED.lower().encode("latin-1")
 PUBLIC_PATH = re.compile(r"/(?:api/status-pages|status)/[^/\x00]+")
 _BYPASS = (b"authorization", b"cookie", b"if-none-match")
+_RATE = b"x-ratelimit-"
 _SIZE = 512
 
 
@@ -114,11 +115,17 @@ class PublicPageAnswers:
         finally:
             if kept is not None:
                 kept.refreshing = False
-        if start is None or not shared or start["status"] != 200:
+        if start is None or (start["status"] == 200 and not shared) or start["status"] == 404:
             self._answers.pop(key, None)  # a page gone private or deleted: none kept of it either
             return
+        if start["status"] != 200:
+            # This visitor's own failure (over its address's budget, a database outage): the page is
+            # what it was, and the kept answer still serves the others while it is young enough.
+            return
         route = getattr(scope.get("route"), "path_format", None)
-        self._answers[key] = _Answer(now, 200, start["headers"], b"".join(chunks), route)
+        # Not the refreshing visitor's rate-limit headers: they are its address's budget, not the page's.
+        headers = [(name, value) for name, value in start["headers"] if not name.lower().startswith(_RATE)]
+        self._answers[key] = _Answer(now, 200, headers, b"".join(chunks), route)
         self._answers.move_to_end(key)
         while len(self._answers) > _SIZE:
             self._answers.popitem(last=False)
