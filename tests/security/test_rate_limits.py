@@ -166,6 +166,23 @@ async def test_a_badge_flood_does_not_spend_the_tenant_s_api_budget(
         assert (await owner.get("/api/monitors", headers=world.alice.headers)).status_code == 200
 
 
+async def test_each_badge_has_its_own_budget_per_address(
+    runtime: Runtime, world: World, public_world: dict[str, str]
+) -> None:
+    """An image proxy (GitHub's, shields.io) fetches every organization's badges from a few
+    addresses: one badge's flood from there leaves the others readable from there."""
+    async with client_with(runtime) as api:
+        other = await create_monitor(api, world.bob, name="Blog", config={"publicBadge": True})
+
+    async def read(client: httpx.AsyncClient) -> httpx.Response:
+        return await client.get(f"/badge/{public_world['monitor']}/status.svg")
+
+    await flood(runtime, "198.51.100.41", read, BUDGET, "one badge")
+    async with client_with(runtime, address="198.51.100.41", rate_limit_multiplier=MULTIPLIER) as proxy:
+        answer = await proxy.get(f"/badge/{other['id']}/status.svg")
+    assert answer.status_code == 200, answer.text[:200]
+
+
 @pytest.mark.parametrize("route", ["/api/ai/ingest/{id}", "/api/ai/otlp/{id}/v1/traces"])
 async def test_guessing_ingest_monitor_ids_spends_the_address_s_budget(
     runtime: Runtime, world: World, route: str

@@ -1,6 +1,7 @@
 """Badges (/badge/{monitorId}/...: SVG and shields.io JSON) of monitors that opted in, and status
 pages' RSS and Atom feeds. Public, cached a minute, with an ETag (If-None-Match answers 304); each
-request spends one of the client address's public reads (status_page_html.spend_public_read).
+request spends one of the client address's public reads (status_page_html.spend_public_read), a
+badge's of that badge alone.
 
 An id that has no badge, or a slug that has no public page, spends the client address's budget for
 failed authentications (a monitor id is a secret otherwise): 429 once it is spent."""
@@ -99,7 +100,8 @@ async def status_badge(
     request: Request, monitor_id: MonitorId, session: SessionDep, runtime: RuntimeDep, now: NowDep
 ) -> Response:
     """The monitor's status as a shields-style SVG, labelled with its name (`config.publicBadge` monitors)."""
-    await spend_public_read(request, runtime)
+    # Per badge: the image proxies fetching every organization's badges share a few addresses.
+    await spend_public_read(request, runtime, of=monitor_id)
     badge = await badges.status_badge(session, monitor_id, now)
     if badge is None:
         raise await _not_found(request, runtime, _NO_BADGE)
@@ -124,7 +126,8 @@ async def uptime_badge(
     days: Days = badges.DEFAULT_DAYS,
 ) -> Response:
     """The monitor's uptime (maintenance excluded) as a shields-style SVG (`config.publicBadge` monitors)."""
-    await spend_public_read(request, runtime)
+    # Per badge: the image proxies fetching every organization's badges share a few addresses.
+    await spend_public_read(request, runtime, of=monitor_id)
     badge = await badges.uptime_badge(session, monitor_id, now, days)
     if badge is None:
         raise await _not_found(request, runtime, _NO_BADGE)
@@ -148,7 +151,8 @@ async def shields_endpoint(
 ) -> Response:
     """The status or uptime badge as shields.io endpoint JSON, for
     `https://img.shields.io/endpoint?url=...` (`config.publicBadge` monitors); cached a minute, ETag."""
-    await spend_public_read(request, runtime)
+    # Per badge: the image proxies fetching every organization's badges share a few addresses.
+    await spend_public_read(request, runtime, of=monitor_id)
     if kind == "status":
         badge = await badges.status_badge(session, monitor_id, now)
     else:

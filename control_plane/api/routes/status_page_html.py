@@ -19,12 +19,15 @@ router = APIRouter(tags=["status page html"], include_in_schema=False)
 _CACHE_CONTROL = "public, max-age=30"
 
 
-async def spend_public_read(request: Request, runtime: Runtime) -> None:
+async def spend_public_read(request: Request, runtime: Runtime, *, of: str | None = None) -> None:
     """One of the client address's public reads (ratelimit.py), for every public route that reads
-    the database: 429 with Retry-After once they are spent. Replayed answers never get here."""
+    the database: 429 with Retry-After once they are spent. Replayed answers never get here.
+    `of` gives a resource its own budget per address: badges, which image proxies (GitHub's,
+    shields.io) fetch for every organization's READMEs from a few addresses."""
     client = request.client.host if request.client else None
     per_minute = public_reads_per_minute(runtime.settings.rate_limit_multiplier)
-    await spend_budget(request, runtime, public_read_key(client), per_minute, PUBLIC_READS_EXCEEDED)
+    key = public_read_key(client) if of is None else f"{public_read_key(client)}:{of}"
+    await spend_budget(request, runtime, key, per_minute, PUBLIC_READS_EXCEEDED)
 
 
 @router.get("/status/{slug}")
