@@ -7,6 +7,7 @@ down still runs its monitors, and a reconnect resumes from the version it holds.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 from pathlib import Path
@@ -104,7 +105,12 @@ class AssignmentStore:
     def _write(self, data: bytes) -> None:
         self._path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self._path.with_suffix(self._path.suffix + ".tmp")
-        tmp.write_bytes(data)
+        try:
+            tmp.write_bytes(data)
+        except OSError:
+            with contextlib.suppress(OSError):  # a part written to a full disk holds room the spool needs
+                tmp.unlink()
+            raise
         os.replace(tmp, self._path)  # atomic: a crash leaves the old file or the new, never half
 
     def _replace(self, snapshot: pb.Snapshot) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import sqlite3
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -227,6 +228,8 @@ class Spool:
                 )
             )
             self._recount_sync()
+        if self._disk_bytes is not None and self._disk_has_room_again_sync():
+            self._disk_bytes = None  # space was freed: back to the byte bound (a full disk re-limits)
         if self._disk_bytes is not None and self._disk_bytes < self._max_bytes:
             dropped = self._make_room_sync(self._disk_bytes)  # first: it may count drops of its own
             self._dropped_for_disk += dropped
@@ -294,6 +297,20 @@ class Spool:
         if dropped:
             self._dropped_for_disk += dropped
             self._limit_to_disk(self._size_bytes)
+
+    def _disk_has_room_again_sync(self) -> bool:
+        """The reserve whole and the file system free of more than twice it: someone made room (a
+        ballast removed, the disk grown) since the spool was limited to what the disk held, so a
+        long cut-off need not keep dropping results the disk now takes."""
+        if self._reserve_size() < self._reserve_bytes:
+            self._make_reserve_sync()
+            if self._reserve_size() < self._reserve_bytes:
+                return False
+        try:
+            stat = os.statvfs(self._path.parent)
+        except OSError:
+            return False
+        return stat.f_bavail * stat.f_frsize > 2 * self._reserve_bytes
 
     def _limit_to_disk(self, size_bytes: int) -> None:
         self._disk_bytes = size_bytes if self._disk_bytes is None else min(self._disk_bytes, size_bytes)

@@ -122,6 +122,35 @@ async def test_a_full_disk_drops_the_oldest_and_keeps_storing(full_disk: Path) -
     await spool.close()
 
 
+async def test_room_made_on_the_disk_is_used_again_before_the_spool_empties(full_disk: Path) -> None:
+    """A long cut-off never empties the spool: once space is freed (the ballast removed), the spool
+    stops dropping for the disk it was limited to (found by review: it dropped thousands more)."""
+    spool = Spool(
+        full_disk / "s.sqlite3",
+        max_bytes=100_000_000,
+        max_age_s=3600,
+        clock=Clock(),
+        reserve_bytes=256 * 1024,
+    )
+    await spool.open()
+    ballast = fill_disk(full_disk, leave_bytes=200_000)
+    by_disk = 0
+    for batch in range(600):
+        by_disk += (await spool.add([f"{batch:04d}-{i}".encode() * 20 for i in range(3)])).by_disk
+    assert by_disk > 0 and (await spool.stats()).disk_full
+    ballast.unlink()  # the operator makes room; nothing was acknowledged meanwhile
+    added_after = 0
+    for batch in range(200):
+        dropped = await spool.add([f"after-{batch:04d}-{i}".encode() * 20 for i in range(3)])
+        assert dropped.by_disk == 0, (batch, dropped)
+        added_after += 3
+    stats = await spool.stats()
+    assert not stats.disk_full
+    kept = await spool.read_after(0, stats.count)
+    assert sum(row.payload.startswith(b"after-") for row in kept) == added_after  # all of them kept
+    await spool.close()
+
+
 async def test_a_batch_that_fits_nowhere_is_dropped_itself(full_disk: Path) -> None:
     spool = Spool(
         full_disk / "s.sqlite3", max_bytes=100_000_000, max_age_s=3600, clock=Clock(), reserve_bytes=0
