@@ -3,7 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
-PYTEST_ARGS ?=
+# The slowest tests are listed at the end of each run: what to look at when the suite grows slow.
+PYTEST_ARGS ?= --durations=25
 # The suite runs in this many pytest-xdist processes (each with its own scratch databases);
 # `make test PYTEST_WORKERS=0` runs it in one.
 PYTEST_WORKERS ?= 2

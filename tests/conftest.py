@@ -33,7 +33,7 @@ from tests.databases import scratch_database
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Under TRAXO_TEST_ONLY_DATABASE=1 (the PostgreSQL pass) run only tests that use a database;
     on SQLite, leave out tests marked `postgres_only` (they run in the PostgreSQL pass), and on
-    PostgreSQL those marked `sqlite_only` (they ran in the SQLite pass)."""
+    PostgreSQL those marked `sqlite_only` or `one_pass` (they ran in the SQLite pass)."""
     on_postgres = bool(os.environ.get("TRAXO_TEST_DATABASE_URL", "").startswith("postgres"))
     only_database = os.environ.get("TRAXO_TEST_ONLY_DATABASE") == "1"
     selected = [
@@ -41,6 +41,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         for item in items
         if (on_postgres or item.get_closest_marker("postgres_only") is None)
         and (not on_postgres or item.get_closest_marker("sqlite_only") is None)
+        and (not on_postgres or item.get_closest_marker("one_pass") is None)
         and (not only_database or "database_url" in getattr(item, "fixturenames", ()))
     ]
     if len(selected) == len(items):

@@ -44,7 +44,9 @@ from tests.reliability.agent_fault_support import (
 )
 from tests.waiting import eventually
 
-pytestmark = pytest.mark.slow
+# The agent's side of each fault (its spool, its network, its disk) is the same whichever database
+# the control plane has: these run once, in the SQLite pass (test_faults_control_plane's run on both).
+pytestmark = [pytest.mark.slow, pytest.mark.one_pass]
 
 KILL, NET, DISK = "fault-kill", "fault-net", "fault-disk"
 SPOOL_MAX_MB = 0.01  # ~10 KB: some sixty results fill the spool of the SIGKILL test

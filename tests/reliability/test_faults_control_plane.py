@@ -10,6 +10,9 @@ Covered elsewhere, not repeated here:
 - `traxo api` (its alerts job) SIGKILLed while a receiver holds the webhook, then sent again under
   the same webhook-id: tests/e2e/test_alerts_e2e.py,
   test_an_api_killed_mid_send_sends_it_again_after_restart. The test here does it to `traxo worker`.
+
+Those two run on both databases; the SIGKILL tests here run in the PostgreSQL pass only (production's
+database, and the suite's ten minutes on SQLite), as do the outage tests (a cluster of their own).
 """
 
 from __future__ import annotations
@@ -107,6 +110,7 @@ async def _kill(api: ApiProcess) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.postgres_only  # on SQLite, the e2e tests named above SIGKILL `traxo api` as well
 async def test_an_api_killed_while_it_ingests_ai_events_stores_each_answered_event_once(
     ingest: Ingest,
 ) -> None:
@@ -215,6 +219,7 @@ FENCED = 'traxo_agent_results_rejected_total{reason="fenced"}'
 
 
 @pytest.mark.slow
+@pytest.mark.postgres_only  # on SQLite, the e2e tests named above SIGKILL `traxo api` as well
 async def test_an_api_killed_while_it_takes_results_and_a_spool_replay_loses_and_repeats_none(
     ingest: Ingest,
 ) -> None:
@@ -358,6 +363,7 @@ async def _metric_equals(agent: AgentRun, name: str, value: float) -> bool:
 
 
 @pytest.mark.slow
+@pytest.mark.postgres_only  # on SQLite, the e2e tests named above SIGKILL `traxo api` as well
 async def test_a_worker_killed_mid_delivery_sends_it_again_once_after_restart(ingest: Ingest) -> None:
     """`traxo worker` alone (no API): SIGKILLed while the receiver holds a webhook, started again,
     it sends the same delivery under the same webhook-id once its claim has lapsed, and marks it
