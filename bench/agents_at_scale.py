@@ -61,6 +61,7 @@ WINDOW = 8
 FLUSH_SECONDS = 0.5
 QUIET_SECONDS = 3.0  # assignments are settled once no agent heard a change for this long
 CHANNEL_OPTIONS = [("grpc.max_receive_message_length", 64 * 1024 * 1024)]
+REGISTER_RETRIES: Counter[str] = Counter()  # Register calls tried again, by the status they met
 
 
 def log(message: str) -> None:
@@ -116,15 +117,26 @@ class SimulatedAgent:
     def unacknowledged(self) -> int:
         return sum(len(results) for results in self.in_flight.values())
 
+    async def _register(self, stub: AgentServiceStub) -> pb.RegisterResponse:
+        """As the agent does: a refused or cut-off Register is tried again after a pause (200 at once
+        can find the server busy), and the attempts are counted."""
+        for attempt in range(30):
+            try:
+                return await stub.Register(
+                    pb.RegisterRequest(
+                        name=self.name, region=self.region, version="bench", capabilities=["http"]
+                    ),
+                    metadata=self.metadata,
+                )
+            except grpc.aio.AioRpcError as exc:
+                REGISTER_RETRIES[exc.code().name] += 1
+                await asyncio.sleep(min(5.0, 0.5 * 2**attempt) * random.uniform(0.5, 1.0))
+        raise RuntimeError(f"{self.name}: Register failed 30 times")
+
     async def run(self, stop: asyncio.Event) -> None:
         async with grpc.aio.insecure_channel(self.target, options=CHANNEL_OPTIONS) as channel:
             stub = AgentServiceStub(channel)
-            registered = await stub.Register(
-                pb.RegisterRequest(
-                    name=self.name, region=self.region, version="bench", capabilities=["http"]
-                ),
-                metadata=self.metadata,
-            )
+            registered = await self._register(stub)
             self.agent_id = registered.agent_id
             self._lease_s = registered.lease_duration.ToTimedelta().total_seconds()
             tasks = [
@@ -479,6 +491,7 @@ def main() -> None:
             ("unacknowledged in the agents' spools at the end", f"{tally.spooled(agents):,}"),
             ("rejected results (all run)", ", ".join(f"{k} {v}" for k, v in tally.rejected.items()) or "none"),
             ("stream failures (all run)", ", ".join(f"{k} {v}" for k, v in tally.stream_failures.items()) or "none"),
+            ("Register calls tried again", ", ".join(f"{k} {v}" for k, v in REGISTER_RETRIES.items()) or "none"),
         ]  # fmt: skip
         width = max(len(name) for name, _ in rows)
         print(f"\n| {'measure':<{width}} | value |\n|{'-' * (width + 2)}|---|")
