@@ -7,6 +7,7 @@ import logging
 import sys
 import time
 from typing import Any
+from urllib.parse import parse_qsl
 
 import orjson
 from fastapi.routing import iter_route_contexts
@@ -150,6 +151,11 @@ class ApiMiddleware:
             # No id contains NUL, and PostgreSQL cannot even compare with one.
             await _send_error(send, 404, "Not found")
             return
+        query = scope.get("query_string", b"")
+        if b"%00" in query and (named := _query_parameter_with_nul(query)) is not None:
+            # Nor a query parameter: PostgreSQL's text cannot hold one (a 500 before, fuzzing found).
+            await _send_error(send, 400, f"{named}: must not contain a NUL character")
+            return
         # Routing rewrites the scope (a Mount moves root_path); the Allow list matches what came in.
         path, root_path = scope["path"], scope.get("root_path", "")
         routed = route_path(path, root_path)
@@ -246,6 +252,13 @@ def route_path(path: str, root_path: str) -> str:
     if root_path and path.startswith(root_path) and path[len(root_path) : len(root_path) + 1] in ("", "/"):
         return path[len(root_path) :]
     return path
+
+
+def _query_parameter_with_nul(query: bytes) -> str | None:
+    for name, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
+        if "\x00" in name or "\x00" in value:
+            return name.replace("\x00", "")[:100] or "query"
+    return None
 
 
 async def _send_error(
