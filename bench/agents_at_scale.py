@@ -62,6 +62,15 @@ FLUSH_SECONDS = 0.5
 QUIET_SECONDS = 3.0  # assignments are settled once no agent heard a change for this long
 CHANNEL_OPTIONS = [("grpc.max_receive_message_length", 64 * 1024 * 1024)]
 REGISTER_RETRIES: Counter[str] = Counter()  # Register calls tried again, by the status they met
+RENEW_SECONDS: list[float] = []  # each RenewLease's round trip, all agents
+
+
+def _quantiles(seconds: list[float]) -> str:
+    if not seconds:
+        return "none"
+    ordered = sorted(seconds)
+    at = [ordered[min(len(ordered) - 1, int(len(ordered) * q))] for q in (0.5, 0.99)]
+    return f"{1000 * at[0]:.0f} / {1000 * at[1]:.0f} / {1000 * ordered[-1]:.0f} ms ({len(ordered):,} calls)"
 
 
 def log(message: str) -> None:
@@ -153,10 +162,18 @@ class SimulatedAgent:
     async def _renew(self, stub: AgentServiceStub, stop: asyncio.Event) -> None:
         while not stop.is_set():
             await asyncio.sleep(self._lease_s / 3)
+            started = time.monotonic()
             try:
-                await stub.RenewLease(pb.RenewLeaseRequest(agent_id=self.agent_id), metadata=self.metadata)
+                renewed = await stub.RenewLease(
+                    pb.RenewLeaseRequest(agent_id=self.agent_id), metadata=self.metadata
+                )
             except grpc.aio.AioRpcError as exc:
                 self.tally.stream_failures[f"renew {exc.code().name}"] += 1
+                continue
+            RENEW_SECONDS.append(time.monotonic() - started)
+            if not renewed.held:  # judged lapsed: register again, as the agent does
+                self.tally.stream_failures["lease lapsed, registered again"] += 1
+                self.agent_id = (await self._register(stub)).agent_id
 
     async def _watch(self, stub: AgentServiceStub, stop: asyncio.Event) -> None:
         known = 0
@@ -449,7 +466,8 @@ def main() -> None:
             if time.monotonic() - started > args.assign_within:
                 raise SystemExit(
                     f"not assigned within {args.assign_within:g} s: {snapshots} snapshots, "
-                    f"{held:,} monitors held, {total:,} assignments"
+                    f"{held:,} monitors held, {total:,} assignments; RenewLease {_quantiles(RENEW_SECONDS)}; "
+                    f"{dict(fleet.agents[0].tally.stream_failures) if fleet.agents else {}}"
                 )
             time.sleep(0.2)
         assigned_in = changed_at - started
@@ -492,6 +510,7 @@ def main() -> None:
             ("rejected results (all run)", ", ".join(f"{k} {v}" for k, v in tally.rejected.items()) or "none"),
             ("stream failures (all run)", ", ".join(f"{k} {v}" for k, v in tally.stream_failures.items()) or "none"),
             ("Register calls tried again", ", ".join(f"{k} {v}" for k, v in REGISTER_RETRIES.items()) or "none"),
+            ("RenewLease round trip p50 / p99 / max (all run)", _quantiles(RENEW_SECONDS)),
         ]  # fmt: skip
         width = max(len(name) for name, _ in rows)
         print(f"\n| {'measure':<{width}} | value |\n|{'-' * (width + 2)}|---|")
