@@ -43,7 +43,16 @@ from datetime import UTC, datetime
 
 import grpc
 import psycopg
-from bench_support import BIN, POSTGRES, ROOT, free_port, psql_admin, traxo, wait_ready
+from bench_support import (
+    COPY_MONITORS,
+    POSTGRES,
+    ROOT,
+    free_port,
+    psql_admin,
+    start_api,
+    stop,
+    traxo,
+)
 from google.protobuf.timestamp_pb2 import Timestamp
 
 sys.path.insert(0, str(ROOT))
@@ -356,10 +365,7 @@ def build_database(env: dict[str, str], monitors: int, regions: int, interval: i
     org_id = asyncio.run(create_organization(DSN))
     now = datetime.now(UTC)
     with psycopg.connect(DSN) as conn, conn.cursor() as cur:
-        with cur.copy(
-            "COPY monitors (id, org_id, name, type, url, interval, timeout, method, regions, config, is_active,"
-            " created_at, updated_at) FROM STDIN"
-        ) as copy:
+        with cur.copy(COPY_MONITORS) as copy:
             for i in range(monitors):
                 copy.write_row(
                     (f"mon_scale{i:07d}", org_id, f"scale {i}", "HTTP", "http://127.0.0.1:9/", interval, 10, "GET",
@@ -380,19 +386,12 @@ def bench_env(regions: int) -> dict[str, str]:
     }
 
 
-def start_control_plane(env: dict[str, str], *options: str) -> tuple[subprocess.Popen[bytes], int, int]:
-    """`traxo api` with its workers and gRPC (no migration: the bench migrated); (process, HTTP, gRPC)."""
+def start_control_plane(
+    env: dict[str, str], *options: str, workers: bool = True
+) -> tuple[subprocess.Popen[bytes], int, int]:
+    """`traxo api` with its gRPC (and its workers unless told not to); (process, HTTP, gRPC)."""
     port, grpc_port = free_port(), free_port()
-    api = subprocess.Popen(
-        [str(BIN / "traxo"), "api", "--host", "127.0.0.1", "--port", str(port), "--grpc-port", str(grpc_port),
-         "--no-migrate", *options],
-        env=env,
-    )  # fmt: skip
-    try:
-        wait_ready(f"http://127.0.0.1:{port}/readyz", within=60)
-    except SystemExit:
-        api.kill()
-        raise
+    api = start_api(env, port, "--grpc-port", str(grpc_port), *options, workers=workers, within=60)
     return api, port, grpc_port
 
 
@@ -519,12 +518,7 @@ def main() -> None:
     finally:
         if fleet is not None:
             fleet.close()
-        api.terminate()
-        try:
-            api.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            api.kill()
-            api.wait()
+        stop(api)
 
 
 if __name__ == "__main__":

@@ -53,19 +53,39 @@ def wait_ready(url: str, method: str = "GET", within: float = 60) -> None:
     raise SystemExit(f"{url} never answered")
 
 
-def start_api(env: dict[str, str], port: int, *options: str) -> subprocess.Popen[bytes]:
-    """`traxo api` on 127.0.0.1:`port` without migrating or workers (plus `options`), once ready."""
+# Every column of a monitors row, in the order the benches' COPY rows give them.
+COPY_MONITORS = (
+    "COPY monitors (id, org_id, name, type, url, interval, timeout, method, regions, config, is_active,"
+    " created_at, updated_at) FROM STDIN"
+)
+
+
+def start_api(
+    env: dict[str, str], port: int, *options: str, workers: bool = False, within: float = 30
+) -> subprocess.Popen[bytes]:
+    """`traxo api` on 127.0.0.1:`port` without migrating (the bench did), and without its workers
+    unless `workers` (plus `options`), once it answers /readyz."""
     api = subprocess.Popen(
         [str(BIN / "traxo"), "api", "--host", "127.0.0.1", "--port", str(port), "--no-migrate",
-         "--no-workers", *options],
+         *(() if workers else ("--no-workers",)), *options],
         env=env,
     )  # fmt: skip
     try:
-        wait_ready(f"http://127.0.0.1:{port}/readyz", within=30)
+        wait_ready(f"http://127.0.0.1:{port}/readyz", within=within)
     except SystemExit:
         api.kill()
         raise
     return api
+
+
+def stop(process: subprocess.Popen[bytes], within: float = 30) -> None:
+    """SIGTERM, and SIGKILL if it has not exited `within` seconds later."""
+    process.terminate()
+    try:
+        process.wait(timeout=within)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def wrk(url: str, seconds: float, connections: int, *options: str) -> dict[str, Any]:

@@ -32,7 +32,6 @@ import asyncio
 import json
 import os
 import statistics
-import subprocess
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -42,7 +41,7 @@ import aiohttp
 import psycopg
 from agent_soak import create_organization, process_tree, rss_kb
 from agents_at_scale import BATCH_SIZE, WINDOW, Fleet, Sampler, SimulatedAgent, Tally, start_control_plane
-from bench_support import POSTGRES, psql_admin, traxo
+from bench_support import COPY_MONITORS, POSTGRES, psql_admin, stop, traxo
 
 DATABASE = "traxo_bench_overload"
 DSN = f"{POSTGRES}/{DATABASE}"
@@ -64,10 +63,7 @@ def build_database(env: dict[str, str], monitors: int) -> str:
     org_id = asyncio.run(create_organization(DSN))
     now = datetime.now(UTC)
     with psycopg.connect(DSN) as conn, conn.cursor() as cur:
-        with cur.copy(
-            "COPY monitors (id, org_id, name, type, url, interval, timeout, method, regions, config, is_active,"
-            " created_at, updated_at) FROM STDIN"
-        ) as copy:
+        with cur.copy(COPY_MONITORS) as copy:
             copy.write_row(
                 (LLM_MONITOR, org_id, "LLM", "LLM", None, 60, 30, "GET", "[]", "{}", True, now, now)
             )
@@ -343,19 +339,14 @@ def main() -> None:
     }
     log(f"building {DATABASE}")
     token = build_database(env, args.monitors)
-    api, port, grpc_port = start_control_plane(env, "--no-workers", *args.api_option)
+    api, port, grpc_port = start_control_plane(env, *args.api_option, workers=False)
     try:
         if args.kind in ("ai", "both"):
             asyncio.run(ai_phases(f"http://127.0.0.1:{port}", api.pid, args))
         if args.kind in ("results", "both"):
             results_phases(f"127.0.0.1:{grpc_port}", token, api.pid, args)
     finally:
-        api.terminate()
-        try:
-            api.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            api.kill()
-            api.wait()
+        stop(api)
 
 
 if __name__ == "__main__":

@@ -185,7 +185,7 @@ class _Session(AsyncSession):
 
 class UnavailableLog:
     """An outage's warnings, for what answers callers while the database cannot take work (the
-    API's 503s, the agents' gRPC UNAVAILABLE) and for background work it fails (note_failed): the
+    API's 503s, the agents' gRPC UNAVAILABLE) and for background work it fails (outage_noted): the
     first at once, then one line per `every` seconds naming how many more there were since the last
     line, instead of a line (or a traceback) for each."""
 
@@ -222,13 +222,16 @@ class UnavailableLog:
             extra={"request_id": request_id},
         )
 
-    def note_failed(self, what: str, exc: BaseException) -> None:
-        """`what` (a background job's step, retried by its loop) met the outage."""
+    def outage_noted(self, what: str, exc: BaseException) -> bool:
+        """Whether `what` (a background job's step, retried by its loop) failed for the database's
+        being unavailable, said in the window's line if so; any other error is the caller's to log."""
+        if not database_unavailable(exc):
+            return False
         unlogged = self._due()
-        if unlogged is None:
-            return
-        since = f" ({unlogged} more failures since the last line)" if unlogged else ""
-        log.warning("database unavailable, %s failed; retrying%s: %s", what, since, brief_error(exc))
+        if unlogged is not None:
+            since = f" ({unlogged} more failures since the last line)" if unlogged else ""
+            log.warning("database unavailable, %s failed; retrying%s: %s", what, since, brief_error(exc))
+        return True
 
 
 class Database:

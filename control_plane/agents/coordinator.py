@@ -17,7 +17,7 @@ from control_plane.agents.assigner import Liveness, live_members, reassign
 from control_plane.agents.assignment_reads import agent_regions, regions_of
 from control_plane.agents.clock import SYSTEM_CLOCK, Clock
 from control_plane.agents.registry import expire_lapsed
-from control_plane.db import Database, UnavailableLog, brief_error, database_unavailable
+from control_plane.db import Database, UnavailableLog, brief_error
 from control_plane.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -120,9 +120,7 @@ class AgentCoordinator:
                 try:
                     await self.reassign_region(region)
                 except Exception as exc:
-                    if database_unavailable(exc):
-                        self._outage.note_failed(f"rebalancing {region}", exc)
-                    else:
+                    if not self._outage.outage_noted(f"rebalancing {region}", exc):
                         log.error(
                             "rebalancing %s failed; the liveness pass will retry: %s",
                             region,
@@ -167,9 +165,7 @@ class AgentCoordinator:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                if database_unavailable(exc):
-                    self._outage.note_failed(f"assigning {len(batch)} changed monitors", exc)
-                else:
+                if not self._outage.outage_noted(f"assigning {len(batch)} changed monitors", exc):
                     log.error(
                         "assigning %d changed monitors failed; the liveness pass will retry: %s",
                         len(batch),
@@ -209,8 +205,6 @@ class AgentCoordinator:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # retried every half lease: one bounded line each time
-                if database_unavailable(exc):
-                    self._outage.note_failed("the agents' liveness pass", exc)
-                else:
+                if not self._outage.outage_noted("the agents' liveness pass", exc):
                     log.error("agent liveness pass failed: %s", brief_error(exc))
             await asyncio.sleep(max(0.2, self.lease.total_seconds() / 2))

@@ -195,9 +195,7 @@ class AgentService(pb_grpc.AgentServiceServicer):
                 await finished.put(ack_to_proto(batch.sequence, [*invalid, *outcome.rejected]))
             except Exception as exc:  # no ack: the agent replays the batch after reconnecting (and again)
                 count_agent_batch(sender.region, acked=False)
-                if database_unavailable(exc):
-                    self._outage.note("gRPC", "StreamResults", exc, None)
-                else:
+                if not self._outage.outage_noted("storing an agent's batch", exc):
                     log.error(
                         "storing a batch of %d results failed: %s", len(batch.results), brief_error(exc)
                     )

@@ -17,7 +17,7 @@ from control_plane.alerts.outbox import dispatch_events, release_held
 from control_plane.alerts.reminders import remind
 from control_plane.alerts.senders import SENDERS
 from control_plane.alerts.worker import deliver_due
-from control_plane.db import Database, UnavailableLog, brief_error, database_unavailable
+from control_plane.db import Database, UnavailableLog, brief_error
 from control_plane.incidents.changes import EVENTS_TOPIC
 from control_plane.settings import Settings
 
@@ -85,9 +85,7 @@ class AlertsLoop:
             try:
                 await alert_pass(self._db, self._settings, now=self._clock(), clock=self._clock)
             except Exception as exc:
-                if database_unavailable(exc):
-                    self._outage.note_failed("the alerts pass", exc)
-                else:
+                if not self._outage.outage_noted("the alerts pass", exc):
                     log.warning(
                         "alerts pass failed (%s); again in %.0f s",
                         brief_error(exc),

@@ -81,8 +81,17 @@ async def spend_budget(
 ) -> None:
     """Spend one of `key`'s `per_minute`: its X-RateLimit-* headers go out with the answer, and a
     spent budget is a 429 with Retry-After ("Rate limit exceeded: <exceeded>; retry in N s")."""
+    await _spend(runtime, key, per_minute, exceeded, request.scope.get(RESPONSE_HEADERS_KEY))
+
+
+async def _spend(
+    runtime: Runtime,
+    key: str,
+    per_minute: int,
+    exceeded: str | None,
+    headers: list[tuple[bytes, bytes]] | None,
+) -> None:
     decision = await runtime.rate_limiter.hit(key, per_minute)
-    headers = request.scope.get(RESPONSE_HEADERS_KEY)
     if headers is not None:
         headers.extend(decision.headers())
     if not decision.allowed:
@@ -111,16 +120,9 @@ async def spend_failed_guess(runtime: Runtime, client_host: str | None) -> None:
     """A guessed routing secret that named nothing (the AI ingest's monitor id, an unknown one):
     spent from the address's failed-authentication budget, as a wrong key is, for what answers
     without a Request (the ingest's fast path). 429 with Retry-After once the budget is spent."""
-    decision = await runtime.rate_limiter.hit(
-        failed_authentication_key(client_host), runtime.settings.failed_auth_per_minute
-    )
-    if not decision.allowed:
-        raise ApiError(
-            429,
-            f"Rate limit exceeded: {runtime.settings.failed_auth_per_minute} failed authentications per "
-            f"minute; retry in {decision.retry_after} s",
-            {"Retry-After": str(decision.retry_after)},
-        )
+    per_minute = runtime.settings.failed_auth_per_minute
+    exceeded = f"{per_minute} failed authentications per minute"
+    await _spend(runtime, failed_authentication_key(client_host), per_minute, exceeded, None)
 
 
 _MISSING_KEY = "Missing API key: send 'Authorization: Bearer traxo_...'"

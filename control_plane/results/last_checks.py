@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from control_plane.db import Database, UnavailableLog, database_unavailable
+from control_plane.db import Database, UnavailableLog
 from control_plane.results.domain import LastCheck, ResultIn, newest_per_monitor
 from control_plane.results.store import ResultsStore, results_store
 
@@ -100,9 +100,7 @@ class LastCheckWriter:
             try:
                 await self.flush()
             except Exception as exc:
-                if database_unavailable(exc):
-                    self._outage.note_failed(f"writing lastCheck of {len(self._pending)} monitors", exc)
-                else:
+                if not self._outage.outage_noted(f"writing lastCheck of {len(self._pending)} monitors", exc):
                     log.exception("writing lastCheck of %d monitors failed; retrying", len(self._pending))
                 await asyncio.sleep(1)
                 self._wake.set()

@@ -12,6 +12,15 @@ from control_plane.models import Monitor
 from control_plane.models.ai import EVENT_SUCCESS, AiEvent, AiUsageRollup
 from tests.factories import insert_monitor
 
+# The least an ingest request's event needs: for tests whose subject is not the event itself.
+MINIMAL_EVENT: dict[str, object] = {
+    "provider": "openai",
+    "model": "gpt-4o",
+    "promptTokens": 1,
+    "completionTokens": 1,
+    "latencyMs": 1,
+}
+
 
 async def insert_llm_monitor(db: Database, org_id: str, **fields: object) -> Monitor:
     """An active LLM monitor of `org_id` (a row, not through the API), any column overridden."""

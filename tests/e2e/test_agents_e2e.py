@@ -121,6 +121,8 @@ class Process:
 
 
 class AgentProcess(Process):
+    metrics_host = "127.0.0.1"  # where its /metrics answers (a network namespace's address, say)
+
     def __init__(self, name: str, region: str, token: str, cluster: Cluster) -> None:
         self.metrics_port = free_port()
         self.region = region
@@ -142,7 +144,7 @@ class AgentProcess(Process):
 
     async def metrics(self) -> dict[str, float]:
         async with httpx.AsyncClient() as client:
-            response = await client.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=2)
+            response = await client.get(f"http://{self.metrics_host}:{self.metrics_port}/metrics", timeout=2)
         values = {}
         for line in response.text.splitlines():
             match = re.match(r"^(traxo_agent_\w+)(\{[^}]*\})? (\S+)$", line)

@@ -336,17 +336,11 @@ def test_a_database_that_cannot_be_migrated_is_one_json_line_without_its_passwor
 async def test_the_ai_ingest_s_writer_logs_no_request_s_id(api, world, database) -> None:
     # Its writers start on the first event, inside that request: they copied its context, and every
     # later group's failure was logged with that first request's id, long after it was answered.
-    from tests.ai.support import insert_llm_monitor
+    from tests.ai.support import MINIMAL_EVENT, insert_llm_monitor
 
     monitor = await insert_llm_monitor(database, world.org_a)
     ingest = f"/api/ai/ingest/{monitor.id}"
-    event = {
-        "provider": "openai",
-        "model": "gpt-4o",
-        "promptTokens": 1,
-        "completionTokens": 1,
-        "latencyMs": 1,
-    }
+    event = MINIMAL_EVENT
     first = await api.post(ingest, json=event, headers={"X-Request-ID": "the-first-request"})
     assert first.status_code == 200, first.text
     seen: list[tuple[str, str | None]] = []

@@ -9,7 +9,6 @@ results at will, so that what it ran, spooled, dropped and delivered can be comp
 from __future__ import annotations
 
 import asyncio
-import re
 import signal
 import time
 from collections import Counter
@@ -18,7 +17,6 @@ from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 
-import httpx
 import pytest
 import trustme
 from aiohttp import web
@@ -100,7 +98,6 @@ class FaultAgent(AgentProcess):
         netns: NetnsLink | None = None,
     ) -> None:
         super().__init__(name, region, token, cluster)
-        self.metrics_host = "127.0.0.1"
         for flag, value in (flags or {}).items():
             self.args = with_flag(self.args, flag, value)
         if netns is not None:
@@ -111,16 +108,6 @@ class FaultAgent(AgentProcess):
     @property
     def spool_path(self) -> Path:
         return Path(self.args[self.args.index("--spool") + 1])
-
-    async def metrics(self) -> dict[str, float]:
-        async with httpx.AsyncClient() as client:
-            response = await client.get(f"http://{self.metrics_host}:{self.metrics_port}/metrics", timeout=2)
-        values = {}
-        for line in response.text.splitlines():
-            match = re.match(r"^(traxo_agent_\w+)(\{[^}]*\})? (\S+)$", line)
-            if match:
-                values[match[1] + (match[2] or "")] = float(match[3])
-        return values
 
     async def total(self, prefix: str) -> float:
         return _total(await self.metrics(), prefix)

@@ -44,7 +44,7 @@ from control_plane.db import Database, UnavailableLog, database_unavailable
 from control_plane.models import CheckResult
 from control_plane.models.ai import AiDailyUsage, AiEvent, AiUsageRollup
 from control_plane.settings import Plan, Settings
-from tests.ai.support import insert_llm_monitor
+from tests.ai.support import MINIMAL_EVENT, insert_llm_monitor
 from tests.alert_delivery_support import deliveries, insert_channel, open_down
 from tests.conftest import Account, make_account, make_org
 from tests.databases import scratch_database
@@ -482,13 +482,7 @@ async def _round(outage: Outage, client: httpx.AsyncClient, number: int) -> list
     """One of each kind of request, at once: API reads and writes, AI ingest, a heartbeat ping, the
     public page (JSON and HTML), /readyz."""
     auth = outage.owner.headers
-    event = {
-        "provider": "openai",
-        "model": "gpt-4o",
-        "promptTokens": 1,
-        "completionTokens": 1,
-        "latencyMs": 1,
-    }
+    event = MINIMAL_EVENT
     requests = {
         "list monitors": client.get("/api/monitors", headers=auth),
         "read monitor": client.get(f"/api/monitors/{outage.monitor_id}", headers=auth),
@@ -757,10 +751,10 @@ def test_background_work_meeting_an_outage_is_one_line_per_window_too(
     error = OperationalError("SELECT 1", None, psycopg.OperationalError("connection failed"))
     with caplog.at_level(logging.WARNING, logger="control_plane.db"):
         for _ in range(5):
-            outage.note_failed("the alerts pass", error)
+            assert outage.outage_noted("the alerts pass", error)
             now[0] += 1
         now[0] += 6
-        outage.note_failed("the alerts pass", error)
+        assert outage.outage_noted("the alerts pass", error)
     lines = [record.getMessage() for record in caplog.records]
     assert lines == [
         "database unavailable, the alerts pass failed; retrying: OperationalError: connection failed",

@@ -18,7 +18,7 @@ import pytest
 
 from control_plane.api.deps import Runtime
 from control_plane.api.ratelimit import PUBLIC_READS_PER_MINUTE
-from tests.ai.support import insert_llm_monitor
+from tests.ai.support import MINIMAL_EVENT, insert_llm_monitor
 from tests.conftest import World
 from tests.monitor_tools import create_monitor
 from tests.security.support import client_with
@@ -134,13 +134,7 @@ async def test_an_ingest_flood_spends_its_own_organization_s_day_only(
     another organization's monitor, from the same address, is unaffected."""
     flooded = await insert_llm_monitor(database, world.org_a)
     other = await insert_llm_monitor(database, world.org_b)
-    event = {
-        "provider": "openai",
-        "model": "gpt-4o",
-        "promptTokens": 1,
-        "completionTokens": 1,
-        "latencyMs": 1,
-    }
+    event = MINIMAL_EVENT
     async with client_with(runtime, address="198.51.100.30") as client:
         batch = await client.post(f"/api/ai/ingest/{flooded.id}", json={"events": [event] * 1000})
         assert batch.status_code == 200, batch.text[:300]
@@ -187,13 +181,7 @@ async def test_each_badge_has_its_own_budget_per_address(
 async def test_guessing_ingest_monitor_ids_spends_the_address_s_budget(
     runtime: Runtime, world: World, route: str
 ) -> None:
-    event = {
-        "provider": "openai",
-        "model": "gpt-4o",
-        "promptTokens": 1,
-        "completionTokens": 1,
-        "latencyMs": 1,
-    }
+    event = MINIMAL_EVENT
     guesses = iter(range(1_000))
 
     async def guess(client: httpx.AsyncClient) -> httpx.Response:

@@ -40,7 +40,7 @@ from control_plane.ai.ingest.store import (
 from control_plane.ai.pricing import PRICE_VERSION, cost_usd
 from control_plane.core.errors import DomainError, InvalidInput, NotFound
 from control_plane.core.ids import new_id
-from control_plane.db import Database, UnavailableLog, brief_error, database_unavailable
+from control_plane.db import Database, UnavailableLog, brief_error
 from control_plane.domain import histogram
 from control_plane.domain.plans import limits_for
 from control_plane.models import Monitor
@@ -191,9 +191,7 @@ class AiIngest:
                 await self._write(group)
             except Exception as exc:
                 AI_GROUP_FAILURES.inc()
-                if database_unavailable(exc):
-                    self._outage.note_failed(f"an AI ingest group of {len(group)} requests", exc)
-                else:
+                if not self._outage.outage_noted(f"an AI ingest group of {len(group)} requests", exc):
                     log.warning("AI ingest: a group of %d requests failed: %s", len(group), brief_error(exc))
                 failure = IngestFailed("The events could not be stored; send them again")
                 for request in group:
