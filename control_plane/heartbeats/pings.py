@@ -53,25 +53,28 @@ async def record_ping(session: AsyncSession, token: str, ping: Ping, *, now: dat
     )
     if monitor is None:
         raise NotFound("Heartbeat not found: no HEARTBEAT monitor has this token")
+    # Read now: a write retried after a dropped connection rolls back, which expires the row, and
+    # reading an expired attribute afterwards is I/O outside the session's await (a 500).
+    monitor_id, active = monitor.id, monitor.is_active
     schedule = schedule_of(monitor.interval, monitor.config)
     state = await locked_state(session, monitor, schedule)
     state.last_ping_at = now
     state.version += 1
-    if not monitor.is_active:
+    if not active:
         state.due_at = None  # paused: never late; its deadline is set again once it is resumed
     if ping.kind == PING_START:
         state.last_start_at = now
         state.open_runs = with_run_started(state.open_runs or {}, ping.rid or NO_RID, now)
         await session.commit()
-        return PingOutcome(monitor.id, None, None)
-    result = _finish(monitor.id, ping, schedule, _take_run(state, ping.rid), now)
+        return PingOutcome(monitor_id, None, None)
+    result = _finish(monitor_id, ping, schedule, _take_run(state, ping.rid), now)
     if result.status == "UP":
         state.last_success_at = now
-    if monitor.is_active:
+    if active:
         # A failure is a ping too: the job ran, so the next one is due on schedule from now.
         state.due_at = next_due(schedule, now)
     await record_results(session, [result])  # commits the state with the result
-    return PingOutcome(monitor.id, result.status, result.id)
+    return PingOutcome(monitor_id, result.status, result.id)
 
 
 def _take_run(state: HeartbeatState, rid: str | None) -> datetime | None:
