@@ -1,7 +1,8 @@
 """The agent's side of the gRPC protocol: register, watch assignments, stream results, renew the lease.
 
 One session per connection; when any part of it fails, the whole session is torn down and a new one
-is dialled with exponential backoff and jitter. Meanwhile the scheduler keeps running the last
+is dialled with exponential backoff and jitter (a renewal that fails or times out is only tried
+again: see `_renew`). Meanwhile the scheduler keeps running the last
 assignments and results pile up in the spool.
 """
 
@@ -40,6 +41,13 @@ _KEEPALIVE_OPTIONS = [
     ("grpc.max_receive_message_length", 256 * 1024 * 1024),
 ]
 _RPC_TIMEOUT_S = 10.0
+# A renewal answered so ends the session: the token is refused, or the call itself is wrong.
+_RENEWAL_ENDS_SESSION = {
+    grpc.StatusCode.UNAUTHENTICATED,
+    grpc.StatusCode.PERMISSION_DENIED,
+    grpc.StatusCode.INVALID_ARGUMENT,
+    grpc.StatusCode.UNIMPLEMENTED,
+}
 
 
 class AuthenticationFailed(Exception):
@@ -155,7 +163,7 @@ class ControlPlaneConnection:
             async with asyncio.TaskGroup() as group:
                 group.create_task(self._watch(stub, reply.agent_id))
                 group.create_task(self._stream_results(stub, reply.agent_id))
-                group.create_task(self._renew(stub, reply.agent_id, lease_s))
+                group.create_task(self._renew(stub, reply.agent_id, lease_s, reply.results_renew_lease))
         finally:
             self.agent_id = None
             self._metrics.connected.set(0)
@@ -175,16 +183,42 @@ class ControlPlaneConnection:
         call = stub.StreamResults(metadata=self._metadata)
         await self._pipeline.send_over(call, agent_id)
 
-    async def _renew(self, stub: AgentServiceStub, agent_id: str, lease_s: float) -> None:
+    async def _renew(self, stub: AgentServiceStub, agent_id: str, lease_s: float, by_results: bool) -> None:
+        """Renew about three times a lease period; with `by_results` (the server renews the lease of
+        every batch it receives), only when no batch was acknowledged since the last time: 200
+        agents renewing every few seconds were calls a busy control plane could not take in.
+
+        A renewal that fails or times out is tried again at the next one, and the session goes on: a
+        busy control plane answers late, and tearing the session down for it (a new registration, a
+        new snapshot, every unacknowledged batch sent again) would make it busier still. The results
+        arriving keep the lease meanwhile; a lost connection ends the streams, and so the session,
+        anyway."""
+        acks = self._pipeline.acks
+        failing = False
         while True:
             await asyncio.sleep(lease_s / 3)
-            reply = await stub.RenewLease(
-                pb.RenewLeaseRequest(agent_id=agent_id),
-                metadata=self._metadata,
-                timeout=min(_RPC_TIMEOUT_S, lease_s / 3),
-            )
+            if by_results and self._pipeline.acks != acks:
+                acks = self._pipeline.acks  # renewed by those batches
+                continue
+            try:
+                reply = await stub.RenewLease(
+                    pb.RenewLeaseRequest(agent_id=agent_id),
+                    metadata=self._metadata,
+                    timeout=min(_RPC_TIMEOUT_S, lease_s),
+                )
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() in _RENEWAL_ENDS_SESSION:
+                    raise
+                self._metrics.renewals_failed.inc()
+                if not failing:  # one line a run of failures
+                    log.warning("renewing the lease failed (%s); trying again", exc.code().name)
+                failing = True
+                continue
             if not reply.held:
                 raise LeaseLost("the control plane no longer holds this agent's lease; registering again")
+            if failing:
+                log.info("the lease is renewed again")
+                failing = False
             if reply.HasField("lease_duration") and reply.lease_duration.ToTimedelta().total_seconds() > 0:
                 lease_s = reply.lease_duration.ToTimedelta().total_seconds()
 

@@ -16,6 +16,11 @@ class AgentMetrics:
             "traxo_agent_connected", "1 while registered with the control plane", registry=r
         )
         self.reconnects = Counter("traxo_agent_reconnects", "Connection attempts after a failure", registry=r)
+        self.renewals_failed = Counter(
+            "traxo_agent_lease_renewals_failed",
+            "Lease renewals that failed or timed out (tried again at the next one)",
+            registry=r,
+        )
         self.assignments = Gauge("traxo_agent_assignments", "Monitors assigned to this agent", registry=r)
         self.assignment_version = Gauge(
             "traxo_agent_assignment_version", "Assignment version held", registry=r

@@ -58,6 +58,7 @@ class ResultPipeline:
         self._pending_event = asyncio.Event()
         self._spooled = asyncio.Event()  # the spool has rows the sender may not have seen
         self._acked = asyncio.Event()  # an ack arrived (for wait_drained)
+        self.acks = 0  # batches acknowledged so far (a server whose results renew the lease)
         self._drop_warnings = DropWarnings(clock)
 
     def submit(self, record: ResultRecord) -> None:
@@ -158,6 +159,7 @@ class ResultPipeline:
                 log.warning("ack for unknown batch %d ignored", ack.sequence)
                 continue
             window.release()
+            self.acks += 1
             await self._spool.delete(seqs)
             for rejected in ack.rejected:
                 reason = pb.RejectedResult.Reason.Name(rejected.reason).lower()

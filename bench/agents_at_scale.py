@@ -69,7 +69,12 @@ BATCH_SIZE = 500  # the agent's defaults (agent/results.py)
 WINDOW = 8
 FLUSH_SECONDS = 0.5
 QUIET_SECONDS = 3.0  # assignments are settled once no agent heard a change for this long
-CHANNEL_OPTIONS = [("grpc.max_receive_message_length", 64 * 1024 * 1024)]
+CHANNEL_OPTIONS = [
+    ("grpc.max_receive_message_length", 64 * 1024 * 1024),
+    # A connection of its own, as each agent process has (channels of one process with the same
+    # target and options share one connection otherwise); traxo-agent sets it too.
+    ("grpc.use_local_subchannel_pool", 1),
+]
 REGISTER_RETRIES: Counter[str] = Counter()  # Register calls tried again, by the status they met
 RENEW_SECONDS: list[float] = []  # each RenewLease's round trip, all agents
 
@@ -130,6 +135,10 @@ class SimulatedAgent:
         self._generation = 0
         self._cursor = 0
         self._lease_s = 10.0
+        self._by_results = False  # the server renews the lease of every batch it receives
+        self.acks = 0
+        self._registering = asyncio.Lock()
+        self._registered_at = 0.0
 
     @property
     def unacknowledged(self) -> int:
@@ -156,7 +165,9 @@ class SimulatedAgent:
             stub = AgentServiceStub(channel)
             registered = await self._register(stub)
             self.agent_id = registered.agent_id
+            self._registered_at = time.monotonic()
             self._lease_s = registered.lease_duration.ToTimedelta().total_seconds()
+            self._by_results = registered.results_renew_lease
             tasks = [
                 asyncio.create_task(self._watch(stub, stop)),
                 asyncio.create_task(self._renew(stub, stop)),
@@ -168,9 +179,22 @@ class SimulatedAgent:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
 
+    async def _register_again(self, stub: AgentServiceStub, why: str) -> None:
+        """As the agent's new session after a lapsed lease: once, however many streams said so."""
+        async with self._registering:
+            if time.monotonic() - self._registered_at < 2:
+                return
+            self.tally.stream_failures[f"{why}, registered again"] += 1
+            self.agent_id = (await self._register(stub)).agent_id
+            self._registered_at = time.monotonic()
+
     async def _renew(self, stub: AgentServiceStub, stop: asyncio.Event) -> None:
+        acks = self.acks
         while not stop.is_set():
             await asyncio.sleep(self._lease_s / 3)
+            if self._by_results and self.acks != acks:  # as the agent: its results renewed it
+                acks = self.acks
+                continue
             started = time.monotonic()
             try:
                 renewed = await stub.RenewLease(
@@ -181,8 +205,7 @@ class SimulatedAgent:
                 continue
             RENEW_SECONDS.append(time.monotonic() - started)
             if not renewed.held:  # judged lapsed: register again, as the agent does
-                self.tally.stream_failures["lease lapsed, registered again"] += 1
-                self.agent_id = (await self._register(stub)).agent_id
+                await self._register_again(stub, "lease lapsed")
 
     async def _watch(self, stub: AgentServiceStub, stop: asyncio.Event) -> None:
         known = 0
@@ -196,6 +219,8 @@ class SimulatedAgent:
                     known = self._apply(update) or known
             except grpc.aio.AioRpcError as exc:
                 self.tally.stream_failures[f"watch {exc.code().name}"] += 1
+                if exc.code() == grpc.StatusCode.FAILED_PRECONDITION:  # lapsed: "register first"
+                    await self._register_again(stub, "watch refused")
                 await asyncio.sleep(1)
 
     def _apply(self, update: pb.AssignmentUpdate) -> int:
@@ -268,9 +293,13 @@ class SimulatedAgent:
                     group.create_task(self._write(call, window))
                     group.create_task(self._read(call, window))
             except* Exception as failures:  # the stream ended: anything unacknowledged is sent again
+                lapsed = False
                 for exc in failures.exceptions:
                     what = exc.code().name if isinstance(exc, grpc.aio.AioRpcError) else type(exc).__name__
                     self.tally.stream_failures[f"results {what}"] += 1
+                    lapsed |= what == "FAILED_PRECONDITION"  # the lease lapsed
+                if lapsed:
+                    await self._register_again(stub, "results refused")
             finally:
                 call.cancel()
             for sequence in sorted(self.in_flight, reverse=True):  # unacknowledged: sent again, in order
@@ -297,6 +326,7 @@ class SimulatedAgent:
                 raise ConnectionError("the control plane closed the results stream")
             results = self.in_flight.pop(ack.sequence, [])
             window.release()
+            self.acks += 1
             rejected = {r.result_id for r in ack.rejected}
             for r in ack.rejected:
                 self.tally.rejected[pb.RejectedResult.Reason.Name(r.reason)] += 1

@@ -140,6 +140,11 @@ class Settings(BaseSettings):
     metrics_token: str | None = None
     metrics_monitor_limit: int = Field(default=10_000, ge=0)
     grpc_port: int = Field(default=50051, ge=0, le=65535)
+    # gRPC servers listening on that one port (SO_REUSEPORT: the kernel spreads the agents'
+    # connections over them). A server hands the process one new call at a time, and each takes an
+    # event-loop pass or two; while the loop is busy storing results, 200 agents' renewals, streams
+    # and registrations queued behind one server's handoff past gRPC's 30 s, and were cancelled.
+    grpc_listeners: int = Field(default=4, ge=1, le=64)
     # TLS for the agent protocol (PEM files); plaintext gRPC when unset.
     grpc_tls_cert: str | None = None
     grpc_tls_key: str | None = None

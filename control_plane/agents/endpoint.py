@@ -4,14 +4,14 @@ and all of it stopped together.
 The parts: the coordinator keeps grants current; the mailboxes tell open assignment streams what
 changed; the change log numbers what streams send and remembers where they stopped; the fences end
 streams whose token was revoked or whose agent registered again; the lastCheck writer follows
-ingestion. Change notifications reach them through the subscriptions made here.
+ingestion; the lease renewals gather the agents' renewals (their calls, and their results
+arriving) into one write. Change notifications reach them through the subscriptions made here.
 """
 
 from __future__ import annotations
 
 import logging
 
-import grpc
 from grpc_health.v1 import health
 
 from control_plane.agents.assigner import ASSIGNMENTS_TOPIC
@@ -19,9 +19,10 @@ from control_plane.agents.change_log import ChangeLog
 from control_plane.agents.clock import SYSTEM_CLOCK, Clock
 from control_plane.agents.coordinator import AgentCoordinator
 from control_plane.agents.fences import Fences
+from control_plane.agents.leases import LeaseRenewals
 from control_plane.agents.mailboxes import Mailboxes
 from control_plane.agents.registry import AGENTS_TOPIC
-from control_plane.agents.server import AgentService, start_grpc_server
+from control_plane.agents.server import AgentService, GrpcServers, start_grpc_server
 from control_plane.agents.tokens import TOKENS_TOPIC
 from control_plane.agents.watch import AssignmentStreams
 from control_plane.core.changes import Subscriber
@@ -40,14 +41,16 @@ class AgentsEndpoint:
         coordinator: AgentCoordinator,
         change_log: ChangeLog,
         last_checks: LastCheckWriter,
+        leases: LeaseRenewals,
         subscriptions: list[tuple[str, Subscriber]],
     ) -> None:
         self.coordinator = coordinator
         self.change_log = change_log
         self._db = db
         self._last_checks = last_checks
+        self.leases = leases
         self._subscriptions = subscriptions
-        self.server: grpc.aio.Server | None = None
+        self.server: GrpcServers | None = None
         self.health: health.aio.HealthServicer | None = None
         self.port = 0
 
@@ -60,6 +63,7 @@ class AgentsEndpoint:
         fences = Fences(db, clock, mailboxes)
         coordinator = AgentCoordinator(db, settings, clock, announce=mailboxes.post_all)
         last_checks = LastCheckWriter(db)
+        leases = LeaseRenewals(db, clock, lease=coordinator.lease)
         subscriptions: list[tuple[str, Subscriber]] = [
             (MONITORS_TOPIC, coordinator.on_monitor_changed),
             (ASSIGNMENTS_TOPIC, mailboxes.on_assignments_changed),
@@ -69,11 +73,18 @@ class AgentsEndpoint:
         for topic, subscriber in subscriptions:
             db.changes.subscribe(topic, subscriber)
         db.changes.on_reset(mailboxes.on_reset)
-        endpoint = cls(db, coordinator, change_log, last_checks, subscriptions)
+        endpoint = cls(db, coordinator, change_log, last_checks, leases, subscriptions)
         last_checks.start()
+        leases.start()
         await coordinator.start()
         service = AgentService(
-            db, clock, coordinator, AssignmentStreams(db, mailboxes, change_log, fences), fences, last_checks
+            db,
+            clock,
+            coordinator,
+            AssignmentStreams(db, mailboxes, change_log, fences),
+            fences,
+            last_checks,
+            leases,
         )
         try:
             endpoint.server, endpoint.port, endpoint.health = await start_grpc_server(
@@ -97,6 +108,7 @@ class AgentsEndpoint:
         if self.server is not None:
             await self.server.stop(grace=grace)
         await self.coordinator.stop()
+        await self.leases.stop()
         try:
             await self._last_checks.stop()
         except Exception as exc:

@@ -119,17 +119,6 @@ async def register(
     raise RuntimeError(f"registering agent {name!r} kept conflicting with concurrent registrations")
 
 
-async def renew(session: AsyncSession, token: AgentToken, agent_id: str, *, now: datetime) -> bool:
-    """True when the agent still holds its lease (not judged lapsed since)."""
-    result = await session.execute(
-        update(Agent)
-        .where(Agent.id == agent_id, Agent.token_id == token.id, Agent.lapsed_at.is_(None))
-        .values(renewed_at=now)
-    )
-    await session.commit()
-    return bool(result.rowcount)  # type: ignore[attr-defined]
-
-
 async def current_registration(
     session: AsyncSession, token: AgentToken, agent_id: str
 ) -> Registration | None:

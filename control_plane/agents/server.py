@@ -20,6 +20,7 @@ from control_plane.agents.convert import ack_to_proto, results_from_proto, times
 from control_plane.agents.coordinator import AgentCoordinator
 from control_plane.agents.fences import Fences, StreamEnded, Superseded, TokenRevoked
 from control_plane.agents.ingest import ingest_batch
+from control_plane.agents.leases import LeaseRenewals
 from control_plane.agents.tokens import authenticate_token
 from control_plane.agents.watch import AssignmentStreams
 from control_plane.db import Database, UnavailableLog, brief_error, database_unavailable
@@ -48,6 +49,7 @@ class AgentService(pb_grpc.AgentServiceServicer):
         assignments: AssignmentStreams,
         fences: Fences,
         last_checks: LastCheckWriter,
+        leases: LeaseRenewals,
     ) -> None:
         self.db = db
         self.clock = clock
@@ -55,6 +57,7 @@ class AgentService(pb_grpc.AgentServiceServicer):
         self.assignments = assignments
         self.fences = fences
         self.last_checks = last_checks
+        self.leases = leases
         # Batches converted and being stored at once, over every stream of this process
         # (TRAXO_AGENT_RESULTS_MAX_BATCHES, read from the settings the coordinator was given).
         self._storing = asyncio.Semaphore(coordinator.settings.agent_results_max_batches)
@@ -125,6 +128,7 @@ class AgentService(pb_grpc.AgentServiceServicer):
                 now=now,
             )
         registration = registered.registration
+        self.leases.registered(registration.agent_id)
         AGENT_REGISTRATIONS.labels(registration.region).inc()
         log.info(
             "agent %s (%s) registered in %s (incarnation %d)",
@@ -138,7 +142,10 @@ class AgentService(pb_grpc.AgentServiceServicer):
             # (An agent that merely restarted keeps its share: nothing to rebalance.)
             self.coordinator.reassign_soon(registration.region)
         return pb.RegisterResponse(
-            agent_id=registration.agent_id, lease_duration=self._lease(), server_time=timestamp(now)
+            agent_id=registration.agent_id,
+            lease_duration=self._lease(),
+            server_time=timestamp(now),
+            results_renew_lease=True,
         )
 
     async def RenewLease(
@@ -146,10 +153,10 @@ class AgentService(pb_grpc.AgentServiceServicer):
     ) -> pb.RenewLeaseResponse:
         async with self._database(context, "RenewLease"):
             token = await self._token(context)
-            now = self.clock.wall()
-            async with self.db.session() as session:
-                held = await registry.renew(session, token, request.agent_id, now=now)
-        return pb.RenewLeaseResponse(held=held, lease_duration=self._lease(), server_time=timestamp(now))
+            held = await self.leases.renew(token.id, request.agent_id)
+        return pb.RenewLeaseResponse(
+            held=held, lease_duration=self._lease(), server_time=timestamp(self.clock.wall())
+        )
 
     async def WatchAssignments(
         self, request: pb.WatchAssignmentsRequest, context: grpc.aio.ServicerContext
@@ -203,7 +210,7 @@ class AgentService(pb_grpc.AgentServiceServicer):
 
         async def read() -> None:
             try:
-                await self._read_batches(request_iterator, context, token, slots, store, running)
+                await self._read_batches(request_iterator, token, slots, store, running)
                 await asyncio.gather(*running)
                 await finished.put(None)
             except BaseException as exc:
@@ -212,10 +219,12 @@ class AgentService(pb_grpc.AgentServiceServicer):
 
         reader = asyncio.create_task(read())
         try:
+            # Only this loop ends the call, with the first ending it is handed: the reader's, or a
+            # failed batch's (two aborts of one call are grpc's UsageError, logged with a traceback).
             while (item := await finished.get()) is not None:
+                if isinstance(item, _EndCall):
+                    await context.abort(item.code, item.details)
                 if isinstance(item, BaseException):
-                    if isinstance(item, grpc.aio.AbortError):
-                        raise item
                     await context.abort(grpc.StatusCode.UNAVAILABLE, "storing results failed; replay them")
                 assert isinstance(item, pb.ResultAck)
                 yield item
@@ -228,7 +237,6 @@ class AgentService(pb_grpc.AgentServiceServicer):
     async def _read_batches(
         self,
         request_iterator: AsyncIterator[pb.ResultBatch],
-        context: grpc.aio.ServicerContext,
         token: AgentToken,
         slots: asyncio.Semaphore,
         store: Callable[[pb.ResultBatch, registry.Registration], Coroutine[Any, Any, None]],
@@ -246,19 +254,21 @@ class AgentService(pb_grpc.AgentServiceServicer):
 
         async for batch in request_iterator:
             if await token_watch.revoked():
-                await _end(context, TokenRevoked())
+                raise _EndCall.of(TokenRevoked())
             sender = senders.get(batch.agent_id)
             if sender is None:
                 async with self.db.session() as session:
                     sender = await registry.any_registration(session, token, batch.agent_id)
                 if sender is None:
-                    await context.abort(
-                        grpc.StatusCode.FAILED_PRECONDITION, "unknown agent_id: register first"
-                    )
-                assert sender is not None
+                    raise _EndCall(grpc.StatusCode.FAILED_PRECONDITION, "unknown agent_id: register first")
                 senders[batch.agent_id] = sender
             if self.fences.superseded(sender):
-                await _end(context, Superseded())
+                raise _EndCall.of(Superseded())
+            if self.leases.lapsed(sender.agent_id):
+                raise _EndCall(
+                    grpc.StatusCode.FAILED_PRECONDITION, "the agent's lease lapsed: register again"
+                )
+            self.leases.heard(sender)  # results flowing keep the lease, however late its renewals
             # Nothing more is read from this stream until both are free: what the agent sends
             # meanwhile waits in HTTP/2 flow control, then in its spool, unacknowledged.
             await slots.acquire()
@@ -270,6 +280,18 @@ class AgentService(pb_grpc.AgentServiceServicer):
 
 async def _end(context: grpc.aio.ServicerContext, ended: StreamEnded) -> None:
     await context.abort(_ENDED_CODES[type(ended)], str(ended))
+
+
+class _EndCall(Exception):
+    """How the results stream's reader says the call must end (its handler ends it)."""
+
+    def __init__(self, code: grpc.StatusCode, details: str) -> None:
+        super().__init__(details)
+        self.code, self.details = code, details
+
+    @classmethod
+    def of(cls, ended: StreamEnded) -> _EndCall:
+        return cls(_ENDED_CODES[type(ended)], str(ended))
 
 
 SERVER_OPTIONS = [
@@ -287,26 +309,50 @@ def _read_pair(key_path: str, cert_path: str) -> tuple[bytes, bytes]:
     return Path(key_path).read_bytes(), Path(cert_path).read_bytes()
 
 
+class GrpcServers:
+    """The AgentService's gRPC servers on one port, stopped together."""
+
+    def __init__(self, servers: list[grpc.aio.Server]) -> None:
+        self.servers = servers
+
+    async def stop(self, grace: float | None) -> None:
+        await asyncio.gather(*(server.stop(grace) for server in self.servers))
+
+
 async def start_grpc_server(
     service: AgentService, settings: Settings, host: str, port: int
-) -> tuple[grpc.aio.Server, int, health.aio.HealthServicer]:
-    """Serves AgentService and the standard health service; returns the started server, its port
-    and the health service (enter_graceful_shutdown() says NOT_SERVING when the process drains)."""
-    server = grpc.aio.server(options=SERVER_OPTIONS)
-    pb_grpc.add_AgentServiceServicer_to_server(service, server)
-    health_servicer = health.aio.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    address = f"{host}:{port}"
+) -> tuple[GrpcServers, int, health.aio.HealthServicer]:
+    """Serves AgentService and the standard health service on `settings.grpc_listeners` servers
+    sharing one port; returns them, the port and the health service (enter_graceful_shutdown()
+    says NOT_SERVING when the process drains)."""
+    credentials = None
     if settings.grpc_tls_cert and settings.grpc_tls_key:
         key, cert = await asyncio.to_thread(_read_pair, settings.grpc_tls_key, settings.grpc_tls_cert)
         credentials = grpc.ssl_server_credentials([(key, cert)])
-        bound = server.add_secure_port(address, credentials)
-    else:
-        bound = server.add_insecure_port(address)
-    if bound == 0:
-        raise OSError(f"cannot listen for gRPC on {address}")
-    await server.start()
+    health_servicer = health.aio.HealthServicer()
+    servers: list[grpc.aio.Server] = []
+    bound = port
+    try:
+        for _ in range(settings.grpc_listeners):
+            # SO_REUSEPORT is gRPC's default on Linux; asked for here all the same, since the
+            # servers after the first bind the port the first one got.
+            server = grpc.aio.server(options=[*SERVER_OPTIONS, ("grpc.so_reuseport", 1)])
+            pb_grpc.add_AgentServiceServicer_to_server(service, server)
+            health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+            address = f"{host}:{bound}"
+            if credentials is not None:
+                got = server.add_secure_port(address, credentials)
+            else:
+                got = server.add_insecure_port(address)
+            if got == 0:
+                raise OSError(f"cannot listen for gRPC on {address}")
+            bound = got
+            servers.append(server)
+            await server.start()
+    except BaseException:
+        await GrpcServers(servers).stop(None)
+        raise
     await health_servicer.set(SERVICE_NAME, health_pb2.HealthCheckResponse.SERVING)
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
-    log.info("gRPC AgentService listening on %s:%d", host, bound)
-    return server, bound, health_servicer
+    log.info("gRPC AgentService listening on %s:%d (%d servers)", host, bound, len(servers))
+    return GrpcServers(servers), bound, health_servicer

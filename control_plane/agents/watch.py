@@ -14,8 +14,14 @@ from control_plane.agents.mailboxes import ALL, Mailboxes
 from control_plane.agents.registry import Registration
 from control_plane.db import Database
 
-# A snapshot replaces a run of changes longer than this (and than a quarter of the assignments).
-SNAPSHOT_AFTER_CHANGES = 1_000
+# A snapshot replaces a run of changes longer than this (and than a fiftieth of the assignments).
+# Each message is a write on the stream, and each write waits for a pass of the event loop: while
+# the process is busy, an agent told of 300 changes one by one heard the last of them tens of seconds
+# later, and rebalancing 200 agents never settled. A snapshot is one write (about 100 bytes an
+# assignment), and the agent applies it as the changes it stands for (what did not change keeps
+# its schedule).
+SNAPSHOT_AFTER_CHANGES = 50
+SNAPSHOT_AFTER_SHARE = 50  # ... changes of more than 1/50 of the assignments
 
 
 class ChangeKind(enum.Enum):
@@ -130,9 +136,9 @@ class AssignmentStreams:
 
 
 def _snapshot_is_shorter(sent: dict[str, MonitorAssignment], current: dict[str, MonitorAssignment]) -> bool:
-    """True when more monitors changed than a quarter of `current` (and over SNAPSHOT_AFTER_CHANGES):
-    one snapshot then costs both sides less than a change message per monitor."""
-    limit = max(SNAPSHOT_AFTER_CHANGES, len(current) // 4)
+    """True when more monitors changed than 1/SNAPSHOT_AFTER_SHARE of `current` and than
+    SNAPSHOT_AFTER_CHANGES: one snapshot then costs both sides less than a message per monitor."""
+    limit = max(SNAPSHOT_AFTER_CHANGES, len(current) // SNAPSHOT_AFTER_SHARE)
     changed = 0
     for monitor_id in sent.keys() | current.keys():
         if sent.get(monitor_id) != current.get(monitor_id):

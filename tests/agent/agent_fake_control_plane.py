@@ -25,6 +25,8 @@ class FakeControlPlane(agent_pb2_grpc.AgentServiceServicer):
         self.watch_requests: list[pb.WatchAssignmentsRequest] = []
         self.renewals: list[str] = []
         self.lease_held = True
+        self.renewals_refused = 0  # the next this many renewals answer UNAVAILABLE
+        self.results_renew_lease = False  # what Register tells the agent
         self.batches: list[pb.ResultBatch] = []
         self.results: dict[str, pb.CheckResult] = {}  # committed, by result id (idempotent insert)
         self.deliveries: dict[str, int] = {}  # how often each result id arrived
@@ -101,6 +103,7 @@ class FakeControlPlane(agent_pb2_grpc.AgentServiceServicer):
             agent_id=f"agt_{next(self._ids)}",
             lease_duration=Duration(nanos=int(self.lease_s % 1 * 1e9), seconds=int(self.lease_s)),
             server_time=now,
+            results_renew_lease=self.results_renew_lease,
         )
 
     async def RenewLease(
@@ -109,6 +112,9 @@ class FakeControlPlane(agent_pb2_grpc.AgentServiceServicer):
         await self._authenticate(context)
         self.renewals.append(request.agent_id)
         self._notify()
+        if self.renewals_refused > 0:
+            self.renewals_refused -= 1
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "busy")
         return pb.RenewLeaseResponse(held=self.lease_held)
 
     async def WatchAssignments(

@@ -159,6 +159,45 @@ async def test_a_lost_lease_makes_the_agent_register_again(
     await control_plane.wait_for(lambda: len(control_plane.registrations) >= 2)
 
 
+async def test_failed_renewals_are_tried_again_without_ending_the_session(
+    control_plane: FakeControlPlane, start_agent: StartAgent
+) -> None:
+    """A busy control plane answering renewals late or not at all must not make every agent register
+    again, take a new snapshot and replay its results: only an answer that the lease lapsed does."""
+    control_plane.lease_s = 0.3  # renewals every 0.1 s
+    control_plane.set_monitor(monitor("mon_a"))
+    agent = await start_agent()
+    await control_plane.wait_for(lambda: len(control_plane.renewals) >= 1)
+    control_plane.renewals_refused = 5
+    seen = len(control_plane.renewals)
+    await control_plane.wait_for(lambda: len(control_plane.renewals) >= seen + 8)
+    assert len(control_plane.registrations) == 1
+    assert len(control_plane.watch_requests) == 1
+    assert agent.metrics.renewals_failed._value.get() == 5
+    assert agent.metrics.reconnects._value.get() == 0
+    control_plane.lease_held = False  # and a lapsed lease still makes it register again
+    await control_plane.wait_for(lambda: len(control_plane.registrations) >= 2)
+
+
+async def test_an_agent_whose_results_renew_its_lease_calls_renew_only_while_none_are_acknowledged(
+    control_plane: FakeControlPlane, start_agent: StartAgent
+) -> None:
+    control_plane.lease_s = 1.5  # a renewal due every 0.5 s
+    control_plane.results_renew_lease = True
+    for n in range(4):  # about four results a second: an ack between any two renewals due
+        control_plane.set_monitor(monitor(f"mon_{n}"))
+    await start_agent()
+    await control_plane.wait_for(lambda: len(control_plane.acked_sequences) >= 4)
+    renewals, acked = len(control_plane.renewals), len(control_plane.acked_sequences)
+    await asyncio.sleep(2)
+    assert len(control_plane.acked_sequences) >= acked + 4
+    assert len(control_plane.renewals) - renewals <= 1  # of the 4 due
+    control_plane.commit.clear()  # acks stop: it renews at every one again
+    renewals = len(control_plane.renewals)
+    await asyncio.sleep(1.6)
+    assert len(control_plane.renewals) - renewals >= 2
+
+
 async def test_a_refused_token_stops_the_agent(agent_settings: Callable[..., AgentSettings]) -> None:
     agent = Agent(agent_settings(token="wrong"), registry=CheckRegistry())
     with pytest.raises(AuthenticationFailed, match="unknown or revoked agent token"):

@@ -12,6 +12,7 @@ from sqlalchemy import delete, select, update
 from control_plane.agents import registry
 from control_plane.agents.assigner import Liveness, choose_member, live_members, reassign
 from control_plane.agents.coordinator import RECONNECT_ALLOWANCE, AgentCoordinator
+from control_plane.agents.leases import renew_agents
 from control_plane.core.errors import Conflict
 from control_plane.db import Database
 from control_plane.models import Agent, AgentToken, Monitor
@@ -142,7 +143,7 @@ async def test_a_lapsed_member_loses_only_its_monitors(
     async with database.session() as session:
         token = await session.get(AgentToken, token_id)
         assert token is not None
-        assert await registry.renew(session, token, "agt_unknown", now=NOW) is False
+        assert await renew_agents(session, token.id, ["agt_unknown"], now=NOW) == set()
 
 
 async def test_a_member_renewing_within_the_missed_periods_keeps_its_monitors(

@@ -589,3 +589,29 @@ async def test_another_tokens_agent_id_is_not_accepted(
         )
     assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert await stored_ids(database, monitor.id) == set()
+
+
+# -- listeners ----------------------------------------------------------------------------------
+
+
+async def test_several_servers_share_the_port_and_stop_together(
+    database: Database, settings: Settings
+) -> None:
+    served = await AgentsEndpoint.start(
+        database, settings.model_copy(update={"grpc_listeners": 3}), ("127.0.0.1", 0)
+    )
+    assert served.server is not None and len(served.server.servers) == 3
+    target = f"127.0.0.1:{served.port}"
+    own_connection = [("grpc.use_local_subchannel_pool", 1)]
+    try:
+        for _ in range(12):  # a connection each: the kernel hands each to one of the servers
+            async with grpc.aio.insecure_channel(target, options=own_connection) as ch:
+                reply = await health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=5)
+                assert reply.status == health_pb2.HealthCheckResponse.SERVING
+    finally:
+        await served.stop()
+    async with grpc.aio.insecure_channel(target, options=own_connection) as ch:
+        await expect_code(
+            grpc.StatusCode.UNAVAILABLE,
+            health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=2),
+        )

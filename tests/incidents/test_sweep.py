@@ -8,8 +8,8 @@ from datetime import timedelta
 from control_plane.core.ids import new_id
 from control_plane.core.timefmt import utcnow
 from control_plane.incidents import IncidentEngine
-from control_plane.incidents.sweep import close_stable_flapping, open_no_data, sweep
-from control_plane.models import Agent, AgentToken
+from control_plane.incidents.sweep import close_stable_flapping, open_no_data, silent_regions, sweep
+from control_plane.models import Agent, AgentToken, Monitor
 from tests.incidents.support import T0, events_of, feed, http_monitor, incidents_of, results_for
 
 
@@ -117,3 +117,39 @@ async def test_the_sweep_evaluates_what_a_crashed_writer_left_queued(own_databas
     assert swept.leftovers == 3
     [incident] = await incidents_of(db, monitor.id)
     assert incident.kind == "DOWN"
+
+
+async def test_silent_regions_are_found_in_sql_per_interval_region_and_change(own_database, own_org):
+    """Each monitor is judged by its own interval; a region it never had a result in counts from
+    its creation or last change; a state row left of a region it no longer has counts for nothing."""
+    db = own_database
+    created = T0 - timedelta(hours=1)
+    fast = await http_monitor(
+        db, own_org, interval=30, regions=["us-east-1"], created_at=created, updated_at=created
+    )
+    slow = await http_monitor(
+        db, own_org, interval=60, regions=["us-east-1"], created_at=created, updated_at=created
+    )
+    moved = await http_monitor(db, own_org, regions=["us-east-1"], created_at=created, updated_at=created)
+    fresh = await http_monitor(db, own_org, regions=["us-east-1"], created_at=T0, updated_at=T0)
+    paused = await http_monitor(db, own_org, is_active=False, created_at=created, updated_at=created)
+    for monitor in (fast, slow, moved, paused):
+        await feed(db, results_for(monitor.id, "U", region="us-east-1", start=T0))
+    async with db.session() as session:  # `moved` now runs in eu-west-1 only, changed an hour ago
+        changed = await session.get(Monitor, moved.id)
+        assert changed is not None
+        changed.regions, changed.updated_at = ["eu-west-1"], created
+        await session.commit()
+    now = T0 + timedelta(seconds=100)  # 3 x 30 s have passed, 3 x 60 s have not
+
+    async with db.session() as session:
+        silent = await silent_regions(session, now=now)
+        assert await open_no_data(session, now=now) == 2
+
+    assert silent.pop(fast.id) == ["us-east-1"]
+    assert silent.pop(moved.id) == ["eu-west-1"]  # never a result there; us-east-1's row is left over
+    assert fresh.id not in silent and paused.id not in silent  # created since; not judged
+    assert silent == {}  # slow too: within its 3 intervals
+    [incident] = await incidents_of(db, moved.id)
+    assert incident.regions == ["eu-west-1"]
+    assert await incidents_of(db, slow.id) == []

@@ -26,47 +26,47 @@ from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1atraxo/agent/v1/agent.proto\x12\x0etraxo.agent.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"V\n\x0fRegisterRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06region\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x14\n\x0c\x63\x61pabilities\x18\x04 \x03(\t\"\x88\x01\n\x10RegisterResponse\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x31\n\x0elease_duration\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12/\n\x0bserver_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"%\n\x11RenewLeaseRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\"\x86\x01\n\x12RenewLeaseResponse\x12\x0c\n\x04held\x18\x01 \x01(\x08\x12\x31\n\x0elease_duration\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12/\n\x0bserver_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"B\n\x17WatchAssignmentsRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x15\n\rknown_version\x18\x02 \x01(\x04\"\xd8\x01\n\nAssignment\x12\x12\n\nmonitor_id\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x0e\n\x06target\x18\x03 \x01(\t\x12\x18\n\x10interval_seconds\x18\x04 \x01(\r\x12\x17\n\x0ftimeout_seconds\x18\x05 \x01(\x01\x12\x0e\n\x06method\x18\x06 \x01(\t\x12\x17\n\x0f\x65xpected_status\x18\x07 \x01(\r\x12\x18\n\x10\x65xpected_keyword\x18\x08 \x01(\t\x12\x13\n\x0b\x63onfig_json\x18\t \x01(\t\x12\r\n\x05\x65poch\x18\n \x01(\x04\"L\n\x08Snapshot\x12\x0f\n\x07version\x18\x01 \x01(\x04\x12/\n\x0b\x61ssignments\x18\x02 \x03(\x0b\x32\x1a.traxo.agent.v1.Assignment\"\x1a\n\x07Resumed\x12\x0f\n\x07version\x18\x01 \x01(\x04\"\xb3\x01\n\x06\x43hange\x12\x0f\n\x07version\x18\x01 \x01(\x04\x12)\n\x04kind\x18\x02 \x01(\x0e\x32\x1b.traxo.agent.v1.Change.Kind\x12.\n\nassignment\x18\x03 \x01(\x0b\x32\x1a.traxo.agent.v1.Assignment\"=\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\x07\n\x03\x41\x44\x44\x10\x01\x12\n\n\x06UPDATE\x10\x02\x12\n\n\x06REMOVE\x10\x03\"\xa0\x01\n\x10\x41ssignmentUpdate\x12,\n\x08snapshot\x18\x01 \x01(\x0b\x32\x18.traxo.agent.v1.SnapshotH\x00\x12*\n\x07resumed\x18\x02 \x01(\x0b\x32\x17.traxo.agent.v1.ResumedH\x00\x12(\n\x06\x63hange\x18\x03 \x01(\x0b\x32\x16.traxo.agent.v1.ChangeH\x00\x42\x08\n\x06update\"\xce\x05\n\x0b\x43heckResult\x12\x11\n\tresult_id\x18\x01 \x01(\t\x12\x12\n\nmonitor_id\x18\x02 \x01(\t\x12\r\n\x05\x65poch\x18\x03 \x01(\x04\x12\x0e\n\x06region\x18\x04 \x01(\t\x12\x30\n\x0cscheduled_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstarted_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x06status\x18\x08 \x01(\x0e\x32\x1b.traxo.agent.v1.CheckStatus\x12\x18\n\x10response_time_ms\x18\t \x01(\x01\x12\x18\n\x0bstatus_code\x18\n \x01(\rH\x00\x88\x01\x01\x12\x12\n\nerror_kind\x18\x0b \x01(\t\x12\x15\n\rerror_message\x18\x0c \x01(\t\x12\x13\n\x06\x64ns_ms\x18\r \x01(\x01H\x01\x88\x01\x01\x12\x13\n\x06tcp_ms\x18\x0e \x01(\x01H\x02\x88\x01\x01\x12\x13\n\x06tls_ms\x18\x0f \x01(\x01H\x03\x88\x01\x01\x12\x14\n\x07ttfb_ms\x18\x10 \x01(\x01H\x04\x88\x01\x01\x12\x18\n\x0b\x64ownload_ms\x18\x11 \x01(\x01H\x05\x88\x01\x01\x12\x15\n\x08total_ms\x18\x12 \x01(\x01H\x06\x88\x01\x01\x12\x17\n\nsize_bytes\x18\x13 \x01(\x04H\x07\x88\x01\x01\x12\x14\n\x0c\x64\x65tails_json\x18\x14 \x01(\t\x12\x1b\n\x0escreenshot_png\x18\x15 \x01(\x0cH\x08\x88\x01\x01\x12\x0c\n\x04type\x18\x16 \x01(\tB\x0e\n\x0c_status_codeB\t\n\x07_dns_msB\t\n\x07_tcp_msB\t\n\x07_tls_msB\n\n\x08_ttfb_msB\x0e\n\x0c_download_msB\x0b\n\t_total_msB\r\n\x0b_size_bytesB\x11\n\x0f_screenshot_png\"_\n\x0bResultBatch\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x04\x12,\n\x07results\x18\x03 \x03(\x0b\x32\x1b.traxo.agent.v1.CheckResult\"\xbb\x01\n\x0eRejectedResult\x12\x11\n\tresult_id\x18\x01 \x01(\t\x12\x35\n\x06reason\x18\x02 \x01(\x0e\x32%.traxo.agent.v1.RejectedResult.Reason\x12\x0f\n\x07message\x18\x03 \x01(\t\"N\n\x06Reason\x12\x16\n\x12REASON_UNSPECIFIED\x10\x00\x12\n\n\x06\x46\x45NCED\x10\x01\x12\x13\n\x0fUNKNOWN_MONITOR\x10\x02\x12\x0b\n\x07INVALID\x10\x03\"O\n\tResultAck\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12\x30\n\x08rejected\x18\x02 \x03(\x0b\x32\x1e.traxo.agent.v1.RejectedResult*=\n\x0b\x43heckStatus\x12\x1c\n\x18\x43HECK_STATUS_UNSPECIFIED\x10\x00\x12\x06\n\x02UP\x10\x01\x12\x08\n\x04\x44OWN\x10\x02\x32\xe0\x02\n\x0c\x41gentService\x12M\n\x08Register\x12\x1f.traxo.agent.v1.RegisterRequest\x1a .traxo.agent.v1.RegisterResponse\x12S\n\nRenewLease\x12!.traxo.agent.v1.RenewLeaseRequest\x1a\".traxo.agent.v1.RenewLeaseResponse\x12_\n\x10WatchAssignments\x12\'.traxo.agent.v1.WatchAssignmentsRequest\x1a .traxo.agent.v1.AssignmentUpdate0\x01\x12K\n\rStreamResults\x12\x1b.traxo.agent.v1.ResultBatch\x1a\x19.traxo.agent.v1.ResultAck(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1atraxo/agent/v1/agent.proto\x12\x0etraxo.agent.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"V\n\x0fRegisterRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06region\x18\x02 \x01(\t\x12\x0f\n\x07version\x18\x03 \x01(\t\x12\x14\n\x0c\x63\x61pabilities\x18\x04 \x03(\t\"\xa5\x01\n\x10RegisterResponse\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x31\n\x0elease_duration\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12/\n\x0bserver_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1b\n\x13results_renew_lease\x18\x04 \x01(\x08\"%\n\x11RenewLeaseRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\"\x86\x01\n\x12RenewLeaseResponse\x12\x0c\n\x04held\x18\x01 \x01(\x08\x12\x31\n\x0elease_duration\x18\x02 \x01(\x0b\x32\x19.google.protobuf.Duration\x12/\n\x0bserver_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"B\n\x17WatchAssignmentsRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x15\n\rknown_version\x18\x02 \x01(\x04\"\xd8\x01\n\nAssignment\x12\x12\n\nmonitor_id\x18\x01 \x01(\t\x12\x0c\n\x04type\x18\x02 \x01(\t\x12\x0e\n\x06target\x18\x03 \x01(\t\x12\x18\n\x10interval_seconds\x18\x04 \x01(\r\x12\x17\n\x0ftimeout_seconds\x18\x05 \x01(\x01\x12\x0e\n\x06method\x18\x06 \x01(\t\x12\x17\n\x0f\x65xpected_status\x18\x07 \x01(\r\x12\x18\n\x10\x65xpected_keyword\x18\x08 \x01(\t\x12\x13\n\x0b\x63onfig_json\x18\t \x01(\t\x12\r\n\x05\x65poch\x18\n \x01(\x04\"L\n\x08Snapshot\x12\x0f\n\x07version\x18\x01 \x01(\x04\x12/\n\x0b\x61ssignments\x18\x02 \x03(\x0b\x32\x1a.traxo.agent.v1.Assignment\"\x1a\n\x07Resumed\x12\x0f\n\x07version\x18\x01 \x01(\x04\"\xb3\x01\n\x06\x43hange\x12\x0f\n\x07version\x18\x01 \x01(\x04\x12)\n\x04kind\x18\x02 \x01(\x0e\x32\x1b.traxo.agent.v1.Change.Kind\x12.\n\nassignment\x18\x03 \x01(\x0b\x32\x1a.traxo.agent.v1.Assignment\"=\n\x04Kind\x12\x14\n\x10KIND_UNSPECIFIED\x10\x00\x12\x07\n\x03\x41\x44\x44\x10\x01\x12\n\n\x06UPDATE\x10\x02\x12\n\n\x06REMOVE\x10\x03\"\xa0\x01\n\x10\x41ssignmentUpdate\x12,\n\x08snapshot\x18\x01 \x01(\x0b\x32\x18.traxo.agent.v1.SnapshotH\x00\x12*\n\x07resumed\x18\x02 \x01(\x0b\x32\x17.traxo.agent.v1.ResumedH\x00\x12(\n\x06\x63hange\x18\x03 \x01(\x0b\x32\x16.traxo.agent.v1.ChangeH\x00\x42\x08\n\x06update\"\xce\x05\n\x0b\x43heckResult\x12\x11\n\tresult_id\x18\x01 \x01(\t\x12\x12\n\nmonitor_id\x18\x02 \x01(\t\x12\r\n\x05\x65poch\x18\x03 \x01(\x04\x12\x0e\n\x06region\x18\x04 \x01(\t\x12\x30\n\x0cscheduled_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstarted_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12+\n\x06status\x18\x08 \x01(\x0e\x32\x1b.traxo.agent.v1.CheckStatus\x12\x18\n\x10response_time_ms\x18\t \x01(\x01\x12\x18\n\x0bstatus_code\x18\n \x01(\rH\x00\x88\x01\x01\x12\x12\n\nerror_kind\x18\x0b \x01(\t\x12\x15\n\rerror_message\x18\x0c \x01(\t\x12\x13\n\x06\x64ns_ms\x18\r \x01(\x01H\x01\x88\x01\x01\x12\x13\n\x06tcp_ms\x18\x0e \x01(\x01H\x02\x88\x01\x01\x12\x13\n\x06tls_ms\x18\x0f \x01(\x01H\x03\x88\x01\x01\x12\x14\n\x07ttfb_ms\x18\x10 \x01(\x01H\x04\x88\x01\x01\x12\x18\n\x0b\x64ownload_ms\x18\x11 \x01(\x01H\x05\x88\x01\x01\x12\x15\n\x08total_ms\x18\x12 \x01(\x01H\x06\x88\x01\x01\x12\x17\n\nsize_bytes\x18\x13 \x01(\x04H\x07\x88\x01\x01\x12\x14\n\x0c\x64\x65tails_json\x18\x14 \x01(\t\x12\x1b\n\x0escreenshot_png\x18\x15 \x01(\x0cH\x08\x88\x01\x01\x12\x0c\n\x04type\x18\x16 \x01(\tB\x0e\n\x0c_status_codeB\t\n\x07_dns_msB\t\n\x07_tcp_msB\t\n\x07_tls_msB\n\n\x08_ttfb_msB\x0e\n\x0c_download_msB\x0b\n\t_total_msB\r\n\x0b_size_bytesB\x11\n\x0f_screenshot_png\"_\n\x0bResultBatch\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x04\x12,\n\x07results\x18\x03 \x03(\x0b\x32\x1b.traxo.agent.v1.CheckResult\"\xbb\x01\n\x0eRejectedResult\x12\x11\n\tresult_id\x18\x01 \x01(\t\x12\x35\n\x06reason\x18\x02 \x01(\x0e\x32%.traxo.agent.v1.RejectedResult.Reason\x12\x0f\n\x07message\x18\x03 \x01(\t\"N\n\x06Reason\x12\x16\n\x12REASON_UNSPECIFIED\x10\x00\x12\n\n\x06\x46\x45NCED\x10\x01\x12\x13\n\x0fUNKNOWN_MONITOR\x10\x02\x12\x0b\n\x07INVALID\x10\x03\"O\n\tResultAck\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12\x30\n\x08rejected\x18\x02 \x03(\x0b\x32\x1e.traxo.agent.v1.RejectedResult*=\n\x0b\x43heckStatus\x12\x1c\n\x18\x43HECK_STATUS_UNSPECIFIED\x10\x00\x12\x06\n\x02UP\x10\x01\x12\x08\n\x04\x44OWN\x10\x02\x32\xe0\x02\n\x0c\x41gentService\x12M\n\x08Register\x12\x1f.traxo.agent.v1.RegisterRequest\x1a .traxo.agent.v1.RegisterResponse\x12S\n\nRenewLease\x12!.traxo.agent.v1.RenewLeaseRequest\x1a\".traxo.agent.v1.RenewLeaseResponse\x12_\n\x10WatchAssignments\x12\'.traxo.agent.v1.WatchAssignmentsRequest\x1a .traxo.agent.v1.AssignmentUpdate0\x01\x12K\n\rStreamResults\x12\x1b.traxo.agent.v1.ResultBatch\x1a\x19.traxo.agent.v1.ResultAck(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'traxo.agent.v1.agent_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CHECKSTATUS']._serialized_start=2341
-  _globals['_CHECKSTATUS']._serialized_end=2402
+  _globals['_CHECKSTATUS']._serialized_start=2370
+  _globals['_CHECKSTATUS']._serialized_end=2431
   _globals['_REGISTERREQUEST']._serialized_start=111
   _globals['_REGISTERREQUEST']._serialized_end=197
   _globals['_REGISTERRESPONSE']._serialized_start=200
-  _globals['_REGISTERRESPONSE']._serialized_end=336
-  _globals['_RENEWLEASEREQUEST']._serialized_start=338
-  _globals['_RENEWLEASEREQUEST']._serialized_end=375
-  _globals['_RENEWLEASERESPONSE']._serialized_start=378
-  _globals['_RENEWLEASERESPONSE']._serialized_end=512
-  _globals['_WATCHASSIGNMENTSREQUEST']._serialized_start=514
-  _globals['_WATCHASSIGNMENTSREQUEST']._serialized_end=580
-  _globals['_ASSIGNMENT']._serialized_start=583
-  _globals['_ASSIGNMENT']._serialized_end=799
-  _globals['_SNAPSHOT']._serialized_start=801
-  _globals['_SNAPSHOT']._serialized_end=877
-  _globals['_RESUMED']._serialized_start=879
-  _globals['_RESUMED']._serialized_end=905
-  _globals['_CHANGE']._serialized_start=908
-  _globals['_CHANGE']._serialized_end=1087
-  _globals['_CHANGE_KIND']._serialized_start=1026
-  _globals['_CHANGE_KIND']._serialized_end=1087
-  _globals['_ASSIGNMENTUPDATE']._serialized_start=1090
-  _globals['_ASSIGNMENTUPDATE']._serialized_end=1250
-  _globals['_CHECKRESULT']._serialized_start=1253
-  _globals['_CHECKRESULT']._serialized_end=1971
-  _globals['_RESULTBATCH']._serialized_start=1973
-  _globals['_RESULTBATCH']._serialized_end=2068
-  _globals['_REJECTEDRESULT']._serialized_start=2071
-  _globals['_REJECTEDRESULT']._serialized_end=2258
-  _globals['_REJECTEDRESULT_REASON']._serialized_start=2180
-  _globals['_REJECTEDRESULT_REASON']._serialized_end=2258
-  _globals['_RESULTACK']._serialized_start=2260
-  _globals['_RESULTACK']._serialized_end=2339
-  _globals['_AGENTSERVICE']._serialized_start=2405
-  _globals['_AGENTSERVICE']._serialized_end=2757
+  _globals['_REGISTERRESPONSE']._serialized_end=365
+  _globals['_RENEWLEASEREQUEST']._serialized_start=367
+  _globals['_RENEWLEASEREQUEST']._serialized_end=404
+  _globals['_RENEWLEASERESPONSE']._serialized_start=407
+  _globals['_RENEWLEASERESPONSE']._serialized_end=541
+  _globals['_WATCHASSIGNMENTSREQUEST']._serialized_start=543
+  _globals['_WATCHASSIGNMENTSREQUEST']._serialized_end=609
+  _globals['_ASSIGNMENT']._serialized_start=612
+  _globals['_ASSIGNMENT']._serialized_end=828
+  _globals['_SNAPSHOT']._serialized_start=830
+  _globals['_SNAPSHOT']._serialized_end=906
+  _globals['_RESUMED']._serialized_start=908
+  _globals['_RESUMED']._serialized_end=934
+  _globals['_CHANGE']._serialized_start=937
+  _globals['_CHANGE']._serialized_end=1116
+  _globals['_CHANGE_KIND']._serialized_start=1055
+  _globals['_CHANGE_KIND']._serialized_end=1116
+  _globals['_ASSIGNMENTUPDATE']._serialized_start=1119
+  _globals['_ASSIGNMENTUPDATE']._serialized_end=1279
+  _globals['_CHECKRESULT']._serialized_start=1282
+  _globals['_CHECKRESULT']._serialized_end=2000
+  _globals['_RESULTBATCH']._serialized_start=2002
+  _globals['_RESULTBATCH']._serialized_end=2097
+  _globals['_REJECTEDRESULT']._serialized_start=2100
+  _globals['_REJECTEDRESULT']._serialized_end=2287
+  _globals['_REJECTEDRESULT_REASON']._serialized_start=2209
+  _globals['_REJECTEDRESULT_REASON']._serialized_end=2287
+  _globals['_RESULTACK']._serialized_start=2289
+  _globals['_RESULTACK']._serialized_end=2368
+  _globals['_AGENTSERVICE']._serialized_start=2434
+  _globals['_AGENTSERVICE']._serialized_end=2786
 # @@protoc_insertion_point(module_scope)

@@ -33,14 +33,16 @@ class RegisterRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ..., region: _Optional[str] = ..., version: _Optional[str] = ..., capabilities: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class RegisterResponse(_message.Message):
-    __slots__ = ("agent_id", "lease_duration", "server_time")
+    __slots__ = ("agent_id", "lease_duration", "server_time", "results_renew_lease")
     AGENT_ID_FIELD_NUMBER: _ClassVar[int]
     LEASE_DURATION_FIELD_NUMBER: _ClassVar[int]
     SERVER_TIME_FIELD_NUMBER: _ClassVar[int]
+    RESULTS_RENEW_LEASE_FIELD_NUMBER: _ClassVar[int]
     agent_id: str
     lease_duration: _duration_pb2.Duration
     server_time: _timestamp_pb2.Timestamp
-    def __init__(self, agent_id: _Optional[str] = ..., lease_duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., server_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    results_renew_lease: bool
+    def __init__(self, agent_id: _Optional[str] = ..., lease_duration: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., server_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., results_renew_lease: _Optional[bool] = ...) -> None: ...
 
 class RenewLeaseRequest(_message.Message):
     __slots__ = ("agent_id",)

@@ -67,7 +67,9 @@ class AgentServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def RenewLease(self, request, context):
-        """Keeps the lease alive; the agent calls it about three times per lease duration.
+        """Keeps the lease alive; the agent calls it about three times per lease duration (when the
+        server says results_renew_lease, only while no batch of its results was acknowledged since
+        the last renewal: the results renew it).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
