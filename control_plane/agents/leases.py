@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from datetime import datetime, timedelta
 
 from sqlalchemy import update
@@ -52,6 +52,16 @@ async def renew_agents(
     return renewed
 
 
+Calls = dict[str, dict[str, list[asyncio.Future[bool]]]]  # token -> agent -> RenewLease calls waiting
+
+
+def _calls(waiting: Calls) -> Iterator[tuple[str, str, asyncio.Future[bool]]]:
+    for token_id, calls in waiting.items():
+        for agent_id, futures in calls.items():
+            for future in futures:
+                yield token_id, agent_id, future
+
+
 class LeaseRenewals:
     def __init__(self, db: Database, clock: Clock, *, lease: timedelta, gather_seconds: float = 0.1) -> None:
         self._db = db
@@ -59,7 +69,7 @@ class LeaseRenewals:
         self._gather = gather_seconds
         # Results renew an agent at most this often (its own calls are always written).
         self._heard_every = lease.total_seconds() / 3
-        self._waiting: dict[str, dict[str, list[asyncio.Future[bool]]]] = {}  # token -> agent -> calls
+        self._waiting: Calls = {}
         self._heard: dict[str, set[str]] = {}  # token -> agents whose results arrived
         self._renewed_at: dict[str, float] = {}  # agent -> monotonic time of its last written renewal
         # Agents whose results arrived after their lease lapsed: their results stream is ended, so
@@ -78,10 +88,8 @@ class LeaseRenewals:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
-        for calls in self._waiting.values():  # the server has stopped: nobody waits for these
-            for futures in calls.values():
-                for future in futures:
-                    future.cancel()
+        for _, _, future in _calls(self._waiting):  # the server has stopped: nobody waits for these
+            future.cancel()
         self._waiting.clear()
 
     async def renew(self, token_id: str, agent_id: str) -> bool:
@@ -129,21 +137,17 @@ class LeaseRenewals:
             except BaseException as exc:
                 # The calls fail as the write did (an outage: UNAVAILABLE, and the agents retry);
                 # agents heard from are heard again with their next batch.
-                for calls in waiting.values():
-                    for futures in calls.values():
-                        for future in futures:
-                            if not future.done():
-                                future.set_exception(exc)
+                for _, _, future in _calls(waiting):
+                    if not future.done():
+                        future.set_exception(exc)
                 raise
             for token_id, agent_ids in renewed.items():
                 for agent_id in agent_ids:
                     self._renewed_at[agent_id] = started
                 self._lapsed.update(heard.get(token_id, set()) - agent_ids)
-            for token_id, calls in waiting.items():
-                for agent_id, futures in calls.items():
-                    for future in futures:
-                        if not future.done():  # a call the agent gave up on is cancelled
-                            future.set_result(agent_id in renewed[token_id])
+            for token_id, agent_id, future in _calls(waiting):
+                if not future.done():  # a call the agent gave up on is cancelled
+                    future.set_result(agent_id in renewed[token_id])
             stale = started - 10 * self._heard_every  # agents gone for good are forgotten
             for agent_id in [a for a, at in self._renewed_at.items() if at < stale]:
                 del self._renewed_at[agent_id]

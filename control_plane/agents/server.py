@@ -230,10 +230,8 @@ class AgentService(pb_grpc.AgentServiceServicer):
                 yield item
         finally:
             reader.cancel()
-            # Batches being stored finish rather than being cancelled halfway through their
-            # transaction (on SQLite one cancelled mid-write kept the write lock for 10 s, and every
-            # writer of the process timed out); their acks go nowhere, and the agent's replay finds
-            # them stored. There are at most _BATCHES_AT_ONCE of them.
+            for task in running:
+                task.cancel()
             await asyncio.gather(reader, *running, return_exceptions=True)
 
     async def _read_batches(
