@@ -62,11 +62,31 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value if value.tzinfo is UTC else value.astimezone(UTC)
 
 
+class _SQLiteConnection(sqlite3.Connection):
+    """A SQLite connection whose close ends its transaction first.
+
+    sqlite3 closes with sqlite3_close_v2: while a statement of the connection is not finalized
+    (a cursor still referenced, here by the traceback of a task cancelled mid-executemany, which
+    SQLAlchemy then terminates), the connection only becomes a zombie, and a zombie keeps its open
+    write transaction, with the WAL write lock, until that statement goes. The lock is the file's:
+    every writer of every process then waits out busy_timeout on 'database is locked', for as long
+    as the reference lives (forever, seen in a run). A rollback first releases the lock whatever
+    still refers to the statements; they are aborted and merely wait to be finalized."""
+
+    def close(self) -> None:
+        try:
+            self.rollback()
+        except sqlite3.Error:
+            pass  # closed already, or the rollback failed: closing is all that is left
+        super().close()
+
+
 def create_engine(database_url: str, **kwargs: Any) -> AsyncEngine:
     # A failed statement's error (and SQLAlchemy's log) lists its bound values otherwise: monitor
     # ids, heartbeat tokens, API key hashes, and tens of thousands of them for a long IN list.
     kwargs.setdefault("hide_parameters", True)
     if database_url.startswith("sqlite"):
+        kwargs["connect_args"] = {"factory": _SQLiteConnection, **kwargs.get("connect_args", {})}
         engine = create_async_engine(database_url, **kwargs)
 
         @event.listens_for(engine.sync_engine, "connect")
