@@ -19,7 +19,9 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import TypeDecorator
 
 from control_plane.core.changes import ChangeFeed
@@ -79,6 +81,25 @@ class _SQLiteConnection(sqlite3.Connection):
         except sqlite3.Error:
             pass  # closed already, or the rollback failed: closing is all that is left
         super().close()
+
+
+class utc_day(FunctionElement[datetime]):
+    """SQL: the start of the UTC day of a UTCDateTime column, as a UTCDateTime (to group rows by
+    day in the database instead of row by row in Python)."""
+
+    type = UTCDateTime()
+    inherit_cache = True
+
+
+@compiles(utc_day, "postgresql")
+def _utc_day_postgresql(element: utc_day, compiler: Any, **kw: Any) -> str:
+    return f"date_trunc('day', {compiler.process(element.clauses, **kw)}, 'UTC')"
+
+
+@compiles(utc_day, "sqlite")
+def _utc_day_sqlite(element: utc_day, compiler: Any, **kw: Any) -> str:
+    # Naive UTC text there (UTCDateTime): 'YYYY-MM-DD 00:00:00.000000', as the column keeps it.
+    return f"strftime('%Y-%m-%d 00:00:00.000000', {compiler.process(element.clauses, **kw)})"
 
 
 def create_engine(database_url: str, **kwargs: Any) -> AsyncEngine:

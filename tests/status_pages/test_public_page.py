@@ -152,6 +152,31 @@ async def test_uptime90d_sums_the_daily_rollups_of_every_region(api, world, data
     assert [day.uptime for day in health.days[1:-1]] == [None] * 88
 
 
+async def test_a_days_uptime_adds_the_results_still_queued_to_its_rollups(world, database, clock):
+    (api_id,) = await monitor_ids(database, world.org_a, "Production API")
+    today = bucket_start(clock(), "day")
+    yesterday = today - DAY
+    await insert_day_rollup(database, api_id, yesterday, up=3, total=4)
+    # Queued (not folded yet): two on yesterday's last microsecond and first, one at today's start.
+    await record(
+        database,
+        [
+            result(api_id, yesterday, status="DOWN"),
+            result(api_id, today - timedelta(microseconds=1), status="UP"),
+            result(api_id, today, status="DOWN"),
+            result(api_id, today - 2 * DAY + timedelta(hours=12), status="UP"),
+        ],
+    )
+    async with database.session() as session:
+        health = (await components_health(session, [api_id], clock(), days=3))[api_id]
+    assert [(day.day, day.checks, day.uptime) for day in health.days] == [
+        ((today - 2 * DAY).date(), 1, 100.0),
+        (yesterday.date(), 6, round(100 * 4 / 6, 2)),  # 3 of 4 rolled up, 1 of 2 queued
+        (today.date(), 1, 0.0),
+    ]
+    assert health.uptime == round(100 * 5 / 8, 2)
+
+
 async def test_uptime_leaves_out_the_checks_inside_maintenance(api, world, database, clock):
     kept, plain = await monitor_ids(database, world.org_a, "In maintenance", "Not")
     now = clock()
