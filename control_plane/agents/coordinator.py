@@ -83,6 +83,19 @@ class AgentCoordinator:
             self.started_at + grace,
         )
 
+    def _outage_noted(self, what: str, exc: BaseException) -> bool:
+        """Whether `what` failed for the database's being unavailable (logged once a window if so).
+
+        While it is away no renewal is written either: once it is back, every lease looks older
+        than its missed periods, and the first pass would lapse every agent at once and move all
+        their monitors. So each such failure restarts the grace a restarted control plane gives
+        (liveness()): agents last renewed before it are judged only once they have had their
+        missed periods, plus a reconnect, to renew again."""
+        if not self._outage.outage_noted(what, exc):
+            return False
+        self.started_at = max(self.started_at, self.clock.wall())
+        return True
+
     # -- reassignment --------------------------------------------------------------------------
     async def reassign_region(self, region: str, monitor_ids: Iterable[str] | None = None) -> list[str]:
         lock = self._region_locks.setdefault(region, asyncio.Lock())
@@ -120,7 +133,7 @@ class AgentCoordinator:
                 try:
                     await self.reassign_region(region)
                 except Exception as exc:
-                    if not self._outage.outage_noted(f"rebalancing {region}", exc):
+                    if not self._outage_noted(f"rebalancing {region}", exc):
                         log.error(
                             "rebalancing %s failed; the liveness pass will retry: %s",
                             region,
@@ -165,7 +178,7 @@ class AgentCoordinator:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                if not self._outage.outage_noted(f"assigning {len(batch)} changed monitors", exc):
+                if not self._outage_noted(f"assigning {len(batch)} changed monitors", exc):
                     log.error(
                         "assigning %d changed monitors failed; the liveness pass will retry: %s",
                         len(batch),
@@ -198,13 +211,18 @@ class AgentCoordinator:
             if last is None or last[0] != members or now - last[1] >= self.settings.agent_full_pass_seconds:
                 await self.reassign_region(region)
 
+    async def liveness_pass(self) -> None:
+        """check_liveness as the loop runs it: a failure is logged (one bounded line, or the
+        outage's window line) and left to the next pass."""
+        try:
+            await self.check_liveness()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            if not self._outage_noted("the agents' liveness pass", exc):
+                log.error("agent liveness pass failed: %s", brief_error(exc))
+
     async def _liveness_loop(self) -> None:
-        while True:
-            try:
-                await self.check_liveness()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # retried every half lease: one bounded line each time
-                if not self._outage.outage_noted("the agents' liveness pass", exc):
-                    log.error("agent liveness pass failed: %s", brief_error(exc))
+        while True:  # every half lease
+            await self.liveness_pass()
             await asyncio.sleep(max(0.2, self.lease.total_seconds() / 2))

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
+from typing import Any
 
 import httpx
+import psycopg
 import pytest
 from sqlalchemy import delete, select, update
 
@@ -345,3 +347,64 @@ async def test_during_the_grace_an_agent_registered_since_the_start_is_judged_as
 
     grants = await active_grants(database)
     assert set(grants) == set(monitor_ids) and {key for key, _ in grants.values()} == {earlier}
+
+
+class DatabaseGoingAway:
+    """The suite's database as a coordinator sees it: unreachable while `down` is set."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self.down = False
+
+    def session(self) -> Any:
+        if self.down:
+            raise psycopg.OperationalError("connection failed: Connection refused")
+        return self._db.session()
+
+
+async def test_a_database_outage_longer_than_the_missed_periods_lapses_nobody_at_its_end(
+    database: Database, settings: Settings, world: World
+) -> None:
+    """No renewal is written while the database is away: once it is back, every lease is older than
+    its missed periods. Lapsing every agent then would move every monitor at once; the agents get
+    the grace of a restart instead, and those that do not renew in it are judged after it."""
+    lease = timedelta(seconds=settings.agent_lease_seconds)
+    missed = lease * settings.agent_lease_missed_periods
+    grace = missed + RECONNECT_ALLOWANCE
+    token_id, _ = await create_token(database, settings)
+    start = datetime.now(UTC)
+    clock = ManualClock(start)
+    reachable = DatabaseGoingAway(database)
+    coordinator = AgentCoordinator(reachable, settings, clock=clock)  # type: ignore[arg-type]
+    live = await register(database, token_id, "live", now=start + grace)
+    died = await register(database, token_id, "died", now=start + grace)
+    monitor_ids = await monitors(database, world.org_a, 20)
+    clock.now = start + grace + timedelta(seconds=1)  # the start's own grace is over
+    await coordinator.liveness_pass()
+    assert {key for key, _ in (await active_grants(database)).values()} == {live, died}
+
+    reachable.down = True  # three times the missed periods, a pass every half lease failing
+    back_at = clock.now + 3 * missed
+    while clock.now < back_at:
+        clock.now += lease / 2
+        await coordinator.liveness_pass()
+    reachable.down = False
+    clock.now += lease / 2
+    await coordinator.liveness_pass()
+    async with database.session() as session:
+        lapsed = (await session.scalars(select(Agent.member_key).where(Agent.lapsed_at.is_not(None)))).all()
+    assert lapsed == []
+    assert {key for key, _ in (await active_grants(database)).values()} == {live, died}
+
+    clock.now = back_at + grace + lease  # the grace is over; `live` renewed in it, `died` did not
+    async with database.session() as session:
+        await session.execute(
+            update(Agent).where(Agent.member_key == live).values(renewed_at=clock.now - lease)
+        )
+        await session.commit()
+    await coordinator.liveness_pass()
+    grants = await active_grants(database)
+    assert set(grants) == set(monitor_ids) and {key for key, _ in grants.values()} == {live}
+    async with database.session() as session:
+        lapsed = (await session.scalars(select(Agent.member_key).where(Agent.lapsed_at.is_not(None)))).all()
+    assert lapsed == [died]
