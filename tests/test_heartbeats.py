@@ -4,6 +4,7 @@ kept as the log, minRuntime, rate limits, paused monitors, and tenancy of the re
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -12,6 +13,7 @@ from control_plane.api.app import create_app
 from control_plane.api.deps import Runtime
 from control_plane.heartbeats import HEARTBEAT_REGION
 from control_plane.heartbeats.states import MAX_OPEN_RUNS
+from control_plane.results import ingest
 from tests.heartbeat_support import heartbeat_monitor, ping, results_of, state_of
 
 OK = {"ok": True}
@@ -219,3 +221,58 @@ async def test_a_paused_monitor_accepts_pings_and_has_no_deadline(api, world, da
     assert state is not None and state.due_at is None and state.last_ping_at is not None
     # A paused monitor never opens an incident, whatever its pings say.
     assert (await api.get("/api/incidents", headers=world.alice.headers)).json()["data"] == []
+
+
+class FailingOnce:
+    """A results store whose first insert fails with an error its retry policy says a fresh start
+    resolves (on PostgreSQL: a deadlock, or a replay racing its original)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.error = RuntimeError("injected: a deadlock, resolved by running again")
+        self.failed = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    async def insert_new(self, session: Any, results: Any) -> Any:
+        if not self.failed:
+            self.failed = True
+            await self.inner.insert_new(session, results)  # written, then undone by the rollback
+            raise self.error
+        return await self.inner.insert_new(session, results)
+
+    def retries_insert(self, exc: Exception) -> bool:
+        return exc is self.error or self.inner.retries_insert(exc)
+
+
+async def test_a_retried_ping_keeps_its_state_with_its_result(api, world, database, clock, monkeypatch):
+    """The result's insert retried from a rollback: the state's changes of the first attempt went
+    with it, and must be made again with the result (else the run stays open and the deadline does
+    not move: the job is reported late although it pinged)."""
+    monitor, token = await heartbeat_monitor(api, world.alice)
+    assert (await api.get(f"/api/heartbeat/{token}/start", params={"rid": "r1"})).json() == OK
+    before = await state_of(database, monitor["id"])
+    assert before is not None and set(before.open_runs) == {"r1"}
+    clock.advance(timedelta(seconds=5))
+
+    stores: list[FailingOnce] = []
+    store_of = ingest.results_store
+
+    def failing_once(bind: Any) -> FailingOnce:
+        stores.append(FailingOnce(store_of(bind)))
+        return stores[-1]
+
+    monkeypatch.setattr(ingest, "results_store", failing_once)
+    assert (await api.get(f"/api/heartbeat/{token}", params={"rid": "r1"})).json() == OK
+    assert [store.failed for store in stores] == [True]
+
+    (finish,) = await results_of(database, monitor["id"])  # stored once
+    assert finish.status == "UP" and finish.details is not None and 5 <= finish.details["runtimeSeconds"] < 6
+    state = await state_of(database, monitor["id"])
+    assert state is not None
+    assert state.open_runs == {}  # the run the finish ended
+    assert state.version == before.version + 1
+    assert state.last_ping_at is not None and state.last_ping_at > before.last_ping_at
+    assert state.last_success_at == state.last_ping_at
+    assert state.due_at is not None and state.due_at > before.due_at

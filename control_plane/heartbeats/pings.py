@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import inspect, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from control_plane.core.errors import NotFound
@@ -53,28 +53,44 @@ async def record_ping(session: AsyncSession, token: str, ping: Ping, *, now: dat
     )
     if monitor is None:
         raise NotFound("Heartbeat not found: no HEARTBEAT monitor has this token")
-    # Read now: a write retried after a dropped connection rolls back, which expires the row, and
-    # reading an expired attribute afterwards is I/O outside the session's await (a 500).
-    monitor_id, active = monitor.id, monitor.is_active
+    monitor_id = monitor.id
     schedule = schedule_of(monitor.interval, monitor.config)
-    state = await locked_state(session, monitor, schedule)
-    state.last_ping_at = now
-    state.version += 1
-    if not active:
-        state.due_at = None  # paused: never late; its deadline is set again once it is resumed
+
+    async def updated_state() -> tuple[HeartbeatState, bool]:
+        # Again at each attempt: a retried one starts from a rollback, which undid the state's
+        # changes and expired the monitor (reading an expired attribute is I/O outside the
+        # session's await: a 500).
+        if inspect(monitor).expired_attributes:
+            await session.refresh(monitor)
+        state = await locked_state(session, monitor, schedule)
+        state.last_ping_at = now
+        state.version += 1
+        if not monitor.is_active:
+            state.due_at = None  # paused: never late; its deadline is set again once it is resumed
+        return state, monitor.is_active
+
     if ping.kind == PING_START:
+        state, _ = await updated_state()
         state.last_start_at = now
         state.open_runs = with_run_started(state.open_runs or {}, ping.rid or NO_RID, now)
         await session.commit()
         return PingOutcome(monitor_id, None, None)
-    result = _finish(monitor_id, ping, schedule, _take_run(state, ping.rid), now)
-    if result.status == "UP":
-        state.last_success_at = now
-    if active:
-        # A failure is a ping too: the job ran, so the next one is due on schedule from now.
-        state.due_at = next_due(schedule, now)
-    await record_results(session, [result])  # commits the state with the result
-    return PingOutcome(monitor_id, result.status, result.id)
+
+    finished: list[ResultIn] = []
+
+    async def the_finish() -> list[ResultIn]:
+        state, active = await updated_state()
+        result = _finish(monitor_id, ping, schedule, _take_run(state, ping.rid), now)
+        if result.status == "UP":
+            state.last_success_at = now
+        if active:
+            # A failure is a ping too: the job ran, so the next one is due on schedule from now.
+            state.due_at = next_due(schedule, now)
+        finished[:] = [result]
+        return finished
+
+    await record_results(session, the_finish)  # commits the state with the result
+    return PingOutcome(monitor_id, finished[0].status, finished[0].id)
 
 
 def _take_run(state: HeartbeatState, rid: str | None) -> datetime | None:

@@ -8,7 +8,7 @@ pass the same after-commit listeners (the lastCheck writer, the incident engine)
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -21,6 +21,11 @@ from control_plane.observability.metrics import count_results
 from control_plane.results.domain import ResultIn
 from control_plane.results.last_checks import LastCheckWriter, WriteLastChecksNow
 from control_plane.results.store import ResultsStore, results_store, retried
+
+# What makes a batch inside its transaction, with writes of its own that belong with it (a
+# heartbeat's state): called at each attempt, since a retried attempt starts from a rollback that
+# undid them.
+BatchMaker = Callable[[], Awaitable[Sequence[ResultIn]]]
 
 
 @dataclass(slots=True)
@@ -45,15 +50,25 @@ class ResultsIngest:
     store: ResultsStore
     after_commit: Sequence[AfterCommit] = ()
 
-    async def record(self, session: AsyncSession, results: Sequence[ResultIn]) -> RecordOutcome:
+    async def record(self, session: AsyncSession, results: Sequence[ResultIn] | BatchMaker) -> RecordOutcome:
         """Store a batch in one transaction (committed here). Replayed ids are skipped, not counted
-        twice. The new results are queued for their rollups in the same transaction."""
-        unique = list({result.id: result for result in results}.values())
-        if not unique:
-            return RecordOutcome()
-        outcome, stored = await retried(
-            session, lambda: self._insert(session, unique), self.store.retries_insert
-        )
+        twice. The new results are queued for their rollups in the same transaction. Given a
+        BatchMaker instead of the batch, the batch is what it returns, at each attempt."""
+        make: BatchMaker
+        if callable(results):
+            make = results
+        else:
+            if not results:
+                return RecordOutcome()
+
+            async def make() -> Sequence[ResultIn]:
+                return results
+
+        async def attempt() -> tuple[RecordOutcome, list[ResultIn]]:
+            unique = list({result.id: result for result in await make()}.values())
+            return await self._insert(session, unique)
+
+        outcome, stored = await retried(session, attempt, self.store.retries_insert)
         count_results(
             committed=len(stored), duplicate=len(outcome.duplicates), orphaned=len(outcome.orphaned)
         )
@@ -68,7 +83,8 @@ class ResultsIngest:
         self, session: AsyncSession, unique: list[ResultIn]
     ) -> tuple[RecordOutcome, list[ResultIn]]:
         outcome = RecordOutcome()
-        existing = await self.store.existing_monitors(session, sorted({r.monitor_id for r in unique}))
+        monitor_ids = sorted({r.monitor_id for r in unique})
+        existing = await self.store.existing_monitors(session, monitor_ids) if monitor_ids else set()
         live = [r for r in unique if r.monitor_id in existing]
         outcome.orphaned = [r.id for r in unique if r.monitor_id not in existing]
         fresh: list[ResultIn] = []
@@ -101,7 +117,7 @@ class EvaluateIncidents:
 
 async def record_results(
     session: AsyncSession,
-    results: Sequence[ResultIn],
+    results: Sequence[ResultIn] | BatchMaker,
     *,
     last_checks: LastCheckWriter | None = None,
     store: ResultsStore | None = None,
@@ -113,7 +129,7 @@ async def record_results(
     ingestion), handed to it to write shortly after. The incident engine (`incidents`, or one with
     the system clock) evaluates the batch before this returns; with `defer_incidents` (agents'
     ingestion, acknowledged without waiting for it), the workers' incidents job does, from the
-    queue, within a second or so."""
+    queue, within a second or so. `results` may be a BatchMaker (ResultsIngest.record)."""
     store = store or results_store(session)
     # What follows every committed batch.
     after_commit: list[AfterCommit] = [
