@@ -4,6 +4,7 @@ and headers, malformed requests. The server's own answers are read off a raw soc
 
 from __future__ import annotations
 
+import asyncio
 import json
 import select
 import socket
@@ -14,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from control_plane.api.http_protocol import MAX_HEADER_BYTES, MAX_TARGET_BYTES
+from control_plane.api.http_protocol import MAX_HEADER_BYTES, MAX_TARGET_BYTES, _OneSendPerStep
 from tests.api_server import ApiServer, traxo_api
 
 
@@ -188,3 +189,73 @@ def test_a_malformed_request_gets_a_json_400_with_the_reason(
 
     assert_json_error(response, 400, f"Malformed HTTP request: {reason}")
     assert "Rejected an HTTP request" in server.log()
+
+
+# -- one send per response ---------------------------------------------------------------------------
+
+
+def test_pipelined_requests_are_answered_whole_and_in_order(server: ApiServer) -> None:
+    """Responses leave through _OneSendPerStep: held to the end of a loop step, never reordered,
+    never dropped by the close that ends the last one."""
+    paths = [b"/healthz", b"/api/nothing-here", b"/healthz", b"/api/monitors"]
+    requests = [b"GET " + path + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" for path in paths[:-1]]
+    requests.append(get(paths[-1]))  # the last one closes the connection
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
+        sock.sendall(b"".join(requests))
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    statuses = []
+    while data:
+        head, _, rest = data.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        length = next(
+            int(line.split(":", 1)[1]) for line in lines if line.lower().startswith("content-length:")
+        )
+        statuses.append(int(lines[0].split(" ")[1]))
+        data = rest[length:]
+    assert statuses == [200, 404, 200, 401]
+
+
+class RecordingTransport:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, bytes]] = []
+
+    def write(self, data: bytes) -> None:
+        self.calls.append(("write", bytes(data)))
+
+    def write_eof(self) -> None:
+        self.calls.append(("eof", b""))
+
+    def close(self) -> None:
+        self.calls.append(("close", b""))
+
+    def is_closing(self) -> bool:
+        return False
+
+
+async def test_what_one_step_writes_leaves_in_one_send() -> None:
+    loop = asyncio.get_running_loop()
+    real = RecordingTransport()
+    transport = _OneSendPerStep(real, loop)  # type: ignore[arg-type]
+    transport.write(b"HTTP/1.1 200 OK\r\n\r\n")
+    transport.write(b"body")
+    assert real.calls == []
+    await asyncio.sleep(0)
+    assert real.calls == [("write", b"HTTP/1.1 200 OK\r\n\r\nbody")]
+    transport.write(b"next")
+    await asyncio.sleep(0)
+    assert real.calls[-1] == ("write", b"next")
+    # A close or an EOF sends what is held first; the step's end then has nothing to send.
+    transport.write(b"last")
+    transport.write_eof()
+    transport.write(b"gone with the close")
+    transport.close()
+    await asyncio.sleep(0)
+    assert real.calls[2:] == [
+        ("write", b"last"),
+        ("eof", b""),
+        ("write", b"gone with the close"),
+        ("close", b""),
+    ]
+    assert transport.is_closing() is False  # everything else is the real transport's
