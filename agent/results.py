@@ -77,6 +77,7 @@ class ResultPipeline:
         self._pending_event.clear()
         pending, self._pending = self._pending, []
         if not pending:
+            self._drop_warnings.log_due()
             return
         try:
             dropped = await self._spool.add(pending)
@@ -98,6 +99,7 @@ class ResultPipeline:
             self._drop_warnings.note("the disk is full: the oldest made room", dropped.by_disk)
         if dropped.unstored:
             self._drop_warnings.note("the disk is full: new results found no room", dropped.unstored)
+        self._drop_warnings.log_due()  # a burst's last count, once its interval is over
         self._spooled.set()
         await self.update_spool_metrics()
 
@@ -172,7 +174,8 @@ class ResultPipeline:
 
 class DropWarnings:
     """Unsent results dropped, logged as one warning at most every DROP_WARNING_INTERVAL_S per cause:
-    the first at once, later ones with the count since."""
+    the first at once, later ones with the count since, the last of a burst once its interval is
+    over (log_due, at every flush) though nothing more was dropped."""
 
     def __init__(self, clock: Clock) -> None:
         self._clock = clock
@@ -180,10 +183,17 @@ class DropWarnings:
         self._since: dict[str, int] = {}  # cause -> dropped since then, not yet logged
 
     def note(self, cause: str, count: int) -> None:
-        now = self._clock.monotonic()
         self._since[cause] = self._since.get(cause, 0) + count
-        last = self._last.get(cause)
-        if last is not None and now - last < DROP_WARNING_INTERVAL_S:
+        self.log_due()
+
+    def log_due(self) -> None:
+        """Log each cause with drops not logged yet whose interval is over."""
+        if not self._since:
             return
-        self._last[cause] = now
-        log.warning("dropped %d unsent results: %s", self._since.pop(cause), cause)
+        now = self._clock.monotonic()
+        for cause in list(self._since):
+            last = self._last.get(cause)
+            if last is not None and now - last < DROP_WARNING_INTERVAL_S:
+                continue
+            self._last[cause] = now
+            log.warning("dropped %d unsent results: %s", self._since.pop(cause), cause)

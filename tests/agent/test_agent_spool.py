@@ -13,7 +13,7 @@ import pytest
 from agent.checks.base import CheckResult, Status
 from agent.metrics import AgentMetrics
 from agent.records import ResultRecord
-from agent.results import ResultPipeline
+from agent.results import DROP_WARNING_INTERVAL_S, DropWarnings, ResultPipeline
 from agent.spool import Spool
 from tests.reliability.agent_fault_support import fill_disk, small_disk
 from tests.waiting import eventually
@@ -205,6 +205,54 @@ async def test_the_pipeline_counts_and_warns_once_for_a_full_disk(
     first = int(warnings[0].split()[1])
     assert [r.getMessage() for r in caplog.records] == [
         f"dropped {int(dropped_since or 0) - first} unsent results: the disk is full: the oldest made room"
+    ]
+    await spool.close()
+
+
+def test_a_bursts_last_count_is_logged_once_its_interval_is_over(caplog: pytest.LogCaptureFixture) -> None:
+    clock = Clock()
+    warnings = DropWarnings(clock)
+    with caplog.at_level(logging.WARNING, logger="agent.results"):
+        warnings.note("the spool's bounds pushed them out", 3)  # the first: at once
+        clock.now += 1
+        warnings.note("the spool's bounds pushed them out", 4)  # within the interval: held
+        warnings.note("the disk is full: the oldest made room", 2)  # another cause: its own interval
+        warnings.note("the spool's bounds pushed them out", 5)
+        clock.now += DROP_WARNING_INTERVAL_S / 2
+        warnings.log_due()  # the burst is over, its interval is not
+        clock.now += DROP_WARNING_INTERVAL_S / 2
+        warnings.log_due()  # now it is, with nothing more dropped since
+        warnings.log_due()
+    assert [r.getMessage() for r in caplog.records] == [
+        "dropped 3 unsent results: the spool's bounds pushed them out",
+        "dropped 2 unsent results: the disk is full: the oldest made room",
+        "dropped 9 unsent results: the spool's bounds pushed them out",
+    ]
+
+
+async def test_a_flush_with_nothing_dropped_logs_the_last_count_of_a_burst(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = Clock()
+    spool = Spool(tmp_path / "s.sqlite3", max_bytes=4_000, max_age_s=3600, clock=clock)
+    await spool.open()
+    metrics = AgentMetrics()
+    pipeline = ResultPipeline(spool, metrics, clock)
+    with caplog.at_level(logging.WARNING, logger="agent.results"):
+        for n in range(60):  # far over the spool's 4 kB: each flush pushes the oldest out
+            pipeline.submit(_record(f"chk_{n}"))
+            await pipeline.flush()
+            clock.now += 0.1
+        logged = [r.getMessage() for r in caplog.records]
+        assert len(logged) == 1, logged
+        await spool.delete([row.seq for row in await spool.read_after(0, 1000)])  # all sent
+        clock.now += DROP_WARNING_INTERVAL_S
+        pipeline.submit(_record("chk_after"))  # fits: nothing dropped by this flush
+        await pipeline.flush()
+    dropped = metrics.registry.get_sample_value("traxo_agent_results_dropped_total", {"reason": "spool_full"})
+    first = int(logged[0].split()[1])
+    assert [r.getMessage() for r in caplog.records][1:] == [
+        f"dropped {int(dropped or 0) - first} unsent results: the spool's bounds pushed them out"
     ]
     await spool.close()
 
