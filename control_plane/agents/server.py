@@ -25,7 +25,12 @@ from control_plane.agents.tokens import authenticate_token
 from control_plane.agents.watch import AssignmentStreams
 from control_plane.db import Database, UnavailableLog, brief_error, database_unavailable
 from control_plane.models import AgentToken
-from control_plane.observability.metrics import AGENT_REGISTRATIONS, count_agent_batch
+from control_plane.observability.metrics import (
+    AGENT_BATCHES_LIMIT,
+    AGENT_BATCHES_STORING,
+    AGENT_REGISTRATIONS,
+    count_agent_batch,
+)
 from control_plane.results import LastCheckWriter
 from control_plane.settings import Settings
 from traxo_protocol.traxo.agent.v1 import agent_pb2 as pb
@@ -61,6 +66,7 @@ class AgentService(pb_grpc.AgentServiceServicer):
         # Batches converted and being stored at once, over every stream of this process
         # (TRAXO_AGENT_RESULTS_MAX_BATCHES, read from the settings the coordinator was given).
         self._storing = asyncio.Semaphore(coordinator.settings.agent_results_max_batches)
+        AGENT_BATCHES_LIMIT.set(coordinator.settings.agent_results_max_batches)
         # A database outage is UNAVAILABLE to the agents (they retry with backoff, their results wait
         # in their spools), one warning line per window: not UNKNOWN with the SQL error's text, and
         # not grpc's traceback for every retry of every agent.
@@ -251,6 +257,7 @@ class AgentService(pb_grpc.AgentServiceServicer):
             running.discard(task)
             slots.release()
             self._storing.release()
+            AGENT_BATCHES_STORING.dec()
 
         async for batch in request_iterator:
             if await token_watch.revoked():
@@ -273,6 +280,7 @@ class AgentService(pb_grpc.AgentServiceServicer):
             # meanwhile waits in HTTP/2 flow control, then in its spool, unacknowledged.
             await slots.acquire()
             await self._storing.acquire()
+            AGENT_BATCHES_STORING.inc()
             task = asyncio.create_task(store(batch, sender))
             running.add(task)
             task.add_done_callback(released)

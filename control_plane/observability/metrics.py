@@ -143,6 +143,17 @@ AGENT_RESULTS_REJECTED = Counter(
     ["region"],
     registry=REGISTRY,
 )
+AGENT_BATCHES_STORING = Gauge(
+    "traxo_agents_result_batches_storing",
+    "Agents' result batches being converted and stored by this process now, over all its streams; "
+    "at traxo_agents_result_batches_limit, streams stop being read until one is done",
+    registry=REGISTRY,
+)
+AGENT_BATCHES_LIMIT = Gauge(
+    "traxo_agents_result_batches_limit",
+    "How many agents' result batches this process stores at once (TRAXO_AGENT_RESULTS_MAX_BATCHES)",
+    registry=REGISTRY,
+)
 ASSIGNMENT_CHANGES = Counter(
     "traxo_assignment_changes",
     "Monitors whose agent changed (granted, moved or revoked) in a region's reassignment",

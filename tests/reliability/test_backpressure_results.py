@@ -25,6 +25,7 @@ from control_plane.agents.endpoint import AgentsEndpoint
 from control_plane.agents.ingest import ingest_batch
 from control_plane.db import Database
 from control_plane.models import CheckResult
+from control_plane.observability.metrics import REGISTRY
 from control_plane.settings import Settings
 from tests.agents_server.server_tools import (
     AgentClient,
@@ -110,6 +111,11 @@ async def stored_counts(database: Database, result_ids: Sequence[str]) -> Counte
         return Counter({result_id: count for result_id, count in rows.all()})
 
 
+def storing() -> float:
+    """What the bound's gauge says is in use in this process now."""
+    return REGISTRY.get_sample_value("traxo_agents_result_batches_storing") or 0.0
+
+
 async def test_streams_store_at_most_the_bound_at_once_and_ack_each_result_once_committed(
     client: AgentClient, database: Database, settings: Settings, world: World, held: HeldIngest
 ) -> None:
@@ -140,9 +146,12 @@ async def test_streams_store_at_most_the_bound_at_once_and_ack_each_result_once_
             acked.set()
         return await call.code()
 
+    before = storing()
     agents = [asyncio.create_task(agent(stream)) for stream in range(STREAMS)]
     try:
         await eventually(lambda: held.running == BOUND, 10, "the bound's batches taken", wake=held.changed)
+        assert storing() == before + BOUND  # the bound in use, as /metrics shows it
+        assert REGISTRY.get_sample_value("traxo_agents_result_batches_limit") == BOUND
         # One batch let through at a time: each time, the server takes the next waiting one, and
         # never more than the bound are being stored (18 batches were sent, all without waiting).
         for done in range(1, len(batches) + 1):
@@ -156,6 +165,7 @@ async def test_streams_store_at_most_the_bound_at_once_and_ack_each_result_once_
             task.cancel()
     assert codes == [grpc.StatusCode.OK] * STREAMS
     assert held.peak == BOUND and held.running == 0
+    assert storing() == before
     assert stored_at_ack == dict.fromkeys(batches, RESULTS)
     sent = [result.result_id for batch in batches.values() for result in batch.results]
     assert await stored_counts(database, sent) == Counter(dict.fromkeys(sent, 1))
@@ -166,6 +176,7 @@ async def test_a_stream_cancelled_while_its_batch_holds_the_bound_gives_it_back(
 ) -> None:
     raw, agent_id, epochs = await one_agent_holding(client, database, settings, world, 1)
     [(monitor_id, epoch)] = epochs.items()
+    before = storing()
     holders, dropped = [], []
     for sequence in range(BOUND):  # the bound taken by batches of streams that then go away
         call = client.stub.StreamResults(metadata=client.metadata(raw))
@@ -183,12 +194,14 @@ async def test_a_stream_cancelled_while_its_batch_holds_the_bound_gives_it_back(
         await eventually(
             lambda: held.holding == {kept.result_id}, 10, "only the waiting batch taken", wake=held.changed
         )
+        assert storing() == before + 1  # the cancelled ones' given back, the waiting one's taken
         held.tickets.release()
         ack = await asyncio.wait_for(waiting.read(), 10)
         assert ack.sequence == 99 and list(ack.rejected) == []
     finally:
         waiting.cancel()
     assert held.running == 0
+    await eventually(lambda: storing() == before, 10, "the last permit given back")
     # Unacknowledged and not stored: their agents send them again on their next stream.
     every = [kept.result_id, *(result.result_id for result in dropped)]
     assert await stored_counts(database, every) == Counter({kept.result_id: 1})
