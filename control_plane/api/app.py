@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from importlib.resources import files
@@ -48,6 +47,7 @@ from control_plane.api.routes import (
     subscribers,
     team,
 )
+from control_plane.core.memory import freeze_startup_objects
 from control_plane.core.shutdown import Shutdown
 from control_plane.settings import Settings
 from control_plane.workers.jobs import build_runner
@@ -134,10 +134,7 @@ def create_app(
             await runner.start()
         agents = await AgentsEndpoint.start(runtime.db, settings, grpc_address) if grpc_address else None
         if owns_runtime:
-            # Everything built at start lives as long as the process: keep it out of the garbage
-            # collector's full passes, which otherwise walk it all and show up as latency spikes.
-            gc.collect()
-            gc.freeze()
+            freeze_startup_objects()
         _add_drain_steps(shutdown, agents, runner, before_shutdown)
         yield
         await shutdown.first_steps_done()

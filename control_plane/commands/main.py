@@ -90,6 +90,7 @@ def worker_command(run_migrations: bool, metrics_host: str, metrics_port: int | 
 async def _run_workers(settings: Settings, metrics_address: tuple[str, int] | None = None) -> None:
     import signal
 
+    from control_plane.core.memory import freeze_startup_objects
     from control_plane.observability.worker_server import WorkerMetricsServer
     from control_plane.workers.jobs import build_runner
 
@@ -97,6 +98,7 @@ async def _run_workers(settings: Settings, metrics_address: tuple[str, int] | No
     await db.start()
     runner = build_runner(db, settings)
     await runner.start()
+    freeze_startup_objects()
     metrics = WorkerMetricsServer(settings, db)
     if metrics_address is not None:
         port = await metrics.start(*metrics_address)
