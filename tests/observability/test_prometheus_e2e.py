@@ -224,6 +224,9 @@ async def test_prometheus_scrapes_the_control_plane_the_worker_and_an_agent(
         assert await eventually(
             lambda: series(f'traxo_agents_result_batches_total{{region="{REGION}",outcome="acked"}} > 0'), 10
         )
+        # The results bound: its size, and what is in use (nothing once the batches are acked).
+        assert await series('traxo_agents_result_batches_limit{job="traxo-api"}', "32")
+        assert await series('traxo_agents_result_batches_storing{job="traxo-api"} >= 0')
         # Eventually, as the other agent series: the agent's own target is scraped on its own
         # schedule, and a scrape that timed out (1 s) on a busy machine leaves no sample yet.
         assert await eventually(lambda: series('traxo_agent_connected{job="traxo-agent"}', "1"), 10)
