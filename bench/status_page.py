@@ -461,20 +461,22 @@ class Ingest:
 
 
 _GZIP = ("-H", "Accept-Encoding: gzip")  # as a browser sends
+_TIMEOUT = ("--timeout", "30s")  # a slow answer counted in the latencies, not left out as a timeout
 
 
 def load_average() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
-def measure(base: str, seconds: float, connections: int, label: str) -> None:
-    for name, path in (("JSON", f"/api/status-pages/{SLUG}"), ("HTML", f"/status/{SLUG}")):
+def measure(base: str, seconds: float, connections: int, label: str, also: list[str]) -> None:
+    paths = [("JSON", f"/api/status-pages/{SLUG}"), ("HTML", f"/status/{SLUG}"), *((p, p) for p in also)]
+    for name, path in paths:
         wrk(base + path, 2, connections, *_GZIP)  # warm-up
         before = load_average()
-        figures = wrk(base + path, seconds, connections, *_GZIP)
+        figures = wrk(base + path, seconds, connections, *_GZIP, *_TIMEOUT)
         log(
             f"{label:<28} {name}  {figures['rate']:8,.0f} req/s   p50 {figures['p50']:6.1f} ms   "
-            f"p99 {figures['p99']:6.1f} ms   non-2xx {figures['non_2xx']}, socket errors {figures['socket_errors']}"
+            f"p99 {figures['p99']:6.1f} ms   max {figures['max']:7.1f} ms   non-2xx {figures['non_2xx']}, socket errors {figures['socket_errors']}"
             f"   (load average {before} before, {load_average()} after)"
         )
 
@@ -487,6 +489,10 @@ def main() -> None:
     parser.add_argument("--other-monitors", type=int, default=450)
     parser.add_argument("--workers", type=int, default=2, help="processes generating the history")
     parser.add_argument("--reuse", action="store_true", help="measure the database a previous run loaded")
+    parser.add_argument(
+        "--also", action="append", default=[], metavar="PATH",
+        help="measure this path too, the same way (e.g. /healthz: what the machine's load alone costs)",
+    )  # fmt: skip
     parser.add_argument(
         "--separate-grpc", action="store_true",
         help="the agents' gRPC in a second `traxo api` process; the measured one with --no-grpc",
@@ -537,14 +543,14 @@ def main() -> None:
             f"{len(view['activeIncidents'])} active incidents, "
             f"{len(view['maintenance'])} maintenance windows; HTML {len(html.content):,} bytes"
         )
-        measure(base, args.seconds, args.connections, "idle")
+        measure(base, args.seconds, args.connections, "idle", args.also)
         ingest = Ingest(
             f"127.0.0.1:{grpc_port}", state["tokens"], args.rate, COMPONENTS + args.other_monitors
         )
         try:
             time.sleep(3)  # the ingest at its pace before measuring
             started, acked = time.monotonic(), ingest.acked()
-            measure(base, args.seconds, args.connections, f"ingesting {args.rate:,.0f} results/s")
+            measure(base, args.seconds, args.connections, f"ingesting {args.rate:,.0f} results/s", args.also)
             rate = (ingest.acked() - acked) / (time.monotonic() - started)
         finally:
             ingest.close()

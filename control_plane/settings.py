@@ -109,7 +109,8 @@ class Settings(BaseSettings):
     alert_send_timeout_seconds: float = Field(default=10, gt=0)
     alert_delivery_batch: int = Field(default=100, ge=1, le=10_000)
     # How long a process serves a status page's public view (JSON and HTML) before reading it
-    # again: an incident shows within this many seconds. 0: read on every request.
+    # again, behind the visitors' backs: an incident shows within this many seconds and a refresh.
+    # 0: read on every request.
     status_page_cache_seconds: float = Field(default=5, ge=0, le=60)
     # AI monitoring. Ingest: events per batch request, events one group commit writes at most (the
     # requests waiting are answered after it commits), and the bounds of an event's `metadata`.

@@ -138,6 +138,9 @@ def create_app(
         _add_drain_steps(shutdown, agents, runner, before_shutdown)
         yield
         await shutdown.first_steps_done()
+        answers: PublicPageAnswers | None = getattr(app.state, "public_answers", None)
+        if answers is not None:  # refreshes of public pages' answers still running, for nobody now
+            await answers.close()
         if owns_runtime:
             # After the last request: what is queued is written before the database goes.
             await shutdown.step("the AI ingest's queue", runtime.ai_ingest.close)
@@ -169,6 +172,7 @@ def create_app(
         # Outermost: every answer has its request id and counts in the HTTP metrics, the replayed
         # pages' and the fast paths' too.
         answers = PublicPageAnswers(stack, runtime=runtime)
+        app.state.public_answers = answers
         return RequestEdge(answers, router=app.router, access_log=settings.access_log)
 
     app.edge = edge

@@ -9,16 +9,21 @@ The rule: the route marks the answers every anonymous visitor gets alike (a publ
 the SHARED header, stripped here), and this process replays such an answer, byte for byte with
 the headers it had, to the next anonymous requests of the same path and Accept-Encoding while it
 is younger than `seconds` by the runtime's clock. An incident, a maintenance window or a page's
-edit is therefore seen within `seconds` on each process (the answers' Cache-Control
-lets browsers keep them 30 s anyway). Once an answer is older, the next request goes through to
-the route and refreshes it, while requests arriving meanwhile are still given the old one (up to
-twice `seconds` old). A request with credentials (Authorization, a cookie), a query string or a
-validator (If-None-Match: the route answers 304s) always goes to the route, as does every other
+edit is therefore seen within `seconds` or so on each process (the answers' Cache-Control lets
+browsers keep them 30 s anyway). Once an answer is older, the next request is still given it, and
+starts a refresh of it in the background: the route answers a copy of that request, and its
+answer is kept for the following ones. No visitor waits for a page's view to be computed (under
+load that took seconds: bench/status_page.py's slowest answers), but the first one ever and those
+that find the kept answer twice `seconds` old (its refresh failed or is still running): they go
+to the route themselves. A request with credentials (Authorization, a cookie), a query string or
+a validator (If-None-Match: the route answers 304s) always goes to the route, as does every other
 method and path.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import re
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -28,6 +33,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from control_plane.api.deps import Runtime
 from control_plane.api.middleware import route_path
+from control_plane.db import brief_error
 from control_plane.observability.http import ROUTE_TEMPLATE_KEY
 
 SHARED = "X-Traxo-Shared-Answer"
@@ -36,6 +42,8 @@ PUBLIC_PATH = re.compile(r"/(?:api/status-pages|status)/[^/\x00]+")
 _BYPASS = (b"authorization", b"cookie", b"if-none-match")
 _RATE = b"x-ratelimit-"
 _SIZE = 512
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -53,6 +61,17 @@ class PublicPageAnswers:
         self.app = app
         self.runtime = runtime
         self._answers: OrderedDict[tuple[str, str, bytes], _Answer] = OrderedDict()
+        self._refreshing: set[asyncio.Task[None]] = set()
+
+    async def refreshed(self) -> None:
+        """Once the refreshes running now are done (for tests, and for a shutdown)."""
+        while self._refreshing:
+            await asyncio.gather(*self._refreshing, return_exceptions=True)
+
+    async def close(self) -> None:
+        for task in self._refreshing:
+            task.cancel()
+        await self.refreshed()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         seconds = self.runtime.settings.status_page_cache_seconds
@@ -78,13 +97,45 @@ class PublicPageAnswers:
         kept = self._answers.get(key)
         if kept is not None:
             age = (now - kept.at).total_seconds()
-            if 0 <= age < seconds or (kept.refreshing and 0 <= age < 2 * seconds):
+            if 0 <= age < 2 * seconds:
+                if age >= seconds and not kept.refreshing:
+                    kept.refreshing = True
+                    self._refresh_behind(scope, key, now, kept)
                 scope[ROUTE_TEMPLATE_KEY] = kept.route
                 await send({"type": "http.response.start", "status": kept.status, "headers": kept.headers})
                 await send({"type": "http.response.body", "body": kept.body})
                 return
-            kept.refreshing = True
         await self._refresh(scope, receive, send, key, now, kept)
+
+    def _refresh_behind(
+        self, scope: Scope, key: tuple[str, str, bytes], now: datetime, kept: _Answer
+    ) -> None:
+        """The route answers a copy of this request in a task of its own, for the kept answer only."""
+        request = {**scope, "state": dict(scope.get("state") or {})}
+        asked = False
+        sent = asyncio.Event()
+
+        async def receive() -> Message:
+            nonlocal asked
+            if not asked:
+                asked = True
+                return {"type": "http.request", "body": b"", "more_body": False}
+            await sent.wait()  # the copy's client "leaves" once its answer is whole
+            return {"type": "http.disconnect"}
+
+        async def nowhere(message: Message) -> None:
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                sent.set()
+
+        async def refresh() -> None:
+            try:
+                await self._refresh(request, receive, nowhere, key, now, kept)
+            except Exception as exc:  # Starlette answered its 500 already; this is the task's end
+                log.warning("refreshing a public page's answer failed: %s", brief_error(exc))
+
+        task = asyncio.create_task(refresh(), name=f"traxo-refresh {scope['path']}")
+        self._refreshing.add(task)
+        task.add_done_callback(self._refreshing.discard)
 
     async def _refresh(
         self,

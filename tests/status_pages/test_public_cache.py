@@ -1,11 +1,14 @@
 """The public page's answers kept a few seconds (status_page_cache_seconds; off in the other
 tests): replayed alike to anonymous visitors while younger than the setting by the runtime's
-clock, then read again; never for a request with a key or a validator, nor for a private page."""
+clock, then still replayed while a refresh runs behind, which the next visitors see; never for a
+request with a key or a validator, nor for a private page."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -14,9 +17,11 @@ from control_plane.api.app import create_app
 from control_plane.api.deps import Runtime
 from control_plane.db import Database
 from control_plane.settings import Settings
+from control_plane.status_pages import public
 from tests.clock import MovableClock
 from tests.conftest import World
 from tests.status_pages.support import create_page
+from tests.waiting import eventually
 
 SECONDS = 5
 
@@ -30,7 +35,13 @@ async def cached_api(
     app = create_app(kept, Runtime.build(kept, database, clock=clock))
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://traxo.test") as client:
+        client.app = app  # type: ignore[attr-defined]
         yield client
+
+
+async def refreshed(api: httpx.AsyncClient) -> None:
+    """Once the refreshes the last requests started behind their answers are done."""
+    await api.app.state.public_answers.refreshed()  # type: ignore[attr-defined]
 
 
 async def declare(api: httpx.AsyncClient, world: World, slug: str, title: str) -> None:
@@ -65,6 +76,10 @@ async def test_it_replays_a_public_pages_json_until_it_is_older_than_the_setting
     another = await cached_api.get("/api/status-pages/cached", headers={"X-Request-ID": "visitor-2"})
     assert another.content == first.content and another.headers["X-Request-ID"] == "visitor-2"
     clock.advance(timedelta(seconds=0.5))
+    # Older than the setting: still given at once, while the route answers a copy behind it.
+    stale = await cached_api.get("/api/status-pages/cached")
+    assert stale.content == first.content
+    await refreshed(cached_api)
     assert titles(await cached_api.get("/api/status-pages/cached")) == ["Elevated errors"]
 
 
@@ -84,8 +99,15 @@ async def test_it_replays_a_public_pages_html_per_encoding_until_it_is_older_tha
         assert again.content == before.content and "Database outage" not in again.text
         assert again.headers["etag"] == before.headers["etag"]
     clock.advance(timedelta(seconds=SECONDS))
+    stale = await cached_api.get("/status/cached", headers={"Accept-Encoding": "gzip"})
+    assert stale.content == gzipped.content
+    await refreshed(cached_api)
     fresh = await cached_api.get("/status/cached", headers={"Accept-Encoding": "gzip"})
     assert "Database outage" in fresh.text and fresh.headers["etag"] != gzipped.headers["etag"]
+    # Each encoding's answer is refreshed by a request of its own.
+    assert (await cached_api.get("/status/cached", headers={"Accept-Encoding": "identity"})).content == (
+        plain.content
+    )
 
 
 async def test_it_answers_a_request_with_a_validator_from_the_route(
@@ -107,6 +129,9 @@ async def test_it_stops_replaying_a_page_made_private_once_its_answer_expires(
     )
     assert response.status_code == 200, response.text
     clock.advance(timedelta(seconds=SECONDS))
+    # The last public answer once more, while the refresh behind it finds the page private.
+    assert (await cached_api.get("/api/status-pages/cached")).status_code == 200
+    await refreshed(cached_api)
     for _ in range(2):
         assert (await cached_api.get("/api/status-pages/cached")).status_code == 404
     # Its own organization still reads it, never replayed to anyone else.
@@ -141,3 +166,42 @@ async def test_a_replayed_answer_counts_under_its_route_template(
     replayed = await cached_api.get("/api/status-pages/counted")
     assert "x-traxo-shared-answer" not in first.headers and replayed.content == first.content
     assert answered(route, "GET", 200) == before + 2
+
+
+async def test_no_visitor_waits_for_a_refresh_and_none_is_given_an_answer_twice_the_setting_old(
+    cached_api: httpx.AsyncClient, world: World, clock: MovableClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await create_page(cached_api, world.alice, slug="cached")
+    first = await cached_api.get("/api/status-pages/cached")
+    assert titles(first) == []
+    await declare(cached_api, world, "cached", "Elevated errors")
+
+    # The page's view held until the test lets it go: a refresh that takes as long as it likes.
+    views = public.PAGE_VIEWS.view
+    release = asyncio.Event()
+    computing = 0
+
+    async def slow_view(*args: Any, **kwargs: Any) -> Any:
+        nonlocal computing
+        computing += 1
+        await release.wait()
+        return await views(*args, **kwargs)
+
+    monkeypatch.setattr(public.PAGE_VIEWS, "view", slow_view)
+    clock.advance(timedelta(seconds=SECONDS))
+    stale = await asyncio.wait_for(cached_api.get("/api/status-pages/cached"), 5)
+    assert stale.content == first.content
+    await eventually(lambda: computing == 1, 5, "the refresh behind the first stale answer")
+    for _ in range(3):  # while it runs on, the visitors do not wait, and start no other
+        stale = await asyncio.wait_for(cached_api.get("/api/status-pages/cached"), 5)
+        assert stale.content == first.content
+    assert computing == 1
+
+    clock.advance(timedelta(seconds=SECONDS))  # twice the setting: too old to give anyone
+    waiting = asyncio.create_task(cached_api.get("/api/status-pages/cached"))
+    await asyncio.sleep(0.2)
+    assert not waiting.done() and computing == 2  # this visitor waits for the route
+    release.set()
+    assert titles(await asyncio.wait_for(waiting, 5)) == ["Elevated errors"]
+    await refreshed(cached_api)
+    assert titles(await cached_api.get("/api/status-pages/cached")) == ["Elevated errors"]
