@@ -28,6 +28,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=int(time.time()), help="default: the clock's seconds")
     parser.add_argument("--identity", choices=IDENTITIES, action="append", help="only these (repeatable)")
     parser.add_argument("--database-url", default="postgresql://postgres@127.0.0.1:5432/test")
+    parser.add_argument(
+        "--max-steps",
+        type=int,
+        default=None,
+        help="steps a stateful scenario takes at most (schemathesis's default)",
+    )
     args = parser.parse_args()
 
     env = {
@@ -38,6 +44,7 @@ def main() -> None:
         "TRAXO_SCHEMATHESIS_SEED": str(args.seed),
         # A run's limit grows with its examples: CI's 300 s is for 8.
         "TRAXO_SCHEMATHESIS_TIMEOUT": str(max(300, 40 * args.max_examples)),
+        **({"TRAXO_SCHEMATHESIS_MAX_STEPS": str(args.max_steps)} if args.max_steps else {}),
     }
     selected = args.identity or list(IDENTITIES)
     # The fuzz runs only: the pinned regressions beside them are CI's.

@@ -10,10 +10,11 @@ every type, checks with a screenshot, incidents, alert channels, maintenance win
 private status pages with incidents and a subscriber, AI events, an insight and a cost alert, keys and
 members; path parameters name them most of the time, so operations reach real resources and not only
 their 404s. The stateful phase follows the document's links (openapi.py) from each create to the
-reads, updates and deletes of what it made.
+reads, updates and deletes of what it made, in chains of up to 40 steps; A's and B's owners must
+cover most of the links.
 
 Bounded for CI: a few examples per operation, one seed. bench/fuzz.py runs the same configuration
-longer (TRAXO_SCHEMATHESIS_MAX_EXAMPLES, TRAXO_SCHEMATHESIS_SEED).
+longer (TRAXO_SCHEMATHESIS_MAX_EXAMPLES, TRAXO_SCHEMATHESIS_SEED, TRAXO_SCHEMATHESIS_MAX_STEPS).
 """
 
 from __future__ import annotations
@@ -55,6 +56,11 @@ MAX_EXAMPLES = int(os.environ.get("TRAXO_SCHEMATHESIS_MAX_EXAMPLES", "8"))
 SEED = int(os.environ.get("TRAXO_SCHEMATHESIS_SEED", "20250615"))
 # Past this a run is hung (a request that never ends), not slow; bench/fuzz.py's runs scale it.
 TIMEOUT_SECONDS = float(os.environ.get("TRAXO_SCHEMATHESIS_TIMEOUT", "300"))
+# Steps a stateful scenario takes at most: long enough chains reach the operations several links from
+# a create (schemathesis's own default left A's owner 10-15 of the document's 49 links; 40 steps cost
+# the CI run ~10 s more). bench/fuzz.py --max-steps sets it for a longer run.
+MAX_STEPS = int(os.environ.get("TRAXO_SCHEMATHESIS_MAX_STEPS", "40"))
+LINKS_COVERED_AT_LEAST = 35
 REPOSITORY = Path(__file__).resolve().parents[2]
 # Every check schemathesis has, on: the run fails on any of them.
 CHECKS = (
@@ -613,6 +619,7 @@ def schemathesis_config(a: Organization, identity: Identity) -> str:
         "[phases.stateful]",
         "inference.algorithms = []",
         f"generation.max-examples = {identity.scenarios}",
+        f"max-steps = {MAX_STEPS}",
         'generation.mode = "positive"',  # a chain starts at a create that succeeded; the other phases negate
         "[checks]",
         *(f"{check}.enabled = true" for check in CHECKS),
@@ -696,6 +703,14 @@ async def test_the_server_answers_as_its_openapi_document_says(
     assert returncode == 0, (
         f"schemathesis as {identity.name} found problems:\n{report}\n\nserver log (end):\n{server_log}"
     )
+    if identity.name != "viewer_a":  # a VIEWER creates nothing: no chain starts
+        # The stateful phase is worth its time only if its chains get somewhere: 40-42 of the 49
+        # links with CI's settings (it was 0-15 before the steps were raised).
+        covered = re.search(r"API Links:\s+(\d+) covered / (\d+) selected", report)
+        assert covered is not None, report
+        assert int(covered.group(1)) >= LINKS_COVERED_AT_LEAST, (
+            f"the stateful phase as {identity.name} covered {covered.group(1)} of {covered.group(2)} links"
+        )
 
 
 # What the fuzzing found, each pinned on its own (they failed before their fixes).
