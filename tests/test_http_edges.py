@@ -231,7 +231,9 @@ class RecordingTransport:
         self.calls.append(("close", b""))
 
     def is_closing(self) -> bool:
-        return False
+        return self.lost
+
+    lost = False
 
 
 async def test_what_one_step_writes_leaves_in_one_send() -> None:
@@ -259,3 +261,8 @@ async def test_what_one_step_writes_leaves_in_one_send() -> None:
         ("close", b""),
     ]
     assert transport.is_closing() is False  # everything else is the real transport's
+    # Bytes held when the connection is lost are dropped, not written to a closed transport.
+    transport.write(b"to nobody")
+    real.lost = True
+    await asyncio.sleep(0)
+    assert real.calls[-1] == ("close", b"")

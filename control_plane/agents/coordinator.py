@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from collections.abc import Callable, Iterable
 from datetime import timedelta
+
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from control_plane.agents.assigner import Liveness, live_members, reassign
 from control_plane.agents.assignment_reads import agent_regions, regions_of
@@ -90,10 +94,16 @@ class AgentCoordinator:
         than its missed periods, and the first pass would lapse every agent at once and move all
         their monitors. So each such failure restarts the grace a restarted control plane gives
         (liveness()): agents last renewed before it are judged only once they have had their
-        missed periods, plus a reconnect, to renew again."""
+        missed periods, plus a reconnect, to renew again.
+
+        Not for a busy database (the pool's checkout timing out, SQLite's file locked past its
+        busy timeout): renewals still get through then, and a grace restarted on every such
+        failure would spare a dead agent, and leave its monitors unchecked, for as long as the
+        load lasts."""
         if not self._outage.outage_noted(what, exc):
             return False
-        self.started_at = max(self.started_at, self.clock.wall())
+        if not _busy(exc):
+            self.started_at = max(self.started_at, self.clock.wall())
         return True
 
     # -- reassignment --------------------------------------------------------------------------
@@ -226,3 +236,12 @@ class AgentCoordinator:
         while True:  # every half lease
             await self.liveness_pass()
             await asyncio.sleep(max(0.2, self.lease.total_seconds() / 2))
+
+
+def _busy(exc: BaseException) -> bool:
+    """A failure of a database that is up and busy, not away: the pool's checkout timed out, or
+    SQLite's file stayed locked past its busy timeout."""
+    if isinstance(exc, PoolTimeout):
+        return True
+    error = exc.orig if isinstance(exc, DBAPIError) else exc
+    return isinstance(error, sqlite3.OperationalError) and "database is locked" in str(error)

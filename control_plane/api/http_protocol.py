@@ -55,7 +55,9 @@ class _OneSendPerStep:
 
     def flush(self) -> None:
         held, self._held = self._held, None
-        if held:
+        # A connection lost meanwhile takes no more bytes (uvloop raises on a write to a closed
+        # handle, from a callback: a traceback in the log for a client that went away).
+        if held and not self._transport.is_closing():
             self._transport.write(held[0] if len(held) == 1 else b"".join(held))
 
     def write_eof(self) -> None:
@@ -92,6 +94,12 @@ class ApiHttpProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)  # its flow control pauses and resumes the real one
         self.transport = _OneSendPerStep(transport, self.loop)  # type: ignore[assignment]
+
+    def eof_received(self) -> None:
+        # The loop closes the transport itself after this (uvicorn's answer is None): what this
+        # step's answer wrote leaves first.
+        self.transport.flush()  # type: ignore[attr-defined]
+        super().eof_received()
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._linger is not None:

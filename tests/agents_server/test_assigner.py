@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from typing import Any
@@ -10,6 +11,8 @@ import httpx
 import psycopg
 import pytest
 from sqlalchemy import delete, select, update
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from control_plane.agents import registry
 from control_plane.agents.assigner import Liveness, choose_member, live_members, reassign
@@ -408,3 +411,19 @@ async def test_a_database_outage_longer_than_the_missed_periods_lapses_nobody_at
     async with database.session() as session:
         lapsed = (await session.scalars(select(Agent.member_key).where(Agent.lapsed_at.is_not(None)))).all()
     assert lapsed == [died]
+
+
+async def test_a_busy_database_restarts_no_grace(database: Database, settings: Settings) -> None:
+    """A pool checkout timing out or SQLite's file locked is a busy database, whose renewals still
+    get through: a grace restarted on each would spare a dead agent for as long as the load lasts."""
+    start = datetime.now(UTC)
+    clock = ManualClock(start)
+    coordinator = AgentCoordinator(database, settings, clock=clock)
+    locked = OperationalError("INSERT ...", {}, sqlite3.OperationalError("database is locked"))
+    for busy in (PoolTimeout("QueuePool limit of size 20 overflow 20 reached"), locked):
+        clock.now += timedelta(seconds=5)
+        assert coordinator._outage_noted("the agents' liveness pass", busy)
+        assert coordinator.started_at == start
+    clock.now += timedelta(seconds=5)
+    assert coordinator._outage_noted("the agents' liveness pass", psycopg.OperationalError("refused"))
+    assert coordinator.started_at == clock.now
