@@ -194,7 +194,7 @@ def database_unavailable(exc: BaseException) -> bool:
     AI ingest stores use its connection directly): a bare OSError or TimeoutError may be anything's
     (a file, an outbound call), and psycopg wraps its own socket errors in OperationalError.
     """
-    if isinstance(exc, PoolTimeout):
+    if database_busy(exc):
         return True
     error: BaseException | None
     if isinstance(exc, DBAPIError):
@@ -207,6 +207,16 @@ def database_unavailable(exc: BaseException) -> bool:
         if error.sqlstate is None:  # raised by the client: no connection, or it was lost
             return isinstance(error, psycopg.OperationalError | psycopg.InterfaceError)
         return error.sqlstate.startswith("08") or error.sqlstate in _UNAVAILABLE_SQLSTATES
+    return False
+
+
+def database_busy(exc: BaseException) -> bool:
+    """Of database_unavailable's failures, those of a database that is up but busy, not away: the
+    pool's checkout timed out, or SQLite's file stayed locked past busy_timeout. Other work (an
+    agent's lease renewal) may well be getting through meanwhile."""
+    if isinstance(exc, PoolTimeout):
+        return True
+    error = exc.orig if isinstance(exc, DBAPIError) else exc
     return isinstance(error, sqlite3.OperationalError) and "database is locked" in str(error)
 
 

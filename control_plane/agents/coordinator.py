@@ -10,18 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 from collections.abc import Callable, Iterable
 from datetime import timedelta
-
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from control_plane.agents.assigner import Liveness, live_members, reassign
 from control_plane.agents.assignment_reads import agent_regions, regions_of
 from control_plane.agents.clock import SYSTEM_CLOCK, Clock
 from control_plane.agents.registry import expire_lapsed
-from control_plane.db import Database, UnavailableLog, brief_error
+from control_plane.db import Database, UnavailableLog, brief_error, database_busy
 from control_plane.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -102,7 +98,7 @@ class AgentCoordinator:
         load lasts."""
         if not self._outage.outage_noted(what, exc):
             return False
-        if not _busy(exc):
+        if not database_busy(exc):
             self.started_at = max(self.started_at, self.clock.wall())
         return True
 
@@ -236,12 +232,3 @@ class AgentCoordinator:
         while True:  # every half lease
             await self.liveness_pass()
             await asyncio.sleep(max(0.2, self.lease.total_seconds() / 2))
-
-
-def _busy(exc: BaseException) -> bool:
-    """A failure of a database that is up and busy, not away: the pool's checkout timed out, or
-    SQLite's file stayed locked past its busy timeout."""
-    if isinstance(exc, PoolTimeout):
-        return True
-    error = exc.orig if isinstance(exc, DBAPIError) else exc
-    return isinstance(error, sqlite3.OperationalError) and "database is locked" in str(error)

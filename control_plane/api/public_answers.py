@@ -53,7 +53,6 @@ class _Answer:
     headers: list[tuple[bytes, bytes]]
     body: bytes
     route: str | None  # the template of the route that answered it (for metrics on replay)
-    refreshing: bool = False
 
 
 class PublicPageAnswers:
@@ -61,15 +60,16 @@ class PublicPageAnswers:
         self.app = app
         self.runtime = runtime
         self._answers: OrderedDict[tuple[str, str, bytes], _Answer] = OrderedDict()
-        self._refreshing: set[asyncio.Task[None]] = set()
+        # The refresh running behind each kept answer's visitors, by the answer's key.
+        self._refreshing: dict[tuple[str, str, bytes], asyncio.Task[None]] = {}
 
     async def refreshed(self) -> None:
         """Once the refreshes running now are done (for tests, and for a shutdown)."""
         while self._refreshing:
-            await asyncio.gather(*self._refreshing, return_exceptions=True)
+            await asyncio.gather(*self._refreshing.values(), return_exceptions=True)
 
     async def close(self) -> None:
-        for task in self._refreshing:
+        for task in self._refreshing.values():
             task.cancel()
         await self.refreshed()
 
@@ -98,18 +98,15 @@ class PublicPageAnswers:
         if kept is not None:
             age = (now - kept.at).total_seconds()
             if 0 <= age < 2 * seconds:
-                if age >= seconds and not kept.refreshing:
-                    kept.refreshing = True
-                    self._refresh_behind(scope, key, now, kept)
+                if age >= seconds and key not in self._refreshing:
+                    self._refresh_behind(scope, key, now)
                 scope[ROUTE_TEMPLATE_KEY] = kept.route
                 await send({"type": "http.response.start", "status": kept.status, "headers": kept.headers})
                 await send({"type": "http.response.body", "body": kept.body})
                 return
-        await self._refresh(scope, receive, send, key, now, kept)
+        await self._refresh(scope, receive, send, key, now)
 
-    def _refresh_behind(
-        self, scope: Scope, key: tuple[str, str, bytes], now: datetime, kept: _Answer
-    ) -> None:
+    def _refresh_behind(self, scope: Scope, key: tuple[str, str, bytes], now: datetime) -> None:
         """The route answers a copy of this request in a task of its own, for the kept answer only."""
         request = {**scope, "state": dict(scope.get("state") or {})}
         asked = False
@@ -129,13 +126,13 @@ class PublicPageAnswers:
 
         async def refresh() -> None:
             try:
-                await self._refresh(request, receive, nowhere, key, now, kept)
+                await self._refresh(request, receive, nowhere, key, now)
             except Exception as exc:  # Starlette answered its 500 already; this is the task's end
                 log.warning("refreshing a public page's answer failed: %s", brief_error(exc))
 
         task = asyncio.create_task(refresh(), name=f"traxo-refresh {scope['path']}")
-        self._refreshing.add(task)
-        task.add_done_callback(self._refreshing.discard)
+        self._refreshing[key] = task
+        task.add_done_callback(lambda _: self._refreshing.pop(key, None))
 
     async def _refresh(
         self,
@@ -144,7 +141,6 @@ class PublicPageAnswers:
         send: Send,
         key: tuple[str, str, bytes],
         now: datetime,
-        kept: _Answer | None,
     ) -> None:
         start: Message | None = None
         chunks: list[bytes] = []
@@ -161,11 +157,7 @@ class PublicPageAnswers:
                 chunks.append(message.get("body", b""))
             await send(message)
 
-        try:
-            await self.app(scope, receive, capture)
-        finally:
-            if kept is not None:
-                kept.refreshing = False
+        await self.app(scope, receive, capture)
         if start is None or (start["status"] == 200 and not shared) or start["status"] == 404:
             self._answers.pop(key, None)  # a page gone private or deleted: none kept of it either
             return
@@ -173,6 +165,9 @@ class PublicPageAnswers:
             # This visitor's own failure (over its address's budget, a database outage): the page is
             # what it was, and the kept answer still serves the others while it is young enough.
             return
+        current = self._answers.get(key)
+        if current is not None and current.at > now:
+            return  # a refresh started later (a visitor who found this one's answer too old) ended first
         route = getattr(scope.get("route"), "path_format", None)
         # Not the refreshing visitor's rate-limit headers: they are its address's budget, not the page's.
         headers = [(name, value) for name, value in start["headers"] if not name.lower().startswith(_RATE)]

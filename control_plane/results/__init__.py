@@ -2,6 +2,7 @@
 PostgreSQL implementation (store.py), and above it ingest, the rollup fold, retention and the
 lastCheck writer. Import from here; the modules are the package's own business."""
 
+from control_plane.results.daily import DayCounts, daily_counts
 from control_plane.results.domain import PHASES, LastCheck, ResultIn, bucket_start
 from control_plane.results.fold import fold_backlog
 from control_plane.results.ingest import (
@@ -22,6 +23,7 @@ from control_plane.results.store import ResultsStore, results_store
 __all__ = [
     "PHASES",
     "AfterCommit",
+    "DayCounts",
     "LastCheck",
     "LastCheckWriter",
     "RecordOutcome",
@@ -29,6 +31,7 @@ __all__ = [
     "ResultsIngest",
     "ResultsStore",
     "bucket_start",
+    "daily_counts",
     "delete_expired",
     "delete_results_of",
     "exclude_result_writers",

@@ -11,13 +11,13 @@ import math
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import Integer, case, literal_column, select, union_all
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from control_plane.core.errors import InvalidInput
-from control_plane.models import CheckRollup, Incident, Monitor, RollupBacklog
+from control_plane.models import Incident, Monitor
 from control_plane.models.incidents import KIND_DOWN
-from control_plane.results import bucket_start
+from control_plane.results import bucket_start, daily_counts
 from control_plane.services.maintenance_time import (
     Interval,
     checks_in_intervals,
@@ -82,40 +82,6 @@ def _percent(up: int, total: int) -> float | None:
     return round(100.0 * up / total, 3) if total else None
 
 
-async def _daily_counts(
-    session: AsyncSession, monitor_id: str, start: datetime, end: datetime
-) -> dict[datetime, tuple[int, int]]:
-    """Per day: up and total counts of its rollups plus its results still queued for them, in one
-    statement (a fold committing meanwhile neither hides results nor counts them twice)."""
-    rolled_up = select(
-        CheckRollup.bucket_start.label("at"),
-        literal_column("0", Integer).label("queued"),
-        CheckRollup.up_count.label("up"),
-        CheckRollup.count.label("total"),
-    ).where(
-        CheckRollup.monitor_id == monitor_id,
-        CheckRollup.granularity == "day",
-        CheckRollup.bucket_start >= start,
-        CheckRollup.bucket_start < end,
-    )
-    queued = select(
-        RollupBacklog.checked_at,
-        literal_column("1", Integer),
-        case((RollupBacklog.up, 1), else_=0),
-        literal_column("1", Integer),
-    ).where(
-        RollupBacklog.monitor_id == monitor_id,
-        RollupBacklog.checked_at >= start,
-        RollupBacklog.checked_at < end,
-    )
-    per_day: dict[datetime, tuple[int, int]] = {}
-    for at, is_queued, up, total in await session.execute(union_all(rolled_up, queued)):
-        day = bucket_start(at, "day") if is_queued else at
-        known_up, known_total = per_day.get(day, (0, 0))
-        per_day[day] = (known_up + int(up), known_total + int(total))
-    return per_day
-
-
 async def _down_incidents(
     session: AsyncSession, monitor_id: str, start: datetime, end: datetime
 ) -> list[tuple[datetime, datetime | None]]:
@@ -149,7 +115,7 @@ async def sla_report(
             monitor.id, []
         )
     )
-    per_day = await _daily_counts(session, monitor.id, start, end)
+    per_day = (await daily_counts(session, [monitor.id], start, end)).get(monitor.id, {})
     # The checks inside maintenance, per day: taken out of that day's counts.
     pieces = split_by_day(maintenance)
     in_maintenance = await checks_in_intervals(session, [([monitor.id], piece) for piece in pieces])

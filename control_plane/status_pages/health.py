@@ -30,15 +30,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import Integer, case, func, literal_column, select, union_all
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from control_plane.db import utc_day
 from control_plane.maintenance import maintenance_intervals, monitors_in_maintenance
-from control_plane.models import CheckRollup, Incident, Monitor, RollupBacklog
+from control_plane.models import Incident, Monitor
 from control_plane.models.incidents import KIND_DOWN, MonitorState, RegionState
 from control_plane.models.status_pages import PageIncident, StatusPageComponent
-from control_plane.results import bucket_start
+from control_plane.results import DayCounts, bucket_start, daily_counts
 from control_plane.services.maintenance_time import Interval, checks_in_intervals, clip, split_by_day
 
 COMPONENT_STATUSES = ("operational", "degraded", "partial_outage", "major_outage", "under_maintenance")
@@ -107,7 +106,7 @@ async def components_health(
         return {}
     end = bucket_start(now, "day") + _DAY
     start = end - days * _DAY
-    per_day = await _daily_counts(session, ids, start, end)
+    per_day = await daily_counts(session, ids, start, end)
     await _take_out_maintenance(session, orgs, ids, per_day, start, min(end, now))
     incidents_per_day = await _down_incidents_per_day(session, ids, start, end, now)
     statuses = await _statuses(session, orgs, ids, now, page_id)
@@ -126,54 +125,6 @@ async def components_health(
         total = sum(total for _, total in counts.values())
         health[monitor_id] = ComponentHealth(monitor_id, statuses[monitor_id], _percent(up, total), day_list)
     return health
-
-
-DayCounts = dict[str, dict[datetime, tuple[int, int]]]  # monitor id -> day -> (up, total)
-
-
-async def _daily_counts(session: AsyncSession, ids: list[str], start: datetime, end: datetime) -> DayCounts:
-    """Per monitor and day: the daily rollups' up and total counts (all regions) plus the results
-    still queued for them, in one statement (as services/sla.py reads them)."""
-    rolled_up = (
-        select(
-            CheckRollup.monitor_id.label("monitor_id"),
-            CheckRollup.bucket_start.label("at"),
-            literal_column("0", Integer).label("queued"),
-            func.sum(CheckRollup.up_count).label("up"),
-            func.sum(CheckRollup.count).label("total"),
-        )
-        .where(
-            CheckRollup.monitor_id.in_(ids),
-            CheckRollup.granularity == "day",
-            CheckRollup.bucket_start >= start,
-            CheckRollup.bucket_start < end,
-        )
-        .group_by(CheckRollup.monitor_id, CheckRollup.bucket_start)
-    )
-    queued_day = utc_day(RollupBacklog.checked_at)
-    queued = (
-        select(
-            RollupBacklog.monitor_id,
-            queued_day,
-            literal_column("1", Integer),
-            func.sum(case((RollupBacklog.up, 1), else_=0)),
-            func.count(),
-        )
-        .where(
-            RollupBacklog.monitor_id.in_(ids),
-            RollupBacklog.checked_at >= start,
-            RollupBacklog.checked_at < end,
-        )
-        .group_by(RollupBacklog.monitor_id, queued_day)
-    )
-    # Both halves are summed per day in the database: ~90 rows a monitor, not one per queued result
-    # (thousands while results arrive; each row cost the view's loop microseconds in Python).
-    counts: DayCounts = {}
-    for monitor_id, day, _queued, up, total in await session.execute(union_all(rolled_up, queued)):
-        per_day = counts.setdefault(monitor_id, {})
-        known_up, known_total = per_day.get(day, (0, 0))
-        per_day[day] = (known_up + int(up or 0), known_total + int(total or 0))
-    return counts
 
 
 async def _take_out_maintenance(

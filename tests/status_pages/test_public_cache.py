@@ -205,3 +205,31 @@ async def test_no_visitor_waits_for_a_refresh_and_none_is_given_an_answer_twice_
     assert titles(await asyncio.wait_for(waiting, 5)) == ["Elevated errors"]
     await refreshed(cached_api)
     assert titles(await cached_api.get("/api/status-pages/cached")) == ["Elevated errors"]
+
+
+async def test_a_failed_refresh_leaves_the_kept_answer_and_the_next_visitor_tries_again(
+    cached_api: httpx.AsyncClient, world: World, clock: MovableClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await create_page(cached_api, world.alice, slug="cached")
+    first = await cached_api.get("/api/status-pages/cached")
+    await declare(cached_api, world, "cached", "Elevated errors")
+    views = public.PAGE_VIEWS.view
+    calls = 0
+
+    async def failing_once(*args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("the view failed")
+        return await views(*args, **kwargs)
+
+    monkeypatch.setattr(public.PAGE_VIEWS, "view", failing_once)
+    clock.advance(timedelta(seconds=SECONDS))
+    assert (await cached_api.get("/api/status-pages/cached")).content == first.content
+    await refreshed(cached_api)
+    assert calls == 1
+    # The failure kept nothing: the kept answer is still given, and starts the next refresh.
+    assert (await cached_api.get("/api/status-pages/cached")).content == first.content
+    await refreshed(cached_api)
+    assert calls == 2
+    assert titles(await cached_api.get("/api/status-pages/cached")) == ["Elevated errors"]
