@@ -44,7 +44,13 @@ async def test_writers_cancelled_mid_transaction_leave_the_database_writable(
                 await session.execute(text("INSERT INTO cancel_probe (writer, payload) VALUES (-1, 'probe')"))
                 await session.commit()
             assert loop.time() - started < 2.0, "the probe's write waited on a lock nobody holds"
-            assert all(isinstance(o, asyncio.CancelledError | type(None)) for o in outcomes)
+            # Each writer was cancelled or had finished. (On PostgreSQL, psycopg cancelled inside
+            # its pipeline of an executemany sometimes ends the task with its own bare
+            # AssertionError instead: seen 1 time in 12 on a loaded machine, and in a CI run.)
+            ended: tuple[type, ...] = (asyncio.CancelledError, type(None))
+            if not db.is_sqlite:
+                ended += (AssertionError,)
+            assert all(isinstance(o, ended) for o in outcomes), outcomes
 
         async with db.session() as session:
             probes = await session.scalar(text("SELECT count(*) FROM cancel_probe WHERE writer = -1"))
