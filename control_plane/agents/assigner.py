@@ -12,6 +12,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import threading
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -123,17 +124,46 @@ async def _announce(session: AsyncSession, region: str, monitor_ids: set[str], *
         await changes.publish(session, ASSIGNMENTS_TOPIC, f"{region}:{monitor_id}")
 
 
+# How many monitors the hashing thread hashes between two looks at its pass's cancellation.
+_HASHED_BETWEEN_LOOKS = 256
+
+
+class _PassCancelled(Exception):
+    """The pass the hashing thread works for was cancelled: its thread stops too."""
+
+
 def _owners(
-    region: str, monitor_rows: Sequence[Any], members: Sequence[Member], owner_org: str | None
+    region: str,
+    monitor_rows: Sequence[Any],
+    members: Sequence[Member],
+    owner_org: str | None,
+    cancelled: threading.Event,
 ) -> dict[str, str | None]:
     """Monitor id -> its owner among `members` (None: none can run it), for the monitors of the
-    region (of `owner_org` only, in a private region)."""
+    region (of `owner_org` only, in a private region). Raises _PassCancelled soon after
+    `cancelled` is set."""
     wanted: dict[str, str | None] = {}
-    for monitor_id, monitor_type, regions, org_id in monitor_rows:
+    for index, (monitor_id, monitor_type, regions, org_id) in enumerate(monitor_rows):
+        if index % _HASHED_BETWEEN_LOOKS == 0 and cancelled.is_set():
+            raise _PassCancelled
         if region not in regions or (owner_org is not None and org_id != owner_org):
             continue
         wanted[monitor_id] = choose_member(monitor_id, monitor_type, members)
     return wanted
+
+
+async def _owners_off_the_loop(
+    region: str, monitor_rows: Sequence[Any], members: Sequence[Member], owner_org: str | None
+) -> dict[str, str | None]:
+    """_owners in a thread. A thread cannot be cancelled, so a pass cancelled meanwhile (the
+    coordinator stopping, a newer pass taking over) tells it to stop, rather than leaving it to
+    hash the rest of the region for nobody, holding the GIL's share of the loop's time."""
+    cancelled = threading.Event()
+    try:
+        return await asyncio.to_thread(_owners, region, monitor_rows, members, owner_org, cancelled)
+    except asyncio.CancelledError:
+        cancelled.set()
+        raise
 
 
 def _names_region(region: str) -> ColumnElement[bool]:
@@ -172,7 +202,7 @@ async def reassign(
     # Every monitor hashed against every member: seconds for a large region (~1 us a pair, 20 s for
     # 100,000 monitors and 200 agents), so in a thread, and the event loop goes on serving the
     # agents' leases and the API meanwhile (the GIL passes between them every few milliseconds).
-    wanted = await asyncio.to_thread(_owners, region, monitor_rows, members, owner_org)
+    wanted = await _owners_off_the_loop(region, monitor_rows, members, owner_org)
     current = {monitor_id: (member, epoch) for monitor_id, member, epoch in grant_rows}
 
     changed = sorted(

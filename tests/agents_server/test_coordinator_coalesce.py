@@ -251,3 +251,41 @@ async def test_a_pass_hashes_its_monitors_off_the_event_loops_thread(
     assert {key for key, _ in (await active_grants(database)).values()} == {agent}
     assert len(await active_grants(database)) == len(monitor_ids)
     assert threads and threading.get_ident() not in threads
+
+
+async def test_a_cancelled_pass_stops_its_hashing_thread(
+    database: Database,
+    settings: Settings,
+    world: World,
+    coordinator: AgentCoordinator,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A thread cannot be cancelled: without being told, it would hash the rest of the region (20 s
+    # at 100,000 monitors and 200 agents) for a pass nobody waits for any more.
+    started = threading.Event()
+    hashed = 0
+
+    def slow(monitor_id: str, monitor_type: str, members: Sequence[Member]) -> str | None:
+        nonlocal hashed
+        hashed += 1
+        started.set()
+        threading.Event().wait(0.002)
+        return choose_member(monitor_id, monitor_type, members)
+
+    monkeypatch.setattr(assigner, "choose_member", slow)
+    token_id, _ = await create_token(database, settings)
+    await register(database, coordinator, token_id, "agent-1")
+    await insert_monitors(database, world.org_a, 1_500)  # 3 s of hashing at 2 ms each
+
+    hashed = 0
+    started.clear()
+    task = asyncio.create_task(coordinator.reassign_region(REGION))
+    assert await asyncio.to_thread(started.wait, 10)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    at_cancel = hashed
+    await asyncio.sleep(1.0)  # 500 more monitors' worth, had the thread gone on
+
+    assert hashed - at_cancel <= 256  # it stops at its next look, every 256 monitors
+    assert hashed < 1_500

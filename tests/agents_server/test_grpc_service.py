@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -15,6 +16,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from sqlalchemy import func, select
 from sqlalchemy import update as sql_update
 
+from control_plane.agents import server as server_module
 from control_plane.agents.endpoint import AgentsEndpoint
 from control_plane.agents.registry import member_key
 from control_plane.db import Database
@@ -37,6 +39,7 @@ from tests.agents_server.server_tools import (
 from tests.conftest import World
 from tests.factories import insert_monitor
 from tests.monitor_tools import set_plan
+from tests.waiting import eventually
 from traxo_protocol.traxo.agent.v1 import agent_pb2 as pb
 
 Reason = pb.RejectedResult.Reason
@@ -588,6 +591,52 @@ async def test_another_tokens_agent_id_is_not_accepted(
             [pb.ResultBatch(agent_id=agent_id, sequence=1, results=[check_result(monitor.id, epoch)])],
         )
     assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert await stored_ids(database, monitor.id) == set()
+
+
+async def test_a_batch_failing_as_the_stream_ends_leaves_the_streams_own_ending(
+    client: AgentClient,
+    database: Database,
+    settings: Settings,
+    world: World,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Two endings of one call: the reader meets an unknown sender, and a batch being stored fails
+    # as it is cancelled (psycopg, cancelled inside a pipeline, may raise its own AssertionError).
+    # The call ends once, with the first: a second abort of a call is grpc's UsageError.
+    _, raw, agent_id, monitor, epoch = await registered_with_grant(client, database, settings, world)
+    storing = asyncio.Event()
+    failed: list[str] = []
+
+    async def failing_on_cancel(*args: Any, **kwargs: Any) -> Any:
+        storing.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            failed.append("cancelled")
+            raise AssertionError from None  # what psycopg's pipeline may raise instead
+
+    monkeypatch.setattr(server_module, "ingest_batch", failing_on_cancel)
+
+    async def batches() -> Any:
+        yield pb.ResultBatch(agent_id=agent_id, sequence=1, results=[check_result(monitor.id, epoch)])
+        await storing.wait()
+        yield pb.ResultBatch(agent_id="agt_nobody", sequence=2)
+        await asyncio.sleep(10)
+
+    with caplog.at_level(logging.DEBUG):
+        call = client.stub.StreamResults(batches(), metadata=client.metadata(raw))
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await asyncio.wait_for(call.read(), 10)
+        await eventually(lambda: failed == ["cancelled"])
+        await asyncio.sleep(0.2)  # what a second abort would log comes after the call's end
+
+    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION, caught.value
+    said = "\n".join(
+        f"{record.name}: {record.getMessage()} {record.exc_text or ''}" for record in caplog.records
+    )
+    assert "UsageError" not in said and "abort" not in said.lower(), said
     assert await stored_ids(database, monitor.id) == set()
 
 
