@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import math
+import time
+from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, insert, select
 
 from control_plane.domain import histogram
 from control_plane.models import CheckResult, CheckRollup, Monitor, RollupBacklog
@@ -17,6 +20,7 @@ from control_plane.results.postgres_store import PostgresResultsStore
 from control_plane.results.sqlite_store import SqliteResultsStore
 from control_plane.services import dashboard, history, monitors
 from control_plane.workers.rollups import fold_rollups
+from tests.agents_server.server_tools import insert_monitors
 from tests.factories import insert_monitor, record, result
 
 T0 = datetime(2026, 11, 20, 10, 15, tzinfo=UTC)
@@ -445,3 +449,79 @@ async def test_another_organizations_queued_results_stay_out_of_uptime(database,
     async with database.session() as session:
         assert await dashboard.average_uptime(session, world.org_a, now=now) == 100.0
         assert await dashboard.average_uptime(session, world.org_b, now=now) == 0.0
+
+
+async def test_a_large_fold_leaves_the_event_loop_free(database, world):
+    # A fold takes up to its store's fold_limit results at once (50,000 on PostgreSQL): over many
+    # monitors that is hundreds of thousands of rows to add up and merge, which must not hold the
+    # loop (the agents' calls and the API share it in one process) for more than moments at a time.
+    monitor_ids = await insert_monitors(database, world.org_a, 2_000)
+    measures = {"dns_ms": 3.0, "tcp_ms": 5.0, "tls_ms": 9.0, "ttfb_ms": 40.0, "download_ms": 2.0}
+
+    async def queue(first_hour: int) -> None:
+        rows = [
+            {
+                "monitor_id": monitor_id,
+                "checked_at": T0 + timedelta(hours=first_hour + hour),
+                "result_id": f"res_{first_hour}_{hour}_{monitor_id}",
+                "region": "us-east-1",
+                "up": True,
+                "response_time": 60.0 + hour,
+                "total_ms": 60.0 + hour,
+                "size_bytes": 512,
+                **measures,
+            }
+            for monitor_id in monitor_ids
+            for hour in range(8)
+        ]
+        async with database.session() as session:
+            await session.execute(insert(RollupBacklog), rows)
+            await session.commit()
+
+    async def longest_step_while(work: Awaitable[int]) -> tuple[int, float]:
+        # The test process's heap (a whole suite's, under xdist) frozen out of the collector, as
+        # `traxo api` and `traxo worker` freeze theirs at start: a full collection of it (seconds,
+        # late in a run) would be counted against the fold, which did not make that heap.
+        gc.freeze()
+        try:
+            return await _longest_step_while(work)
+        finally:
+            gc.unfreeze()
+
+    async def _longest_step_while(work: Awaitable[int]) -> tuple[int, float]:
+        # Steps measured in the loop thread's CPU time, not the wall's: the machine's other
+        # processes (the database, another test worker) take the core away now and then.
+        done = False
+        longest = 0.0
+
+        async def tick() -> None:
+            nonlocal longest
+            last = time.thread_time()
+            while not done:
+                await asyncio.sleep(0.001)
+                now = time.thread_time()
+                longest, last = max(longest, now - last), now
+
+        ticker = asyncio.create_task(tick())
+        try:
+            folded = await work
+        finally:
+            done = True
+            await ticker
+        return folded, longest
+
+    await queue(0)  # new rollup rows
+    folded, longest = await longest_step_while(fold_rollups(database))
+    assert folded == 16_000
+    assert longest < 0.4, f"the fold held the loop for {longest:.3f} s of CPU"
+    await queue(4)  # half of them merged into the rows just written, half new
+    folded, longest = await longest_step_while(fold_rollups(database))
+    assert folded == 16_000
+    assert longest < 0.4, f"the fold held the loop for {longest:.3f} s of CPU"
+    async with database.session() as session:
+        hours = (
+            await session.execute(
+                select(func.count(), func.sum(CheckRollup.count)).where(CheckRollup.granularity == "hour")
+            )
+        ).one()
+    assert tuple(hours) == (2_000 * 12, 32_000)

@@ -3,12 +3,18 @@ merged with the stored rollups, read back in one locked, ordered query."""
 
 from __future__ import annotations
 
+import asyncio
+
 import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from control_plane.domain.histogram import THRESHOLDS
 from control_plane.results.domain import RollupDelta, RollupDeltas
 from control_plane.results.postgres_connection import driver_connection
+
+# Rows handled between two returns to the event loop: a fold of 50,000 results over many monitors
+# reads and writes hundreds of thousands of rows, seconds of Python that must not hold the loop.
+_ROWS_BETWEEN_YIELDS = 2_000
 
 _ROLLUP_KEY = "monitor_id, region, granularity, bucket_start"
 _ROLLUP_COLUMNS = f"{_ROLLUP_KEY}, count, up_count, sums, counts, histograms"
@@ -65,26 +71,27 @@ async def take_backlog(session: AsyncSession, limit: int) -> tuple[int, RollupDe
     cursor = await pg.execute(_TAKE_BACKLOG, {"limit": limit})
     taken = 0
     deltas: RollupDeltas = {}
-    rows = await cursor.fetchall()
-    for kind, monitor_id, region, granularity, start, n, up, sums, counts, measure, bucket in rows:
-        if kind == 0:
-            taken = n
-            continue
-        key = (monitor_id, region, granularity, start)
-        delta = deltas.get(key)
-        if delta is None:
-            delta = deltas[key] = RollupDelta()
-        if kind == 1:
-            delta.count, delta.up_count = n, up
-            for name, total, count in zip(_FOLDED, sums, counts, strict=True):
-                if count:
-                    delta.sums[name] = total
-                    delta.counts[name] = count
-        else:
-            histogram = delta.histograms.get(measure)
-            if histogram is None:
-                histogram = delta.histograms[measure] = {}
-            histogram[str(bucket)] = n
+    while rows := await cursor.fetchmany(_ROWS_BETWEEN_YIELDS):
+        for kind, monitor_id, region, granularity, start, n, up, sums, counts, measure, bucket in rows:
+            if kind == 0:
+                taken = n
+                continue
+            key = (monitor_id, region, granularity, start)
+            delta = deltas.get(key)
+            if delta is None:
+                delta = deltas[key] = RollupDelta()
+            if kind == 1:
+                delta.count, delta.up_count = n, up
+                for name, total, count in zip(_FOLDED, sums, counts, strict=True):
+                    if count:
+                        delta.sums[name] = total
+                        delta.counts[name] = count
+            else:
+                histogram = delta.histograms.get(measure)
+                if histogram is None:
+                    histogram = delta.histograms[measure] = {}
+                histogram[str(bucket)] = n
+        await asyncio.sleep(0)
     return taken, deltas
 
 
@@ -95,12 +102,14 @@ async def add_rollups(session: AsyncSession, deltas: RollupDeltas) -> None:
     keys = sorted(deltas)
     async with pg.cursor() as cursor:
         async with cursor.copy(f"COPY traxo_in_rollups ({_ROLLUP_COLUMNS}) FROM STDIN") as copy:
-            for key in keys:
+            for index, key in enumerate(keys, 1):
                 delta = deltas[key]
                 await copy.write_row(
                     (*key, delta.count, delta.up_count, orjson.dumps(delta.sums).decode(),
                      orjson.dumps(delta.counts).decode(), orjson.dumps(delta.histograms).decode())
                 )  # fmt: skip
+                if index % _ROWS_BETWEEN_YIELDS == 0:
+                    await asyncio.sleep(0)
         await cursor.execute(
             f"INSERT INTO check_rollups ({_ROLLUP_COLUMNS}) SELECT {_ROLLUP_COLUMNS} FROM traxo_in_rollups"
             f" ORDER BY {_ROLLUP_KEY} ON CONFLICT ({_ROLLUP_KEY}) DO NOTHING RETURNING {_ROLLUP_KEY}"
@@ -115,21 +124,25 @@ async def add_rollups(session: AsyncSession, deltas: RollupDeltas) -> None:
             f" ORDER BY {_ROLLUP_KEY} FOR UPDATE",
         )
         merged = []
-        for row in await cursor.fetchall():
-            key = tuple(row[:4])
-            if key in created:
-                continue
-            delta = deltas[key]  # type: ignore[index]
-            sums, counts, histograms = row[6], row[7], row[8]
-            delta.add_to(sums, counts, histograms)
-            merged.append(
-                (*key, row[4] + delta.count, row[5] + delta.up_count, orjson.dumps(sums).decode(),
-                 orjson.dumps(counts).decode(), orjson.dumps(histograms).decode())
-            )  # fmt: skip
+        while rows := await cursor.fetchmany(_ROWS_BETWEEN_YIELDS):
+            for row in rows:
+                key = tuple(row[:4])
+                if key in created:
+                    continue
+                delta = deltas[key]  # type: ignore[index]
+                sums, counts, histograms = row[6], row[7], row[8]
+                delta.add_to(sums, counts, histograms)
+                merged.append(
+                    (*key, row[4] + delta.count, row[5] + delta.up_count, orjson.dumps(sums).decode(),
+                     orjson.dumps(counts).decode(), orjson.dumps(histograms).decode())
+                )  # fmt: skip
+            await asyncio.sleep(0)
         await cursor.execute("TRUNCATE traxo_in_rollups")
         async with cursor.copy(f"COPY traxo_in_rollups ({_ROLLUP_COLUMNS}) FROM STDIN") as copy:
-            for values in merged:
+            for index, values in enumerate(merged, 1):
                 await copy.write_row(values)
+                if index % _ROWS_BETWEEN_YIELDS == 0:
+                    await asyncio.sleep(0)
         await cursor.execute(
             """
             UPDATE check_rollups r SET count = m.count, up_count = m.up_count, sums = m.sums,

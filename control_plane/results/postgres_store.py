@@ -50,6 +50,11 @@ _INCIDENT_ROW = """
 
 
 class PostgresResultsStore:
+    # Ingestion goes on beside the fold (it locks only rollup rows, which ingestion never writes).
+    # A fold period's backlog in one transaction: 5,000 results a second over 500 monitors, folded
+    # every 5 s, rewrite each of their 1,000 rollup rows once rather than a dozen times.
+    fold_limit = 50_000
+
     async def existing_monitors(self, session: AsyncSession, monitor_ids: Sequence[str]) -> set[str]:
         """Read after taking the result writers' shared lock (in a statement of its own, so the
         read's snapshot is taken after any deletion it waited for)."""

@@ -63,6 +63,9 @@ def _backlog_row(r: ResultIn) -> dict[str, Any]:
 
 
 class SqliteResultsStore:
+    # One writer at a time: ingestion waits for the fold's transaction, so it stays short.
+    fold_limit = 2_000
+
     async def existing_monitors(self, session: AsyncSession, monitor_ids: Sequence[str]) -> set[str]:
         # One writer at a time: nothing is deleted meanwhile.
         ordered = sorted(monitor_ids)

@@ -23,6 +23,10 @@ T = TypeVar("T")
 class ResultsStore(Protocol):
     """Results' storage, in the caller's transaction: nothing here commits."""
 
+    # Queued results one fold transaction takes at most: each rollup row is rewritten once a
+    # transaction, so the more it takes, the fewer rewrites a result costs.
+    fold_limit: int
+
     async def existing_monitors(self, session: AsyncSession, monitor_ids: Sequence[str]) -> set[str]:
         """The existing monitors among these. None of them is deleted before the transaction ends
         (a deletion waits for it: `exclude_writers`)."""

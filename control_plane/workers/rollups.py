@@ -16,17 +16,12 @@ from control_plane.results import ResultsStore, fold_backlog, results_store
 
 log = logging.getLogger(__name__)
 
-# Results per transaction. Each comes back as its rollup keys' sums and histogram buckets (~14 rows
-# for a monitor's one result in a fold period), added up in Python between two awaits: at 200,000 a
-# pass over 100,000 monitors held the event loop for seconds, and the agents' calls waited behind
-# it. 2,000 is a twentieth of a second or so; the loop runs between transactions.
-FOLD_LIMIT = 2_000
 
-
-async def fold_rollups(db: Database, *, limit: int = FOLD_LIMIT, store: ResultsStore | None = None) -> int:
-    """Fold the whole backlog, `limit` results per transaction, through the database's store (or
-    `store`); returns how many were folded."""
+async def fold_rollups(db: Database, *, limit: int | None = None, store: ResultsStore | None = None) -> int:
+    """Fold the whole backlog, `limit` results per transaction (the store's fold_limit unless
+    given), through the database's store (or `store`); returns how many were folded."""
     store = store or results_store(db.engine)
+    limit = limit or store.fold_limit
     total = 0
     while True:
         async with db.session() as session:

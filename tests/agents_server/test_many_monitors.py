@@ -81,9 +81,31 @@ async def coordinator(database: Database, settings: Settings) -> AsyncIterator[A
         await made.stop()
 
 
+@pytest.fixture
+async def patient_coordinator(database: Database, settings: Settings) -> AsyncIterator[AgentCoordinator]:
+    """A coordinator whose agents stay live for an hour without renewing: a test that takes longer
+    than the missed periods (30 s) on a slow machine must not see its agents lapse midway."""
+    made = AgentCoordinator(database, settings.model_copy(update={"agent_lease_seconds": 1200}))
+    try:
+        yield made
+    finally:
+        await made.stop()
+
+
+def _differences(found: dict[str, Any], expected: dict[str, Any]) -> str:
+    """What two large mappings differ in, briefly; "" when they are equal. (pytest's own diff of two
+    mappings of 70,000 entries, computed for a failing `==`, takes minutes.)"""
+    keys = sorted(k for k in found.keys() | expected.keys() if found.get(k) != expected.get(k))
+    if not keys:
+        return ""
+    shown = ", ".join(f"{k}: {found.get(k)} != {expected.get(k)}" for k in keys[:5])
+    return f"{len(keys)} of {len(expected)} differ, e.g. {shown}"
+
+
 async def test_a_region_with_more_monitors_than_a_statement_has_parameters_gets_them_all(
-    database: Database, settings: Settings, world: World, coordinator: AgentCoordinator
+    database: Database, settings: Settings, world: World, patient_coordinator: AgentCoordinator
 ) -> None:
+    coordinator = patient_coordinator
     await set_plan(database, world.org_a, "ENTERPRISE")
     token_id, _ = await create_token(database, settings)
     first = (await register(database, coordinator, token_id, "first")).member_key
@@ -97,7 +119,7 @@ async def test_a_region_with_more_monitors_than_a_statement_has_parameters_gets_
     moved = await coordinator.reassign_region(REGION)
     grants = await active_grants(database)
     held = Counter(key for key, _ in grants.values())
-    assert set(grants) == set(monitor_ids)
+    assert not set(grants) ^ set(monitor_ids)
     assert held[second] == len(moved) and held[first] + held[second] == MANY
     assert MANY * 0.4 < len(moved) < MANY * 0.6
 
@@ -105,10 +127,12 @@ async def test_a_region_with_more_monitors_than_a_statement_has_parameters_gets_
     # the assignments of all of them.
     assert await coordinator.reassign_region(REGION, monitor_ids) == []
     await coordinator.reassign_monitors(set(monitor_ids))
-    assert await active_grants(database) == grants
+    differences = _differences(await active_grants(database), grants)
+    assert not differences, differences
     async with database.session() as session:
         loaded = await load_assignments(session, first, REGION, monitor_ids)
-    assert set(loaded) == {monitor_id for monitor_id, (key, _) in grants.items() if key == first}
+    held_by_first = {monitor_id for monitor_id, (key, _) in grants.items() if key == first}
+    assert not set(loaded) ^ held_by_first
 
 
 async def test_a_batch_naming_more_monitors_than_a_statement_has_parameters_is_stored(
