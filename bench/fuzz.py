@@ -1,6 +1,7 @@
 """Issue 16: every endpoint fuzzed, longer than CI does. Runs tests/reliability/test_openapi_fuzz.py,
 the same configuration (three identities, every check, the document's links, seeded resources of
-every kind) with more examples per operation and a seed of your choice, on PostgreSQL, and prints
+every kind) with more examples per operation, a seed of your choice and the coverage phase (every
+boundary and negation of each parameter, as A's owner; CI leaves it out), on PostgreSQL, and prints
 schemathesis's reports and how long each identity's run took.
 
 Usage: .venv/bin/python bench/fuzz.py [--max-examples 200] [--seed N] [--identity owner_a]
@@ -42,6 +43,7 @@ def main() -> None:
         "TRAXO_TEST_ONLY_DATABASE": "1",
         "TRAXO_SCHEMATHESIS_MAX_EXAMPLES": str(args.max_examples),
         "TRAXO_SCHEMATHESIS_SEED": str(args.seed),
+        "TRAXO_SCHEMATHESIS_COVERAGE": "1",  # the coverage phase too, which CI leaves out
         # A run's limit grows with its examples: CI's 300 s is for 8.
         "TRAXO_SCHEMATHESIS_TIMEOUT": str(max(300, 40 * args.max_examples)),
         **({"TRAXO_SCHEMATHESIS_MAX_STEPS": str(args.max_steps)} if args.max_steps else {}),

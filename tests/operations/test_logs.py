@@ -39,7 +39,8 @@ from tests.waiting import eventually
 from traxo_protocol.traxo.agent.v1 import agent_pb2 as pb
 from traxo_protocol.traxo.agent.v1.agent_pb2_grpc import AgentServiceStub
 
-pytestmark = pytest.mark.slow
+# Once, in the SQLite pass: what a process logs does not depend on its database.
+pytestmark = [pytest.mark.slow, pytest.mark.one_pass]
 
 HEX_ID = re.compile(r"[0-9a-f]{32}")
 
