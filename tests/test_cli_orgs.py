@@ -11,6 +11,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from control_plane import migrate
 from control_plane.core.timefmt import utcnow
 from control_plane.db import Database
 from control_plane.models import AuditEvent, Monitor, Organization
@@ -67,7 +68,7 @@ async def _read(url: str) -> tuple[dict[str, str], dict[str, tuple[bool, int]], 
 @pytest.fixture
 def seeded(fresh_database_url: str) -> tuple[dict[str, str], dict[str, object]]:
     env = command_env(fresh_database_url)
-    run_traxo("migrate", env=env)
+    migrate.upgrade(fresh_database_url)  # in-process: `traxo migrate` itself is test_cli.py's
     return env, asyncio.run(_seed(fresh_database_url))
 
 

@@ -29,7 +29,9 @@ from tests.e2e.test_agents_e2e import (
 from tests.processes import free_port
 from tests.waiting import eventually
 
-pytestmark = pytest.mark.slow
+# Once, in the SQLite pass: the subject is the agent's scheduler (a change's way through the
+# database to the agent is test_agents_e2e.py's, on both).
+pytestmark = [pytest.mark.slow, pytest.mark.one_pass]
 
 FIRST_INTERVAL_S = 15  # the ENTERPRISE minimum: the smallest interval the API accepts
 NEW_INTERVAL_S = 16  # a new phase too, so an old entry come back to life runs beside it, not with it

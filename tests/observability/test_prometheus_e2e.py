@@ -28,7 +28,8 @@ from tests.processes import BIN, command_env, free_port
 from tests.tools import require_program
 from tests.waiting import eventually
 
-pytestmark = pytest.mark.slow
+# Once, in the SQLite pass: what the processes expose does not depend on their database.
+pytestmark = [pytest.mark.slow, pytest.mark.one_pass]
 
 TOKEN = "prometheus-e2e-token-5f0c2a7d9e"
 REGION = "prom-east"
