@@ -92,6 +92,15 @@ async def agent_stream(
             pb.RegisterRequest(name=f"bench-{region}", region=region, version="bench", capabilities=["http"]),
             metadata=metadata,
         )
+
+        async def renew() -> None:
+            # From the registration on, as the agent does: building the batches below takes longer
+            # than the missed periods on a slow machine, and a lapsed agent's results are refused.
+            while True:
+                await stub.RenewLease(pb.RenewLeaseRequest(agent_id=registered.agent_id), metadata=metadata)
+                await asyncio.sleep(1)
+
+        renewing = asyncio.create_task(renew())
         # Wait for the snapshot to hold every monitor (the coordinator assigns after registration).
         assignments: list[pb.Assignment] = []
         deadline = time.monotonic() + 60
@@ -134,13 +143,6 @@ async def agent_stream(
         while counters["ready"] < counters["streams"]:
             await asyncio.sleep(0.05)
         stop_at = time.monotonic() + seconds
-
-        async def renew() -> None:
-            while time.monotonic() < stop_at:
-                await stub.RenewLease(pb.RenewLeaseRequest(agent_id=registered.agent_id), metadata=metadata)
-                await asyncio.sleep(1)
-
-        renewing = asyncio.create_task(renew())
 
         async def batches():
             for sequence, results in enumerate(prebuilt, start=1):
