@@ -26,7 +26,9 @@ from tests.operations.support import ApiProcess
 from tests.processes import command_env
 from tests.waiting import eventually
 
-pytestmark = pytest.mark.slow
+# Once, in the SQLite pass: a process's way of stopping does not depend on its database (a
+# rolling restart on PostgreSQL under load is test_rolling_restart.py's).
+pytestmark = [pytest.mark.slow, pytest.mark.one_pass]
 
 EVENT = {"provider": "openai", "model": "gpt-4o", "promptTokens": 10, "completionTokens": 5, "latencyMs": 80}
 
