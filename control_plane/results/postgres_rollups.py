@@ -4,6 +4,8 @@ merged with the stored rollups, read back in one locked, ordered query."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
+from typing import Any
 
 import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -101,22 +103,21 @@ async def add_rollups(session: AsyncSession, deltas: RollupDeltas) -> None:
     pg = await driver_connection(session)
     keys = sorted(deltas)
     async with pg.cursor() as cursor:
-        async with cursor.copy(f"COPY traxo_in_rollups ({_ROLLUP_COLUMNS}) FROM STDIN") as copy:
-            for index, key in enumerate(keys, 1):
-                delta = deltas[key]
-                await copy.write_row(
-                    (*key, delta.count, delta.up_count, orjson.dumps(delta.sums).decode(),
-                     orjson.dumps(delta.counts).decode(), orjson.dumps(delta.histograms).decode())
-                )  # fmt: skip
-                if index % _ROWS_BETWEEN_YIELDS == 0:
-                    await asyncio.sleep(0)
+        await _copy_in(
+            cursor,
+            (
+                (*key, delta.count, delta.up_count, orjson.dumps(delta.sums).decode(),
+                 orjson.dumps(delta.counts).decode(), orjson.dumps(delta.histograms).decode())
+                for key in keys
+                for delta in (deltas[key],)
+            ),
+        )  # fmt: skip
         await cursor.execute(
             f"INSERT INTO check_rollups ({_ROLLUP_COLUMNS}) SELECT {_ROLLUP_COLUMNS} FROM traxo_in_rollups"
             f" ORDER BY {_ROLLUP_KEY} ON CONFLICT ({_ROLLUP_KEY}) DO NOTHING RETURNING {_ROLLUP_KEY}"
         )
         created = {tuple(row) for row in await cursor.fetchall()}
-        existing = [key for key in keys if key not in created]
-        if not existing:
+        if len(created) == len(keys):
             return
         await cursor.execute(
             f"SELECT {_ROLLUP_COLUMNS} FROM check_rollups r"
@@ -138,11 +139,7 @@ async def add_rollups(session: AsyncSession, deltas: RollupDeltas) -> None:
                 )  # fmt: skip
             await asyncio.sleep(0)
         await cursor.execute("TRUNCATE traxo_in_rollups")
-        async with cursor.copy(f"COPY traxo_in_rollups ({_ROLLUP_COLUMNS}) FROM STDIN") as copy:
-            for index, values in enumerate(merged, 1):
-                await copy.write_row(values)
-                if index % _ROWS_BETWEEN_YIELDS == 0:
-                    await asyncio.sleep(0)
+        await _copy_in(cursor, merged)
         await cursor.execute(
             """
             UPDATE check_rollups r SET count = m.count, up_count = m.up_count, sums = m.sums,
@@ -152,3 +149,12 @@ async def add_rollups(session: AsyncSession, deltas: RollupDeltas) -> None:
                 AND r.bucket_start = m.bucket_start
             """
         )
+
+
+async def _copy_in(cursor: Any, rows: Iterable[tuple[Any, ...]]) -> None:
+    """COPY `rows` into the session's traxo_in_rollups, returning to the loop every so many rows."""
+    async with cursor.copy(f"COPY traxo_in_rollups ({_ROLLUP_COLUMNS}) FROM STDIN") as copy:
+        for index, row in enumerate(rows, 1):
+            await copy.write_row(row)
+            if index % _ROWS_BETWEEN_YIELDS == 0:
+                await asyncio.sleep(0)
