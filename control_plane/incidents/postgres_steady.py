@@ -12,7 +12,9 @@ Lock order: whatever judges a monitor locks its monitor_states row before it wri
 region rows (each set in id order): the engine's Python path, the NO_DATA sweep, heartbeats. So the
 chunk's rows are picked first, then every monitor in it is locked, and only then folded: folding
 region rows before holding their monitors deadlocked with a sweep holding those monitors and waiting
-for the same region rows (tests/incidents/test_lock_order.py).
+for the same region rows (tests/incidents/test_lock_order.py). The chunk's monitors without a state
+row get one before any is locked (an insert holds its row: inserting later, while holding the others,
+would take locks out of order).
 """
 
 from __future__ import annotations
@@ -33,6 +35,13 @@ _PICK_BEFORE = text(_PICK.format(where="WHERE queued_at < :before"))
 _LOCK_MONITORS = text(
     "SELECT monitor_id FROM monitor_states WHERE monitor_id = ANY(CAST(:monitors AS text[])) "
     "ORDER BY monitor_id FOR UPDATE"
+)
+
+_CREATE_MISSING = text(
+    "INSERT INTO monitor_states (monitor_id, org_id, down, version, transitions)"
+    " SELECT id, org_id, false, 0, '[]' FROM monitors WHERE id = ANY(CAST(:monitors AS text[]))"
+    " AND NOT EXISTS (SELECT 1 FROM monitor_states s WHERE s.monitor_id = monitors.id)"
+    " ORDER BY id ON CONFLICT DO NOTHING"
 )
 
 _STEADY = text("""
@@ -76,6 +85,7 @@ async def take_folding_steady(
     if not picked:
         return [], 0
     monitors = sorted({row.monitor_id for row in picked})
+    await session.execute(_CREATE_MISSING, {"monitors": monitors})
     await session.execute(_LOCK_MONITORS, {"monitors": monitors})
     rows = await session.execute(_STEADY, {"picked": [row.result_id for row in picked]})
     left: list[Observation] = []

@@ -66,26 +66,38 @@ async def take_queued(
 
 
 async def lock_monitor_states(session: AsyncSession, monitors: dict[str, str]) -> dict[str, MonitorState]:
-    """The states of these monitors (id -> org id), created if missing, locked for this transaction."""
+    """The states of these monitors (id -> org id), created if missing, locked for this transaction.
+
+    The missing rows are inserted before any row is locked, then every row is locked in one pass in
+    id order. (An inserted row is held from its insert on: inserting after locking the others, and
+    then locking rows another transaction had created meanwhile, took locks out of order, and
+    deadlocked with the queue under load: bench/agents_at_scale.py, tests/incidents/test_lock_order.py.)
+    """
     ids = sorted(monitors)
+    await create_missing_states(session, monitors)
     states: dict[str, MonitorState] = {}
+    for condition in among(session, MonitorState.monitor_id, ids):
+        query = select(MonitorState).where(condition).order_by(MonitorState.monitor_id).with_for_update()
+        for state in await session.scalars(query):
+            states[state.monitor_id] = state
+    return states
 
-    async def read(wanted: list[str]) -> None:
-        for condition in among(session, MonitorState.monitor_id, wanted):
-            query = select(MonitorState).where(condition).order_by(MonitorState.monitor_id).with_for_update()
-            for state in await session.scalars(query):
-                states[state.monitor_id] = state
 
-    await read(ids)
-    missing = [m for m in ids if m not in states]
+async def create_missing_states(session: AsyncSession, monitors: dict[str, str]) -> None:
+    """Insert a fresh state row (not down, version 0) for each of these monitors (id -> org id)
+    that has none, in id order; locks nothing else. Whatever locks monitor_states rows calls this
+    before it locks any (see lock_monitor_states)."""
+    ids = sorted(monitors)
+    existing: set[str] = set()
+    for condition in among(session, MonitorState.monitor_id, ids):
+        existing.update(await session.scalars(select(MonitorState.monitor_id).where(condition)))
+    missing = [m for m in ids if m not in existing]
     if missing:
         rows = [
             {"monitor_id": m, "org_id": monitors[m], "down": False, "version": 0, "transitions": []}
             for m in missing
         ]
         await session.execute(insert_ignoring_conflicts(session, MonitorState), rows)
-        await read(missing)
-    return states
 
 
 async def read_region_states(
