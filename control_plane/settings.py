@@ -76,6 +76,11 @@ class Settings(BaseSettings):
     # Monitor changes are assigned as they happen; this full pass over every monitor of a region is
     # the safety net for changes nobody announced (another process on a SQLite file, say).
     agent_full_pass_seconds: float = Field(default=60, gt=0)
+    # A region is rebalanced once agents have stopped joining it for this long (and at most five
+    # windows after the first joined): agents started together (a rollout, a restart of the fleet)
+    # are balanced in one pass, rather than the first holding the whole region for a moment and
+    # every later one taking its share from the rest in a pass of its own. 0: at once.
+    agent_join_window_seconds: float = Field(default=1, ge=0)
     # Agents' result batches converted and being stored at once in this process, over all streams
     # (a stream stores at most 4 of its own). A batch being stored holds one of the pool's 40
     # PostgreSQL connections and ~0.5 MB (500 results converted), and more at once commit no faster,

@@ -60,8 +60,14 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def settings(database_url: str) -> Settings:
-    # The status pages' view cache off: tests read a page right after changing what it shows.
-    return Settings(database_url=database_url, redis_url=None, status_page_cache_seconds=0)
+    # The status pages' view cache off: tests read a page right after changing what it shows. A
+    # registration's rebalance at once: tests wait for it (the join window has tests of its own).
+    return Settings(
+        database_url=database_url,
+        redis_url=None,
+        status_page_cache_seconds=0,
+        agent_join_window_seconds=0,
+    )
 
 
 @pytest.fixture(scope="session")

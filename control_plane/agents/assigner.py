@@ -222,9 +222,9 @@ async def reassign(
             .where(AssignmentGrant.region == region, condition, AssignmentGrant.revoked_at.is_(None))
             .values(revoked_at=now)
         )
-    grant = [m for m in changed if wanted.get(m) is not None]
+    granted = {m: owner for m in changed if (owner := wanted.get(m)) is not None}
     last_epochs: dict[str, int] = {}
-    for condition in among(session, AssignmentGrant.monitor_id, grant):
+    for condition in among(session, AssignmentGrant.monitor_id, list(granted)):
         last_epochs.update(
             (
                 await session.execute(
@@ -234,19 +234,12 @@ async def reassign(
                 )
             ).all()
         )
-    if grant:
-        # Core rows, not ORM objects: a region's first agent is granted every monitor at once.
-        await session.execute(
-            insert(AssignmentGrant),
+    if granted:
+        await _insert_grants(
+            session,
             [
-                {
-                    "monitor_id": monitor_id,
-                    "region": region,
-                    "epoch": int(last_epochs.get(monitor_id) or 0) + 1,
-                    "member_key": wanted[monitor_id],
-                    "granted_at": now,
-                }
-                for monitor_id in grant
+                (monitor_id, region, int(last_epochs.get(monitor_id) or 0) + 1, owner, now)
+                for monitor_id, owner in granted.items()
             ],
         )
     await _announce(session, region, touched | set(changed), whole_region=monitor_ids is None)
@@ -254,6 +247,32 @@ async def reassign(
     ASSIGNMENT_CHANGES.labels(region).inc(len(changed))
     _log_pass(region, monitor_ids, len(monitor_rows), len(members), len(changed))
     return changed
+
+
+_GRANT_COLUMNS = ("monitor_id", "region", "epoch", "member_key", "granted_at")
+_ROWS_BETWEEN_YIELDS = 2_000
+
+
+async def _insert_grants(session: AsyncSession, rows: Sequence[tuple[str, str, int, str, datetime]]) -> None:
+    """New grants (monitor_id, region, epoch, member_key, granted_at), in the session's transaction.
+
+    A region's first agents are granted every monitor at once: on PostgreSQL a COPY, returning to
+    the loop every so many rows (an executemany of 10,000 grants held the event loop for seconds,
+    and the agents' lease renewals with it); elsewhere Core rows, not ORM objects."""
+    if session.get_bind().dialect.name != "postgresql":
+        values = [dict(zip(_GRANT_COLUMNS, row, strict=True)) for row in rows]
+        await session.execute(insert(AssignmentGrant), values)
+        return
+    connection = await session.connection()
+    pg: Any = (await connection.get_raw_connection()).driver_connection
+    async with (
+        pg.cursor() as cursor,
+        cursor.copy(f"COPY assignment_grants ({', '.join(_GRANT_COLUMNS)}) FROM STDIN") as copy,
+    ):
+        for index, row in enumerate(rows, 1):
+            await copy.write_row(row)
+            if index % _ROWS_BETWEEN_YIELDS == 0:
+                await asyncio.sleep(0)
 
 
 def _log_pass(

@@ -50,6 +50,7 @@ class AgentCoordinator:
         # Each region's latest rebalance task, and the regions asked for again while it runs.
         self._rebalancing: dict[str, asyncio.Task[None]] = {}
         self._rebalance_again: set[str] = set()
+        self._last_join: dict[str, float] = {}  # region -> the loop's time of its latest request
         self._monitor_wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[None]] = set()
@@ -127,14 +128,16 @@ class AgentCoordinator:
         asks for one more pass after it (the running one may have read the membership before the
         new agent's registration). A full pass costs every monitor of the region times its agents,
         so 200 agents joining at once make two passes, not 200 (minutes of CPU on a large region).
+        A pass waits for the join window first: agents starting a few at a time make one pass too.
         """
-        pending = self._rebalancing.get(region)
-        if pending is not None and not pending.done():
+        self._last_join[region] = asyncio.get_running_loop().time()
+        if self.rebalance_pending(region):
             self._rebalance_again.add(region)
             return
 
         async def run() -> None:
             while True:
+                await self._join_window(region)
                 self._rebalance_again.discard(region)
                 try:
                     await self.reassign_region(region)
@@ -153,6 +156,24 @@ class AgentCoordinator:
         self._rebalancing[region] = task
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+    def rebalance_pending(self, region: str) -> bool:
+        """A registration's rebalance of the region is waiting for its join window or running."""
+        pending = self._rebalancing.get(region)
+        return pending is not None and not pending.done()
+
+    async def _join_window(self, region: str) -> None:
+        """Until no agent joined the region for a window, or five windows have passed.
+
+        The loop's clock, not `self.clock`: this is about when calls really arrive."""
+        window = self.settings.agent_join_window_seconds
+        loop = asyncio.get_running_loop()
+        give_up_at = loop.time() + 5 * window
+        while True:
+            wait = min(self._last_join[region] + window, give_up_at) - loop.time()
+            if wait <= 0:
+                return
+            await asyncio.sleep(wait)
 
     async def settle(self) -> None:
         """Wait for background rebalancing to finish (tests, shutdown)."""
@@ -214,6 +235,8 @@ class AgentCoordinator:
             # as a safety net (monitor changes are assigned as they happen).
             last = self._full_passes.get(region)
             now = self.clock.monotonic()
+            if lapsed == 0 and self.rebalance_pending(region):
+                continue  # a registration's pass is on its way, with the members that joined
             if last is None or last[0] != members or now - last[1] >= self.settings.agent_full_pass_seconds:
                 await self.reassign_region(region)
 

@@ -11,6 +11,7 @@ import re
 import threading
 from collections import Counter
 from collections.abc import AsyncIterator, Collection, Sequence
+from contextlib import asynccontextmanager
 
 import grpc
 import pytest
@@ -137,6 +138,95 @@ async def test_a_burst_of_registrations_makes_one_or_two_passes_with_every_agent
     assert await assigned(), "every monitor with its rendezvous owner among all the agents"
     assert 1 <= passes.full <= 2, f"{passes.full} full passes for {AGENTS} registrations"
     assert Counter(expected.values()).keys() == keys  # 300 monitors over 12 agents: each has some
+
+
+# -- the join window --------------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def windowed(
+    database: Database, settings: Settings, window: float, passes: HeldPasses
+) -> AsyncIterator[AgentClient]:
+    """An endpoint whose registrations wait `window` seconds of no further joins before their pass
+    (settled once the liveness loop's first pass is over)."""
+    quiet = settings.model_copy(update={"agent_lease_seconds": 600, "agent_join_window_seconds": window})
+    endpoint = await AgentsEndpoint.start(database, quiet, ("127.0.0.1", 0))
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{endpoint.port}") as channel:
+            await eventually(lambda: passes.full >= 1 and passes.running == 0, 10, "the first liveness pass")
+            passes.full = 0
+            yield AgentClient(AgentServiceStub(channel), endpoint.coordinator)
+    finally:
+        await endpoint.stop()
+
+
+async def register_now(client: AgentClient, raw: str, name: str) -> None:
+    """Register, without waiting for the rebalance it asks for."""
+    await client.stub.Register(
+        pb.RegisterRequest(name=name, region=REGION, version="0.1.0", capabilities=list(ALL_CAPABILITIES)),
+        metadata=client.metadata(raw),
+        timeout=10,
+    )
+
+
+async def test_agents_joining_a_few_at_a_time_within_the_window_make_one_pass(
+    database: Database, settings: Settings, world: World, passes: HeldPasses
+) -> None:
+    # A rollout starts a region's agents a few at a time: without the window, the first would hold
+    # every monitor for a moment and each later one take its share in a pass of its own.
+    monitor_ids = await insert_monitors(database, world.org_a, 200)
+    token_id, raw = await create_token(database, settings)
+    names = [f"agent-{n}" for n in range(6)]
+    async with windowed(database, settings, 2.0, passes) as client:
+        started = asyncio.get_running_loop().time()
+        for name in names:
+            await register_now(client, raw, name)
+            await asyncio.sleep(0.1)
+        assert passes.full == 0, "no pass while agents are still joining"
+        await eventually(lambda: passes.full == 1 and passes.running == 0, 15, "the window's pass")
+        assert asyncio.get_running_loop().time() - started >= 2.0
+        keys = {member_key(token_id, name) for name in names}
+        grants = await active_grants(database)
+        assert {m: key for m, (key, _) in grants.items()} == {m: owner(m, keys) for m in monitor_ids}
+        assert {epoch for _, epoch in grants.values()} == {1}, "each monitor granted once, not moved"
+        await asyncio.sleep(0.5)
+        assert passes.full == 1
+
+
+async def test_the_liveness_pass_leaves_a_joining_region_to_its_window(
+    database: Database, settings: Settings, world: World, passes: HeldPasses
+) -> None:
+    await insert_monitors(database, world.org_a, 20)
+    _, raw = await create_token(database, settings)
+    async with windowed(database, settings, 1.5, passes) as client:
+        coordinator = client.coordinator
+        assert coordinator is not None
+        await register_now(client, raw, "agent-1")
+        # The membership changed since the last full pass, but the registration's pass is waiting
+        # for more agents: the liveness pass would balance the region for the first one alone.
+        await coordinator.check_liveness()
+        assert passes.full == 0
+        await coordinator.settle()
+        assert passes.full == 1
+        await coordinator.check_liveness()  # that pass was the registered membership's
+        assert passes.full == 1
+
+
+async def test_joins_that_never_pause_still_get_a_pass_after_five_windows(
+    database: Database, settings: Settings, world: World, passes: HeldPasses
+) -> None:
+    await insert_monitors(database, world.org_a, 20)
+    _, raw = await create_token(database, settings)
+    async with windowed(database, settings, 0.3, passes) as client:
+        started = asyncio.get_running_loop().time()
+        joined = 0
+        while passes.full == 0 and asyncio.get_running_loop().time() - started < 10:
+            await register_now(client, raw, f"agent-{joined}")
+            joined += 1
+            await asyncio.sleep(0.05)
+        waited = asyncio.get_running_loop().time() - started
+        assert passes.full >= 1, "agents joined for 10 s and no pass ran"
+        assert 1.5 <= waited < 4, f"the first pass after {waited:.1f} s of joins every 50 ms"
 
 
 # -- what a pass reads -------------------------------------------------------------------------
