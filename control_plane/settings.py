@@ -82,11 +82,10 @@ class Settings(BaseSettings):
     # every later one taking its share from the rest in a pass of its own. 0: at once.
     agent_join_window_seconds: float = Field(default=1, ge=0)
     # Agents' result batches converted and being stored at once in this process, over all streams
-    # (a stream stores at most 4 of its own). A batch being stored holds one of the pool's 40
-    # PostgreSQL connections and ~0.5 MB (500 results converted), and more at once commit no faster,
-    # they only wait for connections holding memory. 32 leaves 8 connections to registrations,
-    # leases, assignment streams, the API and the workers; a batch past it waits, and its stream
-    # reads no further (HTTP/2 flow control leaves the rest in the agent's spool).
+    # (a stream stores at most 4 of its own). A batch being stored holds ~0.5 MB (500 results
+    # converted); the batches waiting are stored a group at a time, in one transaction each, by 4
+    # committers (4 of the pool's 40 PostgreSQL connections). A batch past the bound waits, and its
+    # stream reads no further (HTTP/2 flow control leaves the rest in the agent's spool).
     agent_results_max_batches: int = Field(default=32, ge=1)
     # Heartbeat pings: the start of a ping's body kept as its log (the rest is dropped, not
     # refused), pings per token per minute, and how often the sweep looks for late heartbeats.

@@ -19,6 +19,7 @@ from control_plane.agents.change_log import ChangeLog
 from control_plane.agents.clock import SYSTEM_CLOCK, Clock
 from control_plane.agents.coordinator import AgentCoordinator
 from control_plane.agents.fences import Fences
+from control_plane.agents.ingest import IngestGroups
 from control_plane.agents.leases import LeaseRenewals
 from control_plane.agents.mailboxes import Mailboxes
 from control_plane.agents.registry import AGENTS_TOPIC
@@ -43,11 +44,13 @@ class AgentsEndpoint:
         last_checks: LastCheckWriter,
         leases: LeaseRenewals,
         subscriptions: list[tuple[str, Subscriber]],
+        groups: IngestGroups,
     ) -> None:
         self.coordinator = coordinator
         self.change_log = change_log
         self._db = db
         self._last_checks = last_checks
+        self._groups = groups
         self.leases = leases
         self._subscriptions = subscriptions
         self.server: GrpcServers | None = None
@@ -73,8 +76,11 @@ class AgentsEndpoint:
         for topic, subscriber in subscriptions:
             db.changes.subscribe(topic, subscriber)
         db.changes.on_reset(mailboxes.on_reset)
-        endpoint = cls(db, coordinator, change_log, last_checks, leases, subscriptions)
+        # SQLite has one writer: more committers would only wait for each other.
+        groups = IngestGroups(db, last_checks, committers=1 if db.is_sqlite else 4)
+        endpoint = cls(db, coordinator, change_log, last_checks, leases, subscriptions, groups)
         last_checks.start()
+        groups.start()
         leases.start()
         await coordinator.start()
         service = AgentService(
@@ -85,6 +91,7 @@ class AgentsEndpoint:
             fences,
             last_checks,
             leases,
+            groups,
         )
         try:
             endpoint.server, endpoint.port, endpoint.health = await start_grpc_server(
@@ -107,6 +114,7 @@ class AgentsEndpoint:
         await self.not_serving()
         if self.server is not None:
             await self.server.stop(grace=grace)
+        await self._groups.stop()  # after the streams: no batch is taken any more
         await self.coordinator.stop()
         await self.leases.stop()
         try:

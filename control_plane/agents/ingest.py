@@ -3,12 +3,15 @@ results package, and say which were rejected and why."""
 
 from __future__ import annotations
 
+import asyncio
 import enum
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import and_, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from control_plane.agents.registry import Registration
 from control_plane.core.id_sets import among
@@ -53,16 +56,74 @@ async def ingest_batch(
     results: Sequence[GrantedResult],
     *,
     last_checks: LastCheckWriter | None = None,
+    groups: IngestGroups | None = None,
 ) -> IngestOutcome:
     """Everything accepted is committed when this returns; the caller may then acknowledge.
-    (Given a `last_checks` writer, the monitors' lastCheck follows shortly after.)"""
-    outcome = IngestOutcome()
+    (Given a `last_checks` writer, the monitors' lastCheck follows shortly after.) Given `groups`,
+    the batch is stored in one transaction with whatever other streams' batches wait beside it."""
     if not results:
-        return outcome
+        return IngestOutcome()
+    if groups is not None:
+        return await groups.ingest(sender, results)
+    return (await ingest_together(db, [(sender, results)], last_checks=last_checks))[0]
+
+
+async def ingest_together(
+    db: Database,
+    batches: Sequence[tuple[Registration, Sequence[GrantedResult]]],
+    *,
+    last_checks: LastCheckWriter | None = None,
+) -> list[IngestOutcome]:
+    """Several senders' batches in one transaction: each fenced by its own sender's grants, all
+    stored at once; an outcome per batch, in order. A result id in two of them is stored once, and
+    counted as stored in the first."""
+    outcomes = [IngestOutcome() for _ in batches]
+    accepted: list[list[ResultIn]] = []
     async with db.session() as session:
-        # Each named monitor that exists, with this region's grant of it if any: one query per chunk
-        # of ids (a batch of 500 is one), by the grants' primary key prefix (monitor, region); a
-        # row-value IN over 500 (monitor, region, epoch) triples made PostgreSQL scan the whole region.
+        found = await _monitors_and_grants(session, batches)
+        for (sender, results), outcome in zip(batches, outcomes, strict=True):
+            existing, grants = found[sender.region]
+            mine: list[ResultIn] = []
+            for granted in results:
+                rejection = _fenced(sender, granted, existing, grants)
+                if rejection is None:
+                    mine.append(granted.result)
+                else:
+                    outcome.rejected.append(rejection)
+            accepted.append(mine)
+        # Acknowledged without waiting for the incident engine: the workers' job takes the queue.
+        everything = [result for mine in accepted for result in mine]
+        recorded = await record_results(session, everything, last_checks=last_checks, defer_incidents=True)
+    inserted, orphaned = set(recorded.inserted), set(recorded.orphaned)
+    for mine, outcome in zip(accepted, outcomes, strict=True):
+        for result in mine:
+            if result.id in orphaned:
+                outcome.rejected.append(
+                    Rejection(result.id, RejectReason.UNKNOWN_MONITOR, "the monitor no longer exists")
+                )
+            elif result.id in inserted:
+                outcome.stored += 1
+                inserted.discard(result.id)  # another batch's copy of it is a duplicate
+            else:
+                outcome.duplicates += 1
+    return outcomes
+
+
+_Found = tuple[set[str], dict[tuple[str, int], Any]]
+
+
+async def _monitors_and_grants(
+    session: AsyncSession, batches: Sequence[tuple[Registration, Sequence[GrantedResult]]]
+) -> dict[str, _Found]:
+    """Per region of the senders: which named monitors exist, and the region's grants of them by
+    (monitor, epoch). One query per chunk of ids (a batch of 500 is one), by the grants' primary key
+    prefix (monitor, region); a row-value IN over 500 (monitor, region, epoch) triples made
+    PostgreSQL scan the whole region."""
+    named: dict[str, set[str]] = {}
+    for sender, results in batches:
+        named.setdefault(sender.region, set()).update(granted.result.monitor_id for granted in results)
+    found: dict[str, _Found] = {}
+    for region, monitor_ids in named.items():
         lookup = select(
             Monitor.id,
             AssignmentGrant.epoch,
@@ -70,43 +131,136 @@ async def ingest_batch(
             AssignmentGrant.revoked_at,
         ).outerjoin(
             AssignmentGrant,
-            and_(AssignmentGrant.monitor_id == Monitor.id, AssignmentGrant.region == sender.region),
+            and_(AssignmentGrant.monitor_id == Monitor.id, AssignmentGrant.region == region),
         )
         rows: list[Any] = []
-        for condition in among(session, Monitor.id, {granted.result.monitor_id for granted in results}):
+        for condition in among(session, Monitor.id, monitor_ids):
             rows += (await session.execute(lookup.where(condition))).all()
-        existing = {row.id for row in rows}
-        grants = {(row.id, row.epoch): row for row in rows if row.epoch is not None}
-        accepted: list[ResultIn] = []
-        for granted in results:
-            result, epoch = granted.result, granted.epoch
-            grant = grants.get((result.monitor_id, epoch))
-            if result.monitor_id not in existing:
-                outcome.rejected.append(
-                    Rejection(result.id, RejectReason.UNKNOWN_MONITOR, "the monitor no longer exists")
-                )
-            elif grant is None or grant.member_key != sender.member_key:
-                outcome.rejected.append(
-                    Rejection(result.id, RejectReason.FENCED, f"no grant of epoch {epoch} to this agent")
-                )
-            elif (
-                grant.revoked_at is not None
-                and result.scheduled_at
-                and result.scheduled_at >= grant.revoked_at
-            ):
-                outcome.rejected.append(
-                    Rejection(
-                        result.id, RejectReason.FENCED, "scheduled after the monitor moved to another agent"
-                    )
-                )
-            else:
-                accepted.append(result)
-        # Acknowledged without waiting for the incident engine: the workers' job takes the queue.
-        recorded = await record_results(session, accepted, last_checks=last_checks, defer_incidents=True)
-    outcome.stored = len(recorded.inserted)
-    outcome.duplicates = len(recorded.duplicates)
-    outcome.rejected.extend(
-        Rejection(result_id, RejectReason.UNKNOWN_MONITOR, "the monitor no longer exists")
-        for result_id in recorded.orphaned
-    )
-    return outcome
+        found[region] = (
+            {row.id for row in rows},
+            {(row.id, row.epoch): row for row in rows if row.epoch is not None},
+        )
+    return found
+
+
+def _fenced(
+    sender: Registration, granted: GrantedResult, existing: set[str], grants: dict[tuple[str, int], Any]
+) -> Rejection | None:
+    """Why the sender's result is not stored, or None: it ran under a current grant to it."""
+    result, epoch = granted.result, granted.epoch
+    grant = grants.get((result.monitor_id, epoch))
+    if result.monitor_id not in existing:
+        return Rejection(result.id, RejectReason.UNKNOWN_MONITOR, "the monitor no longer exists")
+    if grant is None or grant.member_key != sender.member_key:
+        return Rejection(result.id, RejectReason.FENCED, f"no grant of epoch {epoch} to this agent")
+    if grant.revoked_at is not None and result.scheduled_at and result.scheduled_at >= grant.revoked_at:
+        return Rejection(result.id, RejectReason.FENCED, "scheduled after the monitor moved to another agent")
+    return None
+
+
+@dataclass(slots=True)
+class _Waiting:
+    sender: Registration
+    results: Sequence[GrantedResult]
+    done: asyncio.Future[IngestOutcome]
+
+
+class IngestGroups:
+    """Every stream's batches stored a group at a time: a committer takes whatever batches wait (up
+    to `max_results` results) into one transaction.
+
+    200 agents each sending a few results every half second made 400 transactions a second of 4
+    results each, and their cost, per transaction and not per result, left the event loop no time
+    to take in the agents' calls (bench/agents_at_scale.py). A group costs what its results cost.
+    Nothing waits to fill a group: a batch is taken as soon as a committer is free, so alone it is
+    stored as soon as before. If a group fails, each of its batches is tried alone, so one batch
+    that cannot be stored fails only its own stream."""
+
+    def __init__(
+        self,
+        db: Database,
+        last_checks: LastCheckWriter | None = None,
+        *,
+        committers: int = 4,
+        max_results: int = 5_000,
+    ) -> None:
+        self._db = db
+        self._last_checks = last_checks
+        self._committers = committers
+        self._max_results = max_results
+        self._waiting: deque[_Waiting] = deque()
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self._commit_groups(), name=f"traxo-results-committer-{n}")
+            for n in range(self._committers)
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        while self._waiting:
+            waiting = self._waiting.popleft()
+            if not waiting.done.done():
+                waiting.done.set_exception(RuntimeError("the results committers stopped"))
+
+    async def ingest(self, sender: Registration, results: Sequence[GrantedResult]) -> IngestOutcome:
+        if not self._tasks:
+            raise RuntimeError("the results committers are not running")
+        done: asyncio.Future[IngestOutcome] = asyncio.get_running_loop().create_future()
+        self._waiting.append(_Waiting(sender, results, done))
+        self._wake.set()
+        return await done
+
+    def _take(self) -> list[_Waiting]:
+        group: list[_Waiting] = []
+        size = 0
+        while self._waiting and (not group or size + len(self._waiting[0].results) <= self._max_results):
+            waiting = self._waiting.popleft()
+            if waiting.done.done():  # its stream was cancelled meanwhile
+                continue
+            group.append(waiting)
+            size += len(waiting.results)
+        if not self._waiting:
+            self._wake.clear()
+        return group
+
+    async def _commit_groups(self) -> None:
+        while True:
+            await self._wake.wait()
+            group = self._take()
+            if group:
+                await self._commit(group)
+
+    async def _commit(self, group: list[_Waiting]) -> None:
+        try:
+            outcomes = await ingest_together(
+                self._db, [(w.sender, w.results) for w in group], last_checks=self._last_checks
+            )
+        except asyncio.CancelledError:
+            for waiting in group:
+                if not waiting.done.done():
+                    waiting.done.set_exception(RuntimeError("the results committers stopped"))
+            raise
+        except Exception as exc:
+            if len(group) == 1:
+                _settle(group[0], exc)
+                return
+            for waiting in group:  # alone, each fails (or not) on its own
+                await self._commit([waiting])
+            return
+        for waiting, outcome in zip(group, outcomes, strict=True):
+            _settle(waiting, outcome)
+
+
+def _settle(waiting: _Waiting, outcome: IngestOutcome | BaseException) -> None:
+    if waiting.done.done():
+        return
+    if isinstance(outcome, BaseException):
+        waiting.done.set_exception(outcome)
+    else:
+        waiting.done.set_result(outcome)

@@ -19,7 +19,7 @@ from control_plane.agents.clock import Clock
 from control_plane.agents.convert import ack_to_proto, results_from_proto, timestamp, update_to_proto
 from control_plane.agents.coordinator import AgentCoordinator
 from control_plane.agents.fences import Fences, StreamEnded, Superseded, TokenRevoked
-from control_plane.agents.ingest import ingest_batch
+from control_plane.agents.ingest import IngestGroups, ingest_batch
 from control_plane.agents.leases import LeaseRenewals
 from control_plane.agents.tokens import authenticate_token
 from control_plane.agents.watch import AssignmentStreams
@@ -55,7 +55,9 @@ class AgentService(pb_grpc.AgentServiceServicer):
         fences: Fences,
         last_checks: LastCheckWriter,
         leases: LeaseRenewals,
+        groups: IngestGroups | None = None,
     ) -> None:
+        """`groups`: how batches are stored together (each alone in a transaction of its own without)."""
         self.db = db
         self.clock = clock
         self.coordinator = coordinator
@@ -63,6 +65,7 @@ class AgentService(pb_grpc.AgentServiceServicer):
         self.fences = fences
         self.last_checks = last_checks
         self.leases = leases
+        self.groups = groups
         # Batches converted and being stored at once, over every stream of this process
         # (TRAXO_AGENT_RESULTS_MAX_BATCHES, read from the settings the coordinator was given).
         self._storing = asyncio.Semaphore(coordinator.settings.agent_results_max_batches)
@@ -203,7 +206,9 @@ class AgentService(pb_grpc.AgentServiceServicer):
                     agent_id=sender.agent_id,
                     now=self.clock.wall(),
                 )
-                outcome = await ingest_batch(self.db, sender, valid, last_checks=self.last_checks)
+                outcome = await ingest_batch(
+                    self.db, sender, valid, last_checks=self.last_checks, groups=self.groups
+                )
                 count_agent_batch(sender.region, acked=True, rejected=len(invalid) + len(outcome.rejected))
                 await finished.put(ack_to_proto(batch.sequence, [*invalid, *outcome.rejected]))
             except Exception as exc:  # no ack: the agent replays the batch after reconnecting (and again)

@@ -1,0 +1,211 @@
+"""Agents' batches stored a group at a time (issue 16: 200 agents, each sending a few results every
+half second, made 400 transactions a second of 4 results each). Batches waiting while a committer is
+busy go into its next transaction together, each fenced by its own sender and answered with its own
+outcome; a group that fails is tried batch by batch, so a batch that cannot be stored fails alone."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from sqlalchemy import func, insert, select
+
+from control_plane.agents import ingest as ingest_module
+from control_plane.agents import registry
+from control_plane.agents.convert import results_from_proto
+from control_plane.agents.ingest import GrantedResult, IngestGroups, IngestOutcome, RejectReason
+from control_plane.db import Database
+from control_plane.models import AgentToken, AssignmentGrant, CheckResult
+from control_plane.settings import Settings
+from tests.agents_server.server_tools import REGION, check_result, create_token, insert_monitors
+from tests.conftest import World
+from tests.waiting import eventually
+
+
+class HeldGroups:
+    """The real `ingest_together`, recording each group's size; while `gate` is clear, a group
+    waits for it before it is stored (a committer busy with a slow transaction)."""
+
+    def __init__(self) -> None:
+        self.sizes: list[int] = []
+        self.gate = asyncio.Event()
+        self.gate.set()
+        self.failing: set[str] = set()  # a group holding a batch of one of these monitors fails
+        self.real = ingest_module.ingest_together
+
+    async def __call__(self, db: Database, batches: Sequence[Any], **kwargs: Any) -> list[IngestOutcome]:
+        self.sizes.append(len(batches))
+        await self.gate.wait()
+        if any(granted.result.monitor_id in self.failing for _, results in batches for granted in results):
+            raise RuntimeError("this batch cannot be stored")
+        return await self.real(db, batches, **kwargs)
+
+
+@pytest.fixture
+def held(monkeypatch: pytest.MonkeyPatch) -> HeldGroups:
+    counted = HeldGroups()
+    monkeypatch.setattr(ingest_module, "ingest_together", counted)
+    return counted
+
+
+@pytest.fixture
+async def groups(database: Database) -> AsyncIterator[IngestGroups]:
+    made = IngestGroups(database, committers=1)
+    made.start()
+    try:
+        yield made
+    finally:
+        await made.stop()
+
+
+async def sender(db: Database, token_id: str, name: str, now: datetime) -> registry.Registration:
+    async with db.session() as session:
+        token = await session.get(AgentToken, token_id)
+        assert token is not None
+        registered = await registry.register(
+            session, token, name=name, version="0.1.0", capabilities=["http"], now=now
+        )
+        return registered.registration
+
+
+async def granted_to(
+    db: Database, member: registry.Registration, monitor_ids: Sequence[str], now: datetime
+) -> None:
+    async with db.session() as session:
+        await session.execute(
+            insert(AssignmentGrant),
+            [
+                {
+                    "monitor_id": m,
+                    "region": REGION,
+                    "epoch": 1,
+                    "member_key": member.member_key,
+                    "granted_at": now,
+                }
+                for m in monitor_ids
+            ],
+        )
+        await session.commit()
+
+
+def batch(member: registry.Registration, monitor_ids: Sequence[str], now: datetime) -> list[GrantedResult]:
+    valid, invalid = results_from_proto(
+        [check_result(m, 1) for m in monitor_ids], region=REGION, agent_id=member.agent_id, now=now
+    )
+    assert invalid == []
+    return valid
+
+
+async def stored_count(db: Database, result_ids: Sequence[str]) -> int:
+    async with db.session() as session:
+        return int(
+            await session.scalar(
+                select(func.count()).select_from(CheckResult).where(CheckResult.id.in_(result_ids))
+            )
+            or 0
+        )
+
+
+async def test_batches_waiting_together_are_stored_in_one_transaction_each_with_its_own_outcome(
+    database: Database, settings: Settings, world: World, groups: IngestGroups, held: HeldGroups
+) -> None:
+    now = datetime.now(UTC)
+    token_id, _ = await create_token(database, settings)
+    first, second = (
+        await sender(database, token_id, "agent-1", now),
+        await sender(database, token_id, "agent-2", now),
+    )
+    mine, theirs = (
+        await insert_monitors(database, world.org_a, 3),
+        await insert_monitors(database, world.org_a, 3),
+    )
+    await granted_to(database, first, mine, now)
+    await granted_to(database, second, theirs, now)
+
+    held.gate.clear()
+    alone = asyncio.create_task(groups.ingest(first, batch(first, mine, now)))
+    await eventually(lambda: held.sizes == [1], 10, "the first batch taken alone")
+    # While the committer is busy, three batches arrive: one of them names a monitor granted to
+    # the other agent, and one repeats a result of another batch (a replay on a new stream).
+    fenced = batch(first, [*mine, theirs[0]], now)
+    others = batch(second, theirs, now)
+    replayed = [others[0], *batch(second, theirs[1:], now)]
+    waiting = [
+        asyncio.create_task(groups.ingest(first, fenced)),
+        asyncio.create_task(groups.ingest(second, others)),
+        asyncio.create_task(groups.ingest(second, replayed)),
+    ]
+    await asyncio.sleep(0.2)
+    held.gate.set()
+    first_outcome = await asyncio.wait_for(alone, 10)
+    outcomes = await asyncio.wait_for(asyncio.gather(*waiting), 10)
+
+    assert held.sizes == [1, 3], "the three that waited went in together"
+    assert (first_outcome.stored, first_outcome.duplicates, first_outcome.rejected) == (3, 0, [])
+    fenced_outcome, others_outcome, replayed_outcome = outcomes
+    assert (fenced_outcome.stored, fenced_outcome.duplicates) == (3, 0)
+    assert [(r.result_id, r.reason) for r in fenced_outcome.rejected] == [
+        (fenced[-1].result.id, RejectReason.FENCED)
+    ]
+    assert (others_outcome.stored, others_outcome.duplicates, others_outcome.rejected) == (3, 0, [])
+    assert (replayed_outcome.stored, replayed_outcome.duplicates, replayed_outcome.rejected) == (2, 1, [])
+    every_id = [g.result.id for g in [*fenced, *others, *replayed]]
+    assert await stored_count(database, every_id) == 3 + 3 + 2
+
+
+async def test_a_group_that_fails_is_stored_batch_by_batch_and_only_the_bad_batch_fails(
+    database: Database, settings: Settings, world: World, groups: IngestGroups, held: HeldGroups
+) -> None:
+    now = datetime.now(UTC)
+    token_id, _ = await create_token(database, settings)
+    member = await sender(database, token_id, "agent-1", now)
+    good, bad = (
+        await insert_monitors(database, world.org_a, 4),
+        await insert_monitors(database, world.org_a, 1),
+    )
+    await granted_to(database, member, [*good, *bad], now)
+    held.failing = set(bad)
+
+    held.gate.clear()
+    blocker = asyncio.create_task(groups.ingest(member, batch(member, good[:1], now)))
+    await eventually(lambda: held.sizes == [1], 10, "the committer busy")
+    batches = [batch(member, good[1:2], now), batch(member, bad, now), batch(member, good[2:], now)]
+    tasks = [asyncio.create_task(groups.ingest(member, b)) for b in batches]
+    await asyncio.sleep(0.2)
+    held.gate.set()
+    await asyncio.wait_for(blocker, 10)
+    answers = await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 10)
+
+    assert held.sizes == [1, 3, 1, 1, 1], "the group of three, then each alone"
+    assert isinstance(answers[0], IngestOutcome) and answers[0].stored == 1
+    assert isinstance(answers[1], RuntimeError)
+    assert isinstance(answers[2], IngestOutcome) and answers[2].stored == 2
+    assert await stored_count(database, [g.result.id for b in batches for g in b]) == 3
+
+
+async def test_batches_still_waiting_when_the_committers_stop_fail_rather_than_hang(
+    database: Database, settings: Settings, world: World, held: HeldGroups
+) -> None:
+    now = datetime.now(UTC)
+    token_id, _ = await create_token(database, settings)
+    member = await sender(database, token_id, "agent-1", now)
+    monitor_ids = await insert_monitors(database, world.org_a, 2)
+    await granted_to(database, member, monitor_ids, now)
+    groups = IngestGroups(database, committers=1)
+    groups.start()
+    held.gate.clear()
+    taken = asyncio.create_task(groups.ingest(member, batch(member, monitor_ids[:1], now)))
+    await eventually(lambda: held.sizes == [1], 10, "the committer busy")
+    waiting = asyncio.create_task(groups.ingest(member, batch(member, monitor_ids[1:], now)))
+    await asyncio.sleep(0.1)
+
+    await asyncio.wait_for(groups.stop(), 10)
+
+    for task in (taken, waiting):
+        with pytest.raises(RuntimeError, match="committers stopped"):
+            await asyncio.wait_for(task, 10)
+    with pytest.raises(RuntimeError, match="not running"):
+        await groups.ingest(member, batch(member, monitor_ids, now))
