@@ -108,6 +108,11 @@ class LeaseRenewals:
         self._lapsed.discard(agent_id)
         self._renewed_at.pop(agent_id, None)
 
+    @property
+    def heard_every(self) -> float:
+        """Seconds between two renewals an agent's results make (a third of a lease)."""
+        return self._heard_every
+
     def heard(self, sender: Registration) -> None:
         """The agent's results arrived: its lease is renewed with a coming flush."""
         last = self._renewed_at.get(sender.agent_id)

@@ -4,7 +4,9 @@ ingest; protobuf in and out goes through convert.py."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import aclosing, asynccontextmanager
 from pathlib import Path
@@ -197,6 +199,8 @@ class AgentService(pb_grpc.AgentServiceServicer):
         finished: asyncio.Queue[pb.ResultAck | BaseException | None] = asyncio.Queue()
         slots = asyncio.Semaphore(_BATCHES_AT_ONCE)
         running: set[asyncio.Task[None]] = set()
+        senders: dict[str, registry.Registration] = {}
+        in_hand: Counter[str] = Counter()  # agent id -> its batches read and not yet stored
 
         async def store(batch: pb.ResultBatch, sender: registry.Registration) -> None:
             try:
@@ -221,7 +225,7 @@ class AgentService(pb_grpc.AgentServiceServicer):
 
         async def read() -> None:
             try:
-                await self._read_batches(request_iterator, token, slots, store, running)
+                await self._read_batches(request_iterator, token, slots, store, running, senders, in_hand)
                 await asyncio.gather(*running)
                 await finished.put(None)
             except BaseException as exc:
@@ -229,6 +233,7 @@ class AgentService(pb_grpc.AgentServiceServicer):
                 raise
 
         reader = asyncio.create_task(read())
+        hearing = asyncio.create_task(self._hear_while_held(senders, in_hand))
         try:
             # Only this loop ends the call, with the first ending it is handed: the reader's, or a
             # failed batch's (two aborts of one call are grpc's UsageError, logged with a traceback).
@@ -240,10 +245,24 @@ class AgentService(pb_grpc.AgentServiceServicer):
                 assert isinstance(item, pb.ResultAck)
                 yield item
         finally:
+            hearing.cancel()
             reader.cancel()
             for task in running:
                 task.cancel()
-            await asyncio.gather(reader, *running, return_exceptions=True)
+            await asyncio.gather(hearing, reader, *running, return_exceptions=True)
+
+    async def _hear_while_held(
+        self, senders: dict[str, registry.Registration], in_hand: Counter[str]
+    ) -> None:
+        """While a batch of an agent is in this process's hands, waiting for the bound or being
+        stored, the agent is waiting for us, not silent: its lease is kept as its results arriving
+        keep it. (A busy process holding batches longer than the missed periods lapsed the very
+        agents it kept waiting, and the moves made it busier still: bench/agents_at_scale.py.)"""
+        while True:
+            await asyncio.sleep(self.leases.heard_every)
+            for agent_id, held in in_hand.items():
+                if held > 0:
+                    self.leases.heard(senders[agent_id])
 
     async def _read_batches(
         self,
@@ -252,8 +271,9 @@ class AgentService(pb_grpc.AgentServiceServicer):
         slots: asyncio.Semaphore,
         store: Callable[[pb.ResultBatch, registry.Registration], Coroutine[Any, Any, None]],
         running: set[asyncio.Task[None]],
+        senders: dict[str, registry.Registration],
+        in_hand: Counter[str],
     ) -> None:
-        senders: dict[str, registry.Registration] = {}
         token_watch = self.fences.watch_token(token.id)
 
         def released(task: asyncio.Task[None]) -> None:
@@ -281,6 +301,7 @@ class AgentService(pb_grpc.AgentServiceServicer):
                     grpc.StatusCode.FAILED_PRECONDITION, "the agent's lease lapsed: register again"
                 )
             self.leases.heard(sender)  # results flowing keep the lease, however late its renewals
+            in_hand[sender.agent_id] += 1
             # Nothing more is read from this stream until both are free: what the agent sends
             # meanwhile waits in HTTP/2 flow control, then in its spool, unacknowledged.
             await slots.acquire()
@@ -289,6 +310,11 @@ class AgentService(pb_grpc.AgentServiceServicer):
             task = asyncio.create_task(store(batch, sender))
             running.add(task)
             task.add_done_callback(released)
+            task.add_done_callback(functools.partial(_stored, in_hand, sender.agent_id))
+
+
+def _stored(in_hand: Counter[str], agent_id: str, _: asyncio.Task[None]) -> None:
+    in_hand[agent_id] -= 1
 
 
 async def _end(context: grpc.aio.ServicerContext, ended: StreamEnded) -> None:

@@ -24,7 +24,7 @@ from control_plane.agents import server
 from control_plane.agents.endpoint import AgentsEndpoint
 from control_plane.agents.ingest import ingest_batch
 from control_plane.db import Database
-from control_plane.models import CheckResult
+from control_plane.models import Agent, CheckResult
 from control_plane.observability.metrics import REGISTRY
 from control_plane.settings import Settings
 from tests.agents_server.server_tools import (
@@ -205,3 +205,41 @@ async def test_a_stream_cancelled_while_its_batch_holds_the_bound_gives_it_back(
     # Unacknowledged and not stored: their agents send them again on their next stream.
     every = [kept.result_id, *(result.result_id for result in dropped)]
     assert await stored_counts(database, every) == Counter({kept.result_id: 1})
+
+
+async def test_an_agent_whose_batches_wait_on_the_bound_keeps_its_lease(
+    database: Database, settings: Settings, world: World, held: HeldIngest
+) -> None:
+    # A busy process holding an agent's batches longer than the missed periods lapsed the very
+    # agents it kept waiting (their renewals waited in gRPC's queue too), and moved their monitors,
+    # which made it busier still (bench/agents_at_scale.py: 200 agents, 100,000 monitors).
+    lease = 0.5  # lapsed after 1.5 s unheard
+    short = settings.model_copy(update={"agent_results_max_batches": 1, "agent_lease_seconds": lease})
+    endpoint = await AgentsEndpoint.start(database, short, ("127.0.0.1", 0))
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{endpoint.port}") as channel:
+            client = AgentClient(AgentServiceStub(channel), endpoint.coordinator)
+            raw, agent_id, epochs = await one_agent_holding(client, database, settings, world, 1)
+            [(monitor_id, epoch)] = epochs.items()
+            call = client.stub.StreamResults(metadata=client.metadata(raw))
+            try:
+                for sequence in (1, 2):  # the first holds the bound, the second waits for it
+                    batch = pb.ResultBatch(
+                        agent_id=agent_id, sequence=sequence, results=[check_result(monitor_id, epoch)]
+                    )
+                    await call.write(batch)
+                await eventually(lambda: held.running == 1, 10, "the first batch taken", wake=held.changed)
+                await asyncio.sleep(lease * 3 * 2.5)  # the missed periods, twice over, nothing acked
+                await endpoint.coordinator.check_liveness()
+                async with database.session() as session:
+                    lapsed_at = await session.scalar(select(Agent.lapsed_at).where(Agent.id == agent_id))
+                assert lapsed_at is None, "lapsed while its batches waited for this process"
+                held.tickets.release()
+                held.tickets.release()
+                acks = [await asyncio.wait_for(call.read(), 10) for _ in range(2)]
+                assert sorted(ack.sequence for ack in acks) == [1, 2]
+                assert all(list(ack.rejected) == [] for ack in acks)
+            finally:
+                call.cancel()
+    finally:
+        await endpoint.stop()
