@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from control_plane.agents.registry import Registration
 from control_plane.core.id_sets import among
-from control_plane.db import Database
+from control_plane.db import Database, database_unavailable
 from control_plane.models import AssignmentGrant, Monitor
 from control_plane.results import LastCheckWriter, ResultIn, record_results
 
@@ -209,7 +209,7 @@ class IngestGroups:
                 waiting.done.set_exception(RuntimeError("the results committers stopped"))
 
     async def ingest(self, sender: Registration, results: Sequence[GrantedResult]) -> IngestOutcome:
-        if not self._tasks:
+        if not self._tasks or all(task.done() for task in self._tasks):
             raise RuntimeError("the results committers are not running")
         done: asyncio.Future[IngestOutcome] = asyncio.get_running_loop().create_future()
         self._waiting.append(_Waiting(sender, results, done))
@@ -233,22 +233,26 @@ class IngestGroups:
         while True:
             await self._wake.wait()
             group = self._take()
-            if group:
+            try:
                 await self._commit(group)
+            finally:  # cancelled (stopping) midway: what it had not answered yet fails, not hangs
+                for waiting in group:
+                    _settle(waiting, RuntimeError("the results committers stopped"))
 
     async def _commit(self, group: list[_Waiting]) -> None:
+        group = [waiting for waiting in group if not waiting.done.done()]  # streams cancelled meanwhile
+        if not group:
+            return
         try:
             outcomes = await ingest_together(
                 self._db, [(w.sender, w.results) for w in group], last_checks=self._last_checks
             )
-        except asyncio.CancelledError:
-            for waiting in group:
-                if not waiting.done.done():
-                    waiting.done.set_exception(RuntimeError("the results committers stopped"))
-            raise
         except Exception as exc:
-            if len(group) == 1:
-                _settle(group[0], exc)
+            # The database away or busy fails every batch alike: tried one by one, a group of 30
+            # would take 30 pool or lock timeouts to answer, its streams holding the bound meanwhile.
+            if len(group) == 1 or database_unavailable(exc):
+                for waiting in group:
+                    _settle(waiting, exc)
                 return
             for waiting in group:  # alone, each fails (or not) on its own
                 await self._commit([waiting])

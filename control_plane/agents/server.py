@@ -259,7 +259,9 @@ class AgentService(pb_grpc.AgentServiceServicer):
         keep it. (A busy process holding batches longer than the missed periods lapsed the very
         agents it kept waiting, and the moves made it busier still: bench/agents_at_scale.py.)"""
         while True:
-            await asyncio.sleep(self.leases.heard_every)
+            # Twice a renewal period: a renewal is written a flush after it is asked for, and
+            # `heard` skips one asked for within a period of the last written.
+            await asyncio.sleep(self.leases.heard_every / 2)
             for agent_id, held in in_hand.items():
                 if held > 0:
                     self.leases.heard(senders[agent_id])

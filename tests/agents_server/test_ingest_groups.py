@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import func, insert, select
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from control_plane.agents import ingest as ingest_module
 from control_plane.agents import registry
@@ -34,11 +35,17 @@ class HeldGroups:
         self.gate = asyncio.Event()
         self.gate.set()
         self.failing: set[str] = set()  # a group holding a batch of one of these monitors fails
+        self.unavailable = False  # every group fails as with the pool exhausted
+        self.stuck_at: int | None = None  # the call of this number never ends (a database hung)
         self.real = ingest_module.ingest_together
 
     async def __call__(self, db: Database, batches: Sequence[Any], **kwargs: Any) -> list[IngestOutcome]:
         self.sizes.append(len(batches))
         await self.gate.wait()
+        if len(self.sizes) == self.stuck_at:
+            await asyncio.Event().wait()
+        if self.unavailable:
+            raise PoolTimeout("QueuePool limit of size 40 overflow 0 reached, connection timed out")
         if any(granted.result.monitor_id in self.failing for _, results in batches for granted in results):
             raise RuntimeError("this batch cannot be stored")
         return await self.real(db, batches, **kwargs)
@@ -209,3 +216,59 @@ async def test_batches_still_waiting_when_the_committers_stop_fail_rather_than_h
             await asyncio.wait_for(task, 10)
     with pytest.raises(RuntimeError, match="not running"):
         await groups.ingest(member, batch(member, monitor_ids, now))
+
+
+async def test_a_group_failing_for_want_of_the_database_fails_every_batch_at_once(
+    database: Database, settings: Settings, world: World, groups: IngestGroups, held: HeldGroups
+) -> None:
+    # Tried one by one, a group of 30 would wait out 30 pool timeouts (30 s each) before its last
+    # answer, its streams holding the bound meanwhile.
+    now = datetime.now(UTC)
+    token_id, _ = await create_token(database, settings)
+    member = await sender(database, token_id, "agent-1", now)
+    monitor_ids = await insert_monitors(database, world.org_a, 4)
+    await granted_to(database, member, monitor_ids, now)
+
+    held.gate.clear()
+    blocker = asyncio.create_task(groups.ingest(member, batch(member, monitor_ids[:1], now)))
+    await eventually(lambda: held.sizes == [1], 10, "the committer busy")
+    tasks = [asyncio.create_task(groups.ingest(member, batch(member, [m], now))) for m in monitor_ids[1:]]
+    await asyncio.sleep(0.2)
+    held.unavailable = True
+    held.gate.set()
+    answers = await asyncio.wait_for(asyncio.gather(blocker, *tasks, return_exceptions=True), 10)
+
+    assert held.sizes == [1, 3], "the group of three failed once, not tried batch by batch"
+    assert all(isinstance(answer, PoolTimeout) for answer in answers)
+
+
+async def test_a_committer_stopped_while_it_tries_a_failed_group_batch_by_batch_answers_every_batch(
+    database: Database, settings: Settings, world: World, held: HeldGroups
+) -> None:
+    now = datetime.now(UTC)
+    token_id, _ = await create_token(database, settings)
+    member = await sender(database, token_id, "agent-1", now)
+    good, bad = (
+        await insert_monitors(database, world.org_a, 3),
+        await insert_monitors(database, world.org_a, 1),
+    )
+    await granted_to(database, member, [*good, *bad], now)
+    groups = IngestGroups(database, committers=1)
+    groups.start()
+    held.failing = set(bad)
+    held.stuck_at = 3  # the group of three fails, then its first batch, alone, never ends
+    held.gate.clear()
+    blocker = asyncio.create_task(groups.ingest(member, batch(member, good[:1], now)))
+    await eventually(lambda: held.sizes == [1], 10, "the committer busy")
+    tasks = [
+        asyncio.create_task(groups.ingest(member, batch(member, m, now))) for m in (good[1:2], bad, good[2:])
+    ]
+    await asyncio.sleep(0.2)
+    held.gate.set()
+    await asyncio.wait_for(blocker, 10)
+    await eventually(lambda: held.sizes == [1, 3, 1], 10, "the first batch tried alone")
+
+    await asyncio.wait_for(groups.stop(), 10)
+
+    answers = await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 10)
+    assert all(isinstance(answer, RuntimeError) for answer in answers), answers
