@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import sqlite3
 import time
 import traceback
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -152,6 +153,28 @@ def insert_ignoring_conflicts(session: AsyncSession, table: Any, *index_elements
     (both spell it the same; SQLAlchemy builds it per dialect). No elements: any conflict."""
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     return dialect.insert(table).on_conflict_do_nothing(index_elements=list(index_elements) or None)
+
+
+# COPY and fetchmany loops return to the event loop every so many rows: a statement of 50,000 rows
+# would otherwise hold it (and every agent's call and request) for seconds.
+ROWS_BETWEEN_YIELDS = 2_000
+
+
+async def psycopg_connection(session: AsyncSession) -> Any:
+    """The session's psycopg connection, in the session's transaction (PostgreSQL only): for COPY,
+    and for statements SQLAlchemy's layers would only slow down."""
+    connection = await session.connection()
+    return (await connection.get_raw_connection()).driver_connection
+
+
+async def copy_rows(cursor: Any, copy_sql: str, rows: Iterable[Sequence[Any]]) -> None:
+    """`COPY … FROM STDIN` of `rows` through a psycopg cursor, returning to the loop every
+    ROWS_BETWEEN_YIELDS rows."""
+    async with cursor.copy(copy_sql) as copy:
+        for index, row in enumerate(rows, 1):
+            await copy.write_row(row)
+            if index % ROWS_BETWEEN_YIELDS == 0:
+                await asyncio.sleep(0)
 
 
 def brief_error(exc: BaseException, limit: int = 300) -> str:

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from control_plane.core import changes
 from control_plane.core.id_sets import among
+from control_plane.db import copy_rows, psycopg_connection
 from control_plane.domain.monitor_config import PASSIVE_TYPES
 from control_plane.models import Agent, AgentToken, AssignmentGrant, Monitor
 from control_plane.observability.metrics import ASSIGNMENT_CHANGES
@@ -250,29 +251,21 @@ async def reassign(
 
 
 _GRANT_COLUMNS = ("monitor_id", "region", "epoch", "member_key", "granted_at")
-_ROWS_BETWEEN_YIELDS = 2_000
+_COPY_GRANTS = f"COPY assignment_grants ({', '.join(_GRANT_COLUMNS)}) FROM STDIN"
 
 
 async def _insert_grants(session: AsyncSession, rows: Sequence[tuple[str, str, int, str, datetime]]) -> None:
     """New grants (monitor_id, region, epoch, member_key, granted_at), in the session's transaction.
 
-    A region's first agents are granted every monitor at once: on PostgreSQL a COPY, returning to
-    the loop every so many rows (an executemany of 10,000 grants held the event loop for seconds,
-    and the agents' lease renewals with it); elsewhere Core rows, not ORM objects."""
+    A region's first agents are granted every monitor at once: on PostgreSQL a COPY (an
+    executemany of 10,000 grants held the event loop for seconds, and the agents' lease renewals
+    with it); elsewhere Core rows, not ORM objects."""
     if session.get_bind().dialect.name != "postgresql":
         values = [dict(zip(_GRANT_COLUMNS, row, strict=True)) for row in rows]
         await session.execute(insert(AssignmentGrant), values)
         return
-    connection = await session.connection()
-    pg: Any = (await connection.get_raw_connection()).driver_connection
-    async with (
-        pg.cursor() as cursor,
-        cursor.copy(f"COPY assignment_grants ({', '.join(_GRANT_COLUMNS)}) FROM STDIN") as copy,
-    ):
-        for index, row in enumerate(rows, 1):
-            await copy.write_row(row)
-            if index % _ROWS_BETWEEN_YIELDS == 0:
-                await asyncio.sleep(0)
+    async with (await psycopg_connection(session)).cursor() as cursor:
+        await copy_rows(cursor, _COPY_GRANTS, rows)
 
 
 def _log_pass(

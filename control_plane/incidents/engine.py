@@ -111,7 +111,7 @@ class IncidentEngine:
         monitors = await _active_monitors(session, by_monitor)
         if not monitors:
             return outcome  # paused or deleted: their results count for nothing here
-        states = await lock_monitor_states(session, {m.id: m.org_id for m in monitors.values()})
+        states = await lock_monitor_states(session, list(monitors))
         regions = await read_region_states(session, monitors)
         now = self._clock()
         judge = MonitorJudge(session, now)

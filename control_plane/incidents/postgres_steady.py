@@ -25,6 +25,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from control_plane.incidents.fold import Observation
+from control_plane.incidents.state_rows import create_missing_states
 
 _PICK = """
 SELECT result_id, monitor_id FROM incident_backlog {where}
@@ -35,13 +36,6 @@ _PICK_BEFORE = text(_PICK.format(where="WHERE queued_at < :before"))
 _LOCK_MONITORS = text(
     "SELECT monitor_id FROM monitor_states WHERE monitor_id = ANY(CAST(:monitors AS text[])) "
     "ORDER BY monitor_id FOR UPDATE"
-)
-
-_CREATE_MISSING = text(
-    "INSERT INTO monitor_states (monitor_id, org_id, down, version, transitions)"
-    " SELECT id, org_id, false, 0, '[]' FROM monitors WHERE id = ANY(CAST(:monitors AS text[]))"
-    " AND NOT EXISTS (SELECT 1 FROM monitor_states s WHERE s.monitor_id = monitors.id)"
-    " ORDER BY id ON CONFLICT DO NOTHING"
 )
 
 _STEADY = text("""
@@ -85,7 +79,7 @@ async def take_folding_steady(
     if not picked:
         return [], 0
     monitors = sorted({row.monitor_id for row in picked})
-    await session.execute(_CREATE_MISSING, {"monitors": monitors})
+    await create_missing_states(session, monitors)
     await session.execute(_LOCK_MONITORS, {"monitors": monitors})
     rows = await session.execute(_STEADY, {"picked": [row.result_id for row in picked]})
     left: list[Observation] = []

@@ -8,7 +8,7 @@ at a time and ignores `FOR UPDATE`.)
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -17,9 +17,9 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from control_plane.core.id_sets import among
-from control_plane.db import insert_ignoring_conflicts
 from control_plane.incidents.fold import Observation, Region
 from control_plane.incidents.postgres_steady import take_folding_steady
+from control_plane.incidents.state_rows import create_missing_states
 from control_plane.models import IncidentBacklog, MonitorState, RegionState
 
 _BACKLOG = IncidentBacklog.__table__
@@ -65,39 +65,21 @@ async def take_queued(
     return [_observation(row) for row in await session.execute(taken)], 0
 
 
-async def lock_monitor_states(session: AsyncSession, monitors: dict[str, str]) -> dict[str, MonitorState]:
-    """The states of these monitors (id -> org id), created if missing, locked for this transaction.
+async def lock_monitor_states(session: AsyncSession, monitor_ids: Collection[str]) -> dict[str, MonitorState]:
+    """The states of these monitors, created if missing, locked for this transaction.
 
     The missing rows are inserted before any row is locked, then every row is locked in one pass in
     id order. (An inserted row is held from its insert on: inserting after locking the others, and
     then locking rows another transaction had created meanwhile, took locks out of order, and
     deadlocked with the queue under load: bench/agents_at_scale.py, tests/incidents/test_lock_order.py.)
     """
-    ids = sorted(monitors)
-    await create_missing_states(session, monitors)
+    await create_missing_states(session, monitor_ids)
     states: dict[str, MonitorState] = {}
-    for condition in among(session, MonitorState.monitor_id, ids):
+    for condition in among(session, MonitorState.monitor_id, monitor_ids):
         query = select(MonitorState).where(condition).order_by(MonitorState.monitor_id).with_for_update()
         for state in await session.scalars(query):
             states[state.monitor_id] = state
     return states
-
-
-async def create_missing_states(session: AsyncSession, monitors: dict[str, str]) -> None:
-    """Insert a fresh state row (not down, version 0) for each of these monitors (id -> org id)
-    that has none, in id order; locks nothing else. Whatever locks monitor_states rows calls this
-    before it locks any (see lock_monitor_states)."""
-    ids = sorted(monitors)
-    existing: set[str] = set()
-    for condition in among(session, MonitorState.monitor_id, ids):
-        existing.update(await session.scalars(select(MonitorState.monitor_id).where(condition)))
-    missing = [m for m in ids if m not in existing]
-    if missing:
-        rows = [
-            {"monitor_id": m, "org_id": monitors[m], "down": False, "version": 0, "transitions": []}
-            for m in missing
-        ]
-        await session.execute(insert_ignoring_conflicts(session, MonitorState), rows)
 
 
 async def read_region_states(

@@ -135,7 +135,7 @@ async def open_no_data(session: AsyncSession, *, now: datetime) -> int:
         return 0
     served = set(await session.scalars(select(Agent.region).where(Agent.lapsed_at.is_(None)).distinct()))
     opened = 0
-    locked = await lock_monitor_states(session, {m: monitors[m].org_id for m in stale})
+    locked = await lock_monitor_states(session, list(stale))
     regions = await read_region_states(session, stale)  # again, under the lock
     open_now = await open_incidents(session, list(stale))
     in_maintenance = await monitors_in_maintenance(session, [(m, monitors[m].org_id) for m in stale], now)
@@ -207,7 +207,7 @@ async def close_stable_flapping(session: AsyncSession, *, now: datetime) -> int:
     monitors: dict[str, MonitorRow] = {}
     for entity in await session.scalars(select(Monitor).where(Monitor.id.in_([r.monitor_id for r in rows]))):
         monitors[entity.id] = monitor_row(entity)
-    states = await lock_monitor_states(session, {m: row.org_id for m, row in monitors.items()})
+    states = await lock_monitor_states(session, list(monitors))
     open_now = await open_incidents(session, list(monitors))
     in_maintenance = await monitors_in_maintenance(session, [(m, r.org_id) for m, r in monitors.items()], now)
     closed = 0

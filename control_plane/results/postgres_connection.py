@@ -11,6 +11,8 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
+from control_plane.db import psycopg_connection
+
 # Advisory lock keys. Result writers hold RESULT_WRITERS_LOCK shared; a monitor's deletion holds it
 # exclusively (PostgresResultsStore.exclude_writers).
 RESULT_WRITERS_LOCK = 0x7472_786F_7277  # "trxorw"
@@ -40,7 +42,7 @@ async def driver_connection(session: AsyncSession) -> Any:
     creating them once per connection would not survive that first transaction rolling back.
     """
     connection = await session.connection()
-    driver: Any = (await connection.get_raw_connection()).driver_connection
+    driver = await psycopg_connection(session)
     if not connection.info.get(_JSON_LOADS):
         set_json_loads(orjson.loads, driver)  # rollups come back as JSON; orjson reads them fastest
         connection.info[_JSON_LOADS] = True

@@ -4,22 +4,18 @@ merged with the stored rollups, read back in one locked, ordered query."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
-from typing import Any
 
 import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from control_plane.db import ROWS_BETWEEN_YIELDS, copy_rows
 from control_plane.domain.histogram import THRESHOLDS
 from control_plane.results.domain import RollupDelta, RollupDeltas
 from control_plane.results.postgres_connection import driver_connection
 
-# Rows handled between two returns to the event loop: a fold of 50,000 results over many monitors
-# reads and writes hundreds of thousands of rows, seconds of Python that must not hold the loop.
-_ROWS_BETWEEN_YIELDS = 2_000
-
 _ROLLUP_KEY = "monitor_id, region, granularity, bucket_start"
 _ROLLUP_COLUMNS = f"{_ROLLUP_KEY}, count, up_count, sums, counts, histograms"
+_COPY_IN_ROLLUPS = f"COPY traxo_in_rollups ({_ROLLUP_COLUMNS}) FROM STDIN"
 # The measures a rollup sums, in rollup names; `total` falls back to the response time, as in
 # ResultIn.measures. Histogram buckets come from control_plane/histogram.py's threshold table
 # (width_bucket there, bisect in Python), so they agree exactly.
@@ -73,7 +69,7 @@ async def take_backlog(session: AsyncSession, limit: int) -> tuple[int, RollupDe
     cursor = await pg.execute(_TAKE_BACKLOG, {"limit": limit})
     taken = 0
     deltas: RollupDeltas = {}
-    while rows := await cursor.fetchmany(_ROWS_BETWEEN_YIELDS):
+    while rows := await cursor.fetchmany(ROWS_BETWEEN_YIELDS):
         for kind, monitor_id, region, granularity, start, n, up, sums, counts, measure, bucket in rows:
             if kind == 0:
                 taken = n
@@ -103,8 +99,9 @@ async def add_rollups(session: AsyncSession, deltas: RollupDeltas) -> None:
     pg = await driver_connection(session)
     keys = sorted(deltas)
     async with pg.cursor() as cursor:
-        await _copy_in(
+        await copy_rows(
             cursor,
+            _COPY_IN_ROLLUPS,
             (
                 (*key, delta.count, delta.up_count, orjson.dumps(delta.sums).decode(),
                  orjson.dumps(delta.counts).decode(), orjson.dumps(delta.histograms).decode())
@@ -125,7 +122,7 @@ async def add_rollups(session: AsyncSession, deltas: RollupDeltas) -> None:
             f" ORDER BY {_ROLLUP_KEY} FOR UPDATE",
         )
         merged = []
-        while rows := await cursor.fetchmany(_ROWS_BETWEEN_YIELDS):
+        while rows := await cursor.fetchmany(ROWS_BETWEEN_YIELDS):
             for row in rows:
                 key = tuple(row[:4])
                 if key in created:
@@ -139,7 +136,7 @@ async def add_rollups(session: AsyncSession, deltas: RollupDeltas) -> None:
                 )  # fmt: skip
             await asyncio.sleep(0)
         await cursor.execute("TRUNCATE traxo_in_rollups")
-        await _copy_in(cursor, merged)
+        await copy_rows(cursor, _COPY_IN_ROLLUPS, merged)
         await cursor.execute(
             """
             UPDATE check_rollups r SET count = m.count, up_count = m.up_count, sums = m.sums,
@@ -149,12 +146,3 @@ async def add_rollups(session: AsyncSession, deltas: RollupDeltas) -> None:
                 AND r.bucket_start = m.bucket_start
             """
         )
-
-
-async def _copy_in(cursor: Any, rows: Iterable[tuple[Any, ...]]) -> None:
-    """COPY `rows` into the session's traxo_in_rollups, returning to the loop every so many rows."""
-    async with cursor.copy(f"COPY traxo_in_rollups ({_ROLLUP_COLUMNS}) FROM STDIN") as copy:
-        for index, row in enumerate(rows, 1):
-            await copy.write_row(row)
-            if index % _ROWS_BETWEEN_YIELDS == 0:
-                await asyncio.sleep(0)

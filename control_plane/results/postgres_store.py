@@ -15,6 +15,7 @@ import psycopg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from control_plane.db import copy_rows
 from control_plane.results import postgres_rollups
 from control_plane.results.domain import LastCheck, ResultIn, RollupDeltas
 from control_plane.results.postgres_connection import LAST_CHECKS_LOCK, RESULT_WRITERS_LOCK, driver_connection
@@ -66,16 +67,20 @@ class PostgresResultsStore:
     async def insert_new(self, session: AsyncSession, results: Sequence[ResultIn]) -> set[str]:
         pg = await driver_connection(session)
         async with pg.cursor() as cursor:
-            async with cursor.copy(f"COPY traxo_in_results ({_RESULT_COLUMNS}) FROM STDIN") as copy:
-                for r in results:
-                    await copy.write_row(
-                        (
-                            r.id, r.monitor_id, r.region, r.status, r.response_time, r.status_code,
-                            r.error_kind, r.error_message, r.dns, r.tcp, r.tls, r.ttfb, r.download, r.total,
-                            r.size, None if r.details is None else orjson.dumps(r.details).decode(),
-                            r.checked_at, r.scheduled_at, r.agent_id,
-                        )
-                    )  # fmt: skip
+            # A group of agents' batches is up to 5,000 results: the COPY returns to the loop midway.
+            await copy_rows(
+                cursor,
+                f"COPY traxo_in_results ({_RESULT_COLUMNS}) FROM STDIN",
+                (
+                    (
+                        r.id, r.monitor_id, r.region, r.status, r.response_time, r.status_code,
+                        r.error_kind, r.error_message, r.dns, r.tcp, r.tls, r.ttfb, r.download, r.total,
+                        r.size, None if r.details is None else orjson.dumps(r.details).decode(),
+                        r.checked_at, r.scheduled_at, r.agent_id,
+                    )
+                    for r in results
+                ),
+            )  # fmt: skip
             # One statement: insert what is new (not a replayed id) and queue it for its rollups. Not
             # ON CONFLICT: its speculative insertion cost more than this; a result stored meanwhile by
             # a concurrent batch (a replay racing its original) fails the batch, which is retried. In

@@ -68,19 +68,20 @@ async def groups(database: Database) -> AsyncIterator[IngestGroups]:
         await made.stop()
 
 
-async def sender(db: Database, token_id: str, name: str, now: datetime) -> registry.Registration:
+async def agent_holding(
+    db: Database, token_id: str, name: str, world: World, *counts: int
+) -> tuple[registry.Registration, list[list[str]]]:
+    """A registered agent of the token, and `counts` new monitors of A's (each count a list),
+    every one granted to it (epoch 1)."""
+    now = datetime.now(UTC)
     async with db.session() as session:
         token = await session.get(AgentToken, token_id)
         assert token is not None
         registered = await registry.register(
             session, token, name=name, version="0.1.0", capabilities=["http"], now=now
         )
-        return registered.registration
-
-
-async def granted_to(
-    db: Database, member: registry.Registration, monitor_ids: Sequence[str], now: datetime
-) -> None:
+    member = registered.registration
+    held = [await insert_monitors(db, world.org_a, count) for count in counts]
     async with db.session() as session:
         await session.execute(
             insert(AssignmentGrant),
@@ -92,15 +93,20 @@ async def granted_to(
                     "member_key": member.member_key,
                     "granted_at": now,
                 }
-                for m in monitor_ids
+                for ids in held
+                for m in ids
             ],
         )
         await session.commit()
+    return member, held
 
 
-def batch(member: registry.Registration, monitor_ids: Sequence[str], now: datetime) -> list[GrantedResult]:
+def batch(member: registry.Registration, monitor_ids: Sequence[str]) -> list[GrantedResult]:
     valid, invalid = results_from_proto(
-        [check_result(m, 1) for m in monitor_ids], region=REGION, agent_id=member.agent_id, now=now
+        [check_result(m, 1) for m in monitor_ids],
+        region=REGION,
+        agent_id=member.agent_id,
+        now=datetime.now(UTC),
     )
     assert invalid == []
     return valid
@@ -119,27 +125,18 @@ async def stored_count(db: Database, result_ids: Sequence[str]) -> int:
 async def test_batches_waiting_together_are_stored_in_one_transaction_each_with_its_own_outcome(
     database: Database, settings: Settings, world: World, groups: IngestGroups, held: HeldGroups
 ) -> None:
-    now = datetime.now(UTC)
     token_id, _ = await create_token(database, settings)
-    first, second = (
-        await sender(database, token_id, "agent-1", now),
-        await sender(database, token_id, "agent-2", now),
-    )
-    mine, theirs = (
-        await insert_monitors(database, world.org_a, 3),
-        await insert_monitors(database, world.org_a, 3),
-    )
-    await granted_to(database, first, mine, now)
-    await granted_to(database, second, theirs, now)
+    first, [mine] = await agent_holding(database, token_id, "agent-1", world, 3)
+    second, [theirs] = await agent_holding(database, token_id, "agent-2", world, 3)
 
     held.gate.clear()
-    alone = asyncio.create_task(groups.ingest(first, batch(first, mine, now)))
+    alone = asyncio.create_task(groups.ingest(first, batch(first, mine)))
     await eventually(lambda: held.sizes == [1], 10, "the first batch taken alone")
     # While the committer is busy, three batches arrive: one of them names a monitor granted to
     # the other agent, and one repeats a result of another batch (a replay on a new stream).
-    fenced = batch(first, [*mine, theirs[0]], now)
-    others = batch(second, theirs, now)
-    replayed = [others[0], *batch(second, theirs[1:], now)]
+    fenced = batch(first, [*mine, theirs[0]])
+    others = batch(second, theirs)
+    replayed = [others[0], *batch(second, theirs[1:])]
     waiting = [
         asyncio.create_task(groups.ingest(first, fenced)),
         asyncio.create_task(groups.ingest(second, others)),
@@ -166,20 +163,14 @@ async def test_batches_waiting_together_are_stored_in_one_transaction_each_with_
 async def test_a_group_that_fails_is_stored_batch_by_batch_and_only_the_bad_batch_fails(
     database: Database, settings: Settings, world: World, groups: IngestGroups, held: HeldGroups
 ) -> None:
-    now = datetime.now(UTC)
     token_id, _ = await create_token(database, settings)
-    member = await sender(database, token_id, "agent-1", now)
-    good, bad = (
-        await insert_monitors(database, world.org_a, 4),
-        await insert_monitors(database, world.org_a, 1),
-    )
-    await granted_to(database, member, [*good, *bad], now)
+    member, [good, bad] = await agent_holding(database, token_id, "agent-1", world, 4, 1)
     held.failing = set(bad)
 
     held.gate.clear()
-    blocker = asyncio.create_task(groups.ingest(member, batch(member, good[:1], now)))
+    blocker = asyncio.create_task(groups.ingest(member, batch(member, good[:1])))
     await eventually(lambda: held.sizes == [1], 10, "the committer busy")
-    batches = [batch(member, good[1:2], now), batch(member, bad, now), batch(member, good[2:], now)]
+    batches = [batch(member, good[1:2]), batch(member, bad), batch(member, good[2:])]
     tasks = [asyncio.create_task(groups.ingest(member, b)) for b in batches]
     await asyncio.sleep(0.2)
     held.gate.set()
@@ -196,17 +187,14 @@ async def test_a_group_that_fails_is_stored_batch_by_batch_and_only_the_bad_batc
 async def test_batches_still_waiting_when_the_committers_stop_fail_rather_than_hang(
     database: Database, settings: Settings, world: World, held: HeldGroups
 ) -> None:
-    now = datetime.now(UTC)
     token_id, _ = await create_token(database, settings)
-    member = await sender(database, token_id, "agent-1", now)
-    monitor_ids = await insert_monitors(database, world.org_a, 2)
-    await granted_to(database, member, monitor_ids, now)
+    member, [monitor_ids] = await agent_holding(database, token_id, "agent-1", world, 2)
     groups = IngestGroups(database, committers=1)
     groups.start()
     held.gate.clear()
-    taken = asyncio.create_task(groups.ingest(member, batch(member, monitor_ids[:1], now)))
+    taken = asyncio.create_task(groups.ingest(member, batch(member, monitor_ids[:1])))
     await eventually(lambda: held.sizes == [1], 10, "the committer busy")
-    waiting = asyncio.create_task(groups.ingest(member, batch(member, monitor_ids[1:], now)))
+    waiting = asyncio.create_task(groups.ingest(member, batch(member, monitor_ids[1:])))
     await asyncio.sleep(0.1)
 
     await asyncio.wait_for(groups.stop(), 10)
@@ -215,7 +203,7 @@ async def test_batches_still_waiting_when_the_committers_stop_fail_rather_than_h
         with pytest.raises(RuntimeError, match="committers stopped"):
             await asyncio.wait_for(task, 10)
     with pytest.raises(RuntimeError, match="not running"):
-        await groups.ingest(member, batch(member, monitor_ids, now))
+        await groups.ingest(member, batch(member, monitor_ids))
 
 
 async def test_a_group_failing_for_want_of_the_database_fails_every_batch_at_once(
@@ -223,16 +211,13 @@ async def test_a_group_failing_for_want_of_the_database_fails_every_batch_at_onc
 ) -> None:
     # Tried one by one, a group of 30 would wait out 30 pool timeouts (30 s each) before its last
     # answer, its streams holding the bound meanwhile.
-    now = datetime.now(UTC)
     token_id, _ = await create_token(database, settings)
-    member = await sender(database, token_id, "agent-1", now)
-    monitor_ids = await insert_monitors(database, world.org_a, 4)
-    await granted_to(database, member, monitor_ids, now)
+    member, [monitor_ids] = await agent_holding(database, token_id, "agent-1", world, 4)
 
     held.gate.clear()
-    blocker = asyncio.create_task(groups.ingest(member, batch(member, monitor_ids[:1], now)))
+    blocker = asyncio.create_task(groups.ingest(member, batch(member, monitor_ids[:1])))
     await eventually(lambda: held.sizes == [1], 10, "the committer busy")
-    tasks = [asyncio.create_task(groups.ingest(member, batch(member, [m], now))) for m in monitor_ids[1:]]
+    tasks = [asyncio.create_task(groups.ingest(member, batch(member, [m]))) for m in monitor_ids[1:]]
     await asyncio.sleep(0.2)
     held.unavailable = True
     held.gate.set()
@@ -245,24 +230,16 @@ async def test_a_group_failing_for_want_of_the_database_fails_every_batch_at_onc
 async def test_a_committer_stopped_while_it_tries_a_failed_group_batch_by_batch_answers_every_batch(
     database: Database, settings: Settings, world: World, held: HeldGroups
 ) -> None:
-    now = datetime.now(UTC)
     token_id, _ = await create_token(database, settings)
-    member = await sender(database, token_id, "agent-1", now)
-    good, bad = (
-        await insert_monitors(database, world.org_a, 3),
-        await insert_monitors(database, world.org_a, 1),
-    )
-    await granted_to(database, member, [*good, *bad], now)
+    member, [good, bad] = await agent_holding(database, token_id, "agent-1", world, 3, 1)
     groups = IngestGroups(database, committers=1)
     groups.start()
     held.failing = set(bad)
     held.stuck_at = 3  # the group of three fails, then its first batch, alone, never ends
     held.gate.clear()
-    blocker = asyncio.create_task(groups.ingest(member, batch(member, good[:1], now)))
+    blocker = asyncio.create_task(groups.ingest(member, batch(member, good[:1])))
     await eventually(lambda: held.sizes == [1], 10, "the committer busy")
-    tasks = [
-        asyncio.create_task(groups.ingest(member, batch(member, m, now))) for m in (good[1:2], bad, good[2:])
-    ]
+    tasks = [asyncio.create_task(groups.ingest(member, batch(member, m))) for m in (good[1:2], bad, good[2:])]
     await asyncio.sleep(0.2)
     held.gate.set()
     await asyncio.wait_for(blocker, 10)

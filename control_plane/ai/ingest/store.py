@@ -18,6 +18,7 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from control_plane.db import psycopg_connection
 from control_plane.domain import histogram
 from control_plane.models import AiDailyUsage, AiEvent, AiUsageRollup, Monitor, Organization
 
@@ -225,16 +226,11 @@ def _values(delta: RollupDelta) -> dict[str, Any]:
 _DELTA_FIELDS = tuple(f.name for f in fields(RollupDelta))
 
 
-async def _driver(session: AsyncSession) -> Any:
-    connection = await session.connection()
-    return (await connection.get_raw_connection()).driver_connection
-
-
 class PostgresIngestStore:
     async def open_group(
         self, session: AsyncSession, monitor_ids: Sequence[str], day: datetime
     ) -> tuple[dict[str, MonitorRow], dict[str, int]]:
-        driver = await _driver(session)
+        driver = await psycopg_connection(session)
         async with driver.pipeline():  # BEGIN goes with the statement, not a round trip before it
             cursor = await driver.execute(_PG_OPEN_GROUP, (orjson.dumps(list(monitor_ids)).decode(), day))
         monitors: dict[str, MonitorRow] = {}
@@ -249,7 +245,7 @@ class PostgresIngestStore:
     ) -> dict[tuple[str, str], StoredEvent]:
         if not keys:
             return {}
-        driver = await _driver(session)
+        driver = await psycopg_connection(session)
         cursor = await driver.execute(
             _PG_STORED_EVENTS, (orjson.dumps([{"m": m, "e": e} for m, e in keys]).decode(),)
         )
@@ -264,7 +260,7 @@ class PostgresIngestStore:
             {"monitor_id": key[0], "hour": key[1], "provider": key[2], "model": key[3], **_values(delta)}
             for key, delta in sorted(writes.rollups.items())
         ]
-        driver = await _driver(session)
+        driver = await psycopg_connection(session)
         # The statement and the COMMIT in one round trip. (The session's own commit, after, finds
         # the transaction over and sends nothing.)
         async with driver.pipeline():
