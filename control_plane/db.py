@@ -189,11 +189,13 @@ def brief_error(exc: BaseException, limit: int = 300) -> str:
     if len(message) > limit:
         message = message[:limit] + "…"
     ours = f"{os.sep}control_plane{os.sep}"
+    # The innermost frame of ours, past this module's own helpers (copy_rows): their caller is
+    # where to look.
     where = next(
         (
             f" (at control_plane/{frame.filename.rsplit(ours, 1)[1]}:{frame.lineno})"
             for frame in reversed(traceback.extract_tb(exc.__traceback__))
-            if ours in frame.filename
+            if ours in frame.filename and frame.filename != __file__
         ),
         "",
     )
