@@ -109,13 +109,15 @@ async def ingest_together(
     return outcomes
 
 
-_Found = tuple[set[str], dict[tuple[str, int], Any]]
+# Per region: the named monitors that exist, with their organization, and their grants by
+# (monitor, epoch).
+_Found = tuple[dict[str, str], dict[tuple[str, int], Any]]
 
 
 async def _monitors_and_grants(
     session: AsyncSession, batches: Sequence[tuple[Registration, Sequence[GrantedResult]]]
 ) -> dict[str, _Found]:
-    """Per region of the senders: which named monitors exist, and the region's grants of them by
+    """Per region of the senders: which named monitors exist (and whose), and the region's grants of them by
     (monitor, epoch). One query per chunk of ids (a batch of 500 is one), by the grants' primary key
     prefix (monitor, region); a row-value IN over 500 (monitor, region, epoch) triples made
     PostgreSQL scan the whole region."""
@@ -126,6 +128,7 @@ async def _monitors_and_grants(
     for region, monitor_ids in named.items():
         lookup = select(
             Monitor.id,
+            Monitor.org_id,
             AssignmentGrant.epoch,
             AssignmentGrant.member_key,
             AssignmentGrant.revoked_at,
@@ -137,19 +140,23 @@ async def _monitors_and_grants(
         for condition in among(session, Monitor.id, monitor_ids):
             rows += (await session.execute(lookup.where(condition))).all()
         found[region] = (
-            {row.id for row in rows},
+            {row.id: row.org_id for row in rows},
             {(row.id, row.epoch): row for row in rows if row.epoch is not None},
         )
     return found
 
 
 def _fenced(
-    sender: Registration, granted: GrantedResult, existing: set[str], grants: dict[tuple[str, int], Any]
+    sender: Registration, granted: GrantedResult, existing: dict[str, str], grants: dict[tuple[str, int], Any]
 ) -> Rejection | None:
-    """Why the sender's result is not stored, or None: it ran under a current grant to it."""
+    """Why the sender's result is not stored, or None: it ran under a current grant to it.
+
+    To an organization's private agent another organization's monitor does not exist: it is told
+    what it would be told of an id that was never made, not that the id is somebody's."""
     result, epoch = granted.result, granted.epoch
     grant = grants.get((result.monitor_id, epoch))
-    if result.monitor_id not in existing:
+    owner = existing.get(result.monitor_id)
+    if owner is None or (sender.org_id is not None and owner != sender.org_id):
         return Rejection(result.id, RejectReason.UNKNOWN_MONITOR, "the monitor no longer exists")
     if grant is None or grant.member_key != sender.member_key:
         return Rejection(result.id, RejectReason.FENCED, f"no grant of epoch {epoch} to this agent")

@@ -69,10 +69,16 @@ async def groups(database: Database) -> AsyncIterator[IngestGroups]:
 
 
 async def agent_holding(
-    db: Database, token_id: str, name: str, world: World, *counts: int
+    db: Database,
+    token_id: str,
+    name: str,
+    world: World,
+    *counts: int,
+    org: str | None = None,
+    region: str = REGION,
 ) -> tuple[registry.Registration, list[list[str]]]:
-    """A registered agent of the token, and `counts` new monitors of A's (each count a list),
-    every one granted to it (epoch 1)."""
+    """A registered agent of the token, and `counts` new monitors of `org`'s (A's unless given; each
+    count a list), every one granted to it (epoch 1) in `region`."""
     now = datetime.now(UTC)
     async with db.session() as session:
         token = await session.get(AgentToken, token_id)
@@ -81,14 +87,14 @@ async def agent_holding(
             session, token, name=name, version="0.1.0", capabilities=["http"], now=now
         )
     member = registered.registration
-    held = [await insert_monitors(db, world.org_a, count) for count in counts]
+    held = [await insert_monitors(db, org or world.org_a, count, regions=[region]) for count in counts]
     async with db.session() as session:
         await session.execute(
             insert(AssignmentGrant),
             [
                 {
                     "monitor_id": m,
-                    "region": REGION,
+                    "region": region,
                     "epoch": 1,
                     "member_key": member.member_key,
                     "granted_at": now,
@@ -103,8 +109,8 @@ async def agent_holding(
 
 def batch(member: registry.Registration, monitor_ids: Sequence[str]) -> list[GrantedResult]:
     valid, invalid = results_from_proto(
-        [check_result(m, 1) for m in monitor_ids],
-        region=REGION,
+        [check_result(m, 1, region=member.region) for m in monitor_ids],
+        region=member.region,
         agent_id=member.agent_id,
         now=datetime.now(UTC),
     )
@@ -158,6 +164,51 @@ async def test_batches_waiting_together_are_stored_in_one_transaction_each_with_
     assert (replayed_outcome.stored, replayed_outcome.duplicates, replayed_outcome.rejected) == (2, 1, [])
     every_id = [g.result.id for g in [*fenced, *others, *replayed]]
     assert await stored_count(database, every_id) == 3 + 3 + 2
+
+
+async def test_two_organizations_batches_in_one_group_each_store_only_their_own(
+    database: Database, settings: Settings, world: World, groups: IngestGroups, held: HeldGroups
+) -> None:
+    # A's monitors run in a public region; B has a private location. B's agent names one of A's
+    # monitors, as an agent that learned an id would: it is told what it would be told of an id
+    # that was never made, and nothing of it is stored, though A's own batch shares its transaction.
+    public_token, _ = await create_token(database, settings)
+    b_token, _ = await create_token(database, settings, region="b-office", org=world.org_b)
+    a_agent, [a_monitors] = await agent_holding(database, public_token, "public-1", world, 2)
+    b_agent, [b_monitors] = await agent_holding(
+        database, b_token, "b-1", world, 2, org=world.org_b, region="b-office"
+    )
+    never_made = "mon_" + "0" * 24
+
+    held.gate.clear()
+    blocker = asyncio.create_task(groups.ingest(a_agent, batch(a_agent, a_monitors[:1])))
+    await eventually(lambda: held.sizes == [1], 10, "the committer busy")
+    a_batch = batch(a_agent, a_monitors)
+    b_batch = batch(b_agent, [*b_monitors, a_monitors[1], never_made])
+    waiting = [
+        asyncio.create_task(groups.ingest(b_agent, b_batch)),
+        asyncio.create_task(groups.ingest(a_agent, a_batch)),
+    ]
+    await asyncio.sleep(0.2)
+    held.gate.set()
+    await asyncio.wait_for(blocker, 10)
+    b_outcome, a_outcome = await asyncio.wait_for(asyncio.gather(*waiting), 10)
+
+    assert held.sizes == [1, 2], "both organizations' batches in one transaction"
+    assert (a_outcome.stored, a_outcome.rejected) == (2, [])
+    assert b_outcome.stored == 2
+    foreign, unknown = b_outcome.rejected
+    assert foreign.result_id == b_batch[2].result.id and unknown.result_id == b_batch[3].result.id
+    assert (foreign.reason, foreign.message) == (unknown.reason, unknown.message)
+    assert foreign.reason == RejectReason.UNKNOWN_MONITOR
+    async with database.session() as session:
+        on_a_monitor = (
+            await session.execute(
+                select(CheckResult.id, CheckResult.region).where(CheckResult.monitor_id == a_monitors[1])
+            )
+        ).all()
+    assert on_a_monitor == [(a_batch[1].result.id, REGION)], "only A's own result on A's monitor"
+    assert await stored_count(database, [g.result.id for g in b_batch[:2]]) == 2
 
 
 async def test_a_group_that_fails_is_stored_batch_by_batch_and_only_the_bad_batch_fails(
