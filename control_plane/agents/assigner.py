@@ -9,6 +9,7 @@ results path uses the grants to fence off what an agent ran after it lost a moni
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
 import logging
@@ -133,35 +134,78 @@ class _PassCancelled(Exception):
     """The pass the hashing thread works for was cancelled: its thread stops too."""
 
 
+class _OwnerMemo:
+    """A region's owners as its last pass hashed them, for the membership they were hashed for.
+
+    Rendezvous hashing is a pure function of the monitor and the members, and the liveness pass's
+    safety-net full pass of each region, every minute, found the same owners for the same members:
+    10,000 monitors x 10 agents hashed for nothing, a tenth of a busy process's time (200 agents,
+    100,000 monitors: bench/agents_at_scale.py). A pass for the same members takes the owners it
+    remembers (a monitor whose type changed is hashed again); any other membership starts afresh.
+    A full pass keeps only the monitors it read, so the memo never outgrows the region."""
+
+    __slots__ = ("members", "owners")
+
+    def __init__(self, members: frozenset[Member]) -> None:
+        self.members = members
+        self.owners: dict[str, tuple[str, str | None]] = {}  # monitor id -> (type, owner)
+
+
+_memos: dict[str, _OwnerMemo] = {}  # region -> its memo; each region's passes take turns (region locks)
+
+
 def _owners(
     region: str,
     monitor_rows: Sequence[Any],
     members: Sequence[Member],
     owner_org: str | None,
     cancelled: threading.Event,
+    *,
+    full: bool = False,
 ) -> dict[str, str | None]:
     """Monitor id -> its owner among `members` (None: none can run it), for the monitors of the
     region (of `owner_org` only, in a private region). Raises _PassCancelled soon after
-    `cancelled` is set."""
+    `cancelled` is set. `full`: the rows are all the region's monitors (the memo keeps only them)."""
+    membership = frozenset(members)
+    memo = _memos.get(region)
+    if memo is None or memo.members != membership:
+        memo = _OwnerMemo(membership)
+    remembered = memo.owners
+    kept = {} if full else remembered
     wanted: dict[str, str | None] = {}
     for index, (monitor_id, monitor_type, regions, org_id) in enumerate(monitor_rows):
         if index % _HASHED_BETWEEN_LOOKS == 0 and cancelled.is_set():
             raise _PassCancelled
         if region not in regions or (owner_org is not None and org_id != owner_org):
             continue
-        wanted[monitor_id] = choose_member(monitor_id, monitor_type, members)
+        known = remembered.get(monitor_id)
+        if known is not None and known[0] == monitor_type:
+            owner = known[1]
+        else:
+            owner = choose_member(monitor_id, monitor_type, members)
+        kept[monitor_id] = (monitor_type, owner)
+        wanted[monitor_id] = owner
+    memo.owners = kept
+    _memos[region] = memo
     return wanted
 
 
 async def _owners_off_the_loop(
-    region: str, monitor_rows: Sequence[Any], members: Sequence[Member], owner_org: str | None
+    region: str,
+    monitor_rows: Sequence[Any],
+    members: Sequence[Member],
+    owner_org: str | None,
+    *,
+    full: bool,
 ) -> dict[str, str | None]:
     """_owners in a thread. A thread cannot be cancelled, so a pass cancelled meanwhile (the
     coordinator stopping, a newer pass taking over) tells it to stop, rather than leaving it to
     hash the rest of the region for nobody, holding the GIL's share of the loop's time."""
     cancelled = threading.Event()
     try:
-        return await asyncio.to_thread(_owners, region, monitor_rows, members, owner_org, cancelled)
+        return await asyncio.to_thread(
+            functools.partial(_owners, region, monitor_rows, members, owner_org, cancelled, full=full)
+        )
     except asyncio.CancelledError:
         cancelled.set()
         raise
@@ -203,7 +247,7 @@ async def reassign(
     # Every monitor hashed against every member: seconds for a large region (~1 us a pair, 20 s for
     # 100,000 monitors and 200 agents), so in a thread, and the event loop goes on serving the
     # agents' leases and the API meanwhile (the GIL passes between them every few milliseconds).
-    wanted = await _owners_off_the_loop(region, monitor_rows, members, owner_org)
+    wanted = await _owners_off_the_loop(region, monitor_rows, members, owner_org, full=monitor_ids is None)
     current = {monitor_id: (member, epoch) for monitor_id, member, epoch in grant_rows}
 
     changed = sorted(
