@@ -185,7 +185,12 @@ def brief_error(exc: BaseException, limit: int = 300) -> str:
     error: BaseException = exc
     if isinstance(exc, StatementError) and exc.orig is not None:
         error = exc.orig
-    message = " ".join(str(error).split())
+    # psycopg's str() adds the server's DETAIL and CONTEXT lines, which quote the rows: a COPY's
+    # failing line, a key that already exists. The primary message says what went wrong without
+    # the data.
+    diagnostic = getattr(error, "diag", None)
+    primary = getattr(diagnostic, "message_primary", None)
+    message = " ".join((primary if isinstance(primary, str) and primary else str(error)).split())
     if len(message) > limit:
         message = message[:limit] + "…"
     ours = f"{os.sep}control_plane{os.sep}"

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -237,7 +238,8 @@ async def test_a_failing_rebalance_logs_one_bounded_line_without_its_statement_o
         assert len(line) < 1_000, line[:2_000]
         assert "grants refused by the test" in line and "assigner.py" in line, line
         assert "INSERT" not in line.upper(), line[:2_000]
-        assert not any(monitor_id in line for monitor_id in monitor_ids[:100] + monitor_ids[-100:]), line
+        # Any of them: PostgreSQL's CONTEXT quotes the COPY's failing row, whichever monitor it is.
+        assert not set(re.findall(r"mon_[a-z0-9]+", line)) & set(monitor_ids), line
     assert await active_grants(database) == {}
 
 
