@@ -44,6 +44,7 @@ from datetime import UTC, datetime
 import grpc
 import psycopg
 from bench_support import (
+    BIN,
     COPY_MONITORS,
     POSTGRES,
     ROOT,
@@ -468,13 +469,19 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60, help="the measured window")
     parser.add_argument("--settle", type=float, default=10, help="seconds between assigned and measuring")
     parser.add_argument("--assign-within", type=float, default=600, help="give up waiting for assignments")
+    parser.add_argument(
+        "--separate-workers",
+        action="store_true",
+        help="`traxo api --no-workers` and a `traxo worker` beside it (the chart's workers.separate); both measured",
+    )
     args = parser.parse_args()
     if not (1 <= args.regions <= args.agents and 15 <= args.interval <= 3600):
         parser.error("--regions must be 1..--agents and --interval 15-3600")
     env = bench_env(args.regions)
     log(f"building {DATABASE}: {args.monitors:,} monitors in {args.regions} regions")
     tokens = build_database(env, args.monitors, args.regions, args.interval)
-    api, _, grpc_port = start_control_plane(env)
+    api, _, grpc_port = start_control_plane(env, workers=not args.separate_workers)
+    worker = subprocess.Popen([str(BIN / "traxo"), "worker"], env=env) if args.separate_workers else None
     tally = Tally()
     agents = [
         SimulatedAgent(f"127.0.0.1:{grpc_port}", tokens[region_name(i % args.regions)],
@@ -504,6 +511,8 @@ def main() -> None:
         log(f"every monitor held by exactly one agent after {assigned_in:.1f} s ({assign_cpu:.1f} CPU s)")
         time.sleep(args.settle)
         sampler = Sampler(api.pid)
+        worker_sampler = Sampler(worker.pid) if worker is not None else None
+        worker0 = tree_cpu(worker.pid) if worker is not None else 0.0
         cpu0, pg0, own0, acked0, produced0 = (
             tree_cpu(api.pid),
             postgres_cpu_seconds(),
@@ -522,6 +531,8 @@ def main() -> None:
             tally.produced,
         )
         samples = sampler.stop()
+        worker_used = (tree_cpu(worker.pid) - worker0) if worker is not None else 0.0
+        worker_rss = [kb / 1024 for _, kb in worker_sampler.stop()] if worker_sampler is not None else []
         pg_used = sum(value - pg0.get(pid, 0.0) for pid, value in pg1.items())
         rss = [kb / 1024 for _, kb in samples]
         expected = args.monitors / args.interval
@@ -531,6 +542,15 @@ def main() -> None:
             ("control plane CPU until settled (the quiet 3 s too)", f"{assign_cpu:.1f} CPU s"),
             (f"control plane CPU, steady ({elapsed:.0f} s window)", f"{100 * (cpu1 - cpu0) / elapsed:.1f}% of a core"),
             ("control plane RSS (mean / max)", f"{sum(rss) / len(rss):.0f} / {max(rss):.0f} MB"),
+            *(
+                [
+                    ("`traxo worker` CPU, steady", f"{100 * worker_used / elapsed:.1f}% of a core"),
+                    ("`traxo worker` RSS (mean / max)",
+                     f"{sum(worker_rss) / len(worker_rss):.0f} / {max(worker_rss):.0f} MB"),
+                ]
+                if worker_rss
+                else []
+            ),
             ("PostgreSQL CPU, steady", f"{100 * pg_used / elapsed:.1f}% of a core"),
             ("this process (the simulated agents)", f"{100 * (own1 - own0) / elapsed:.1f}% of a core"),
             ("results made / acknowledged per s", f"{(produced1 - produced0) / elapsed:,.0f} / "
@@ -549,6 +569,8 @@ def main() -> None:
         if fleet is not None:
             fleet.close()
         stop(api)
+        if worker is not None:
+            stop(worker)
 
 
 if __name__ == "__main__":
