@@ -71,15 +71,21 @@ def rendezvous_weight(monitor_id: str, member_key: str) -> int:
     return int.from_bytes(digest, "big")
 
 
-def choose_member(monitor_id: str, monitor_type: str, members: Sequence[Member]) -> str | None:
-    needed = CAPABILITY_FOR_TYPE.get(monitor_type)
-    best: tuple[int, str] | None = None
+def _best(
+    monitor_id: str, needed: str | None, members: Collection[Member], best: tuple[int, str] | None = None
+) -> tuple[int, str] | None:
+    """The highest (weight, key) among `best` and those of `members` able to run what needs `needed`."""
     for member in members:
         if needed is not None and needed not in member.capabilities:
             continue
         weight = (rendezvous_weight(monitor_id, member.key), member.key)
         if best is None or weight > best:
             best = weight
+    return best
+
+
+def choose_member(monitor_id: str, monitor_type: str, members: Sequence[Member]) -> str | None:
+    best = _best(monitor_id, CAPABILITY_FOR_TYPE.get(monitor_type), members)
     return best[1] if best else None
 
 
@@ -135,20 +141,26 @@ class _PassCancelled(Exception):
 
 
 class _OwnerMemo:
-    """A region's owners as its last pass hashed them, for the membership they were hashed for.
+    """A region's owners as its last pass hashed them: per monitor its type and its winning
+    (weight, member key) among `members`.
 
     Rendezvous hashing is a pure function of the monitor and the members, and the liveness pass's
     safety-net full pass of each region, every minute, found the same owners for the same members:
     10,000 monitors x 10 agents hashed for nothing, a tenth of a busy process's time (200 agents,
-    100,000 monitors: bench/agents_at_scale.py). A pass for the same members takes the owners it
-    remembers (a monitor whose type changed is hashed again); any other membership starts afresh.
-    A full pass keeps only the monitors it read, so the memo never outgrows the region."""
+    100,000 monitors: bench/agents_at_scale.py). The start is worse: agents join a region over
+    several passes, each of which hashed every monitor against every member, in a thread whose
+    hold on the GIL kept the event loop from the agents' calls. So a pass hashes a monitor only
+    against the members that joined since the memo: the winner among the others is remembered.
+    A monitor whose winner left, or whose type changed, is hashed against every member. (A member
+    whose capabilities changed counts as one that left and one that joined.) A full pass keeps
+    only the monitors it read, so the memo never outgrows the region."""
 
     __slots__ = ("members", "owners")
 
     def __init__(self, members: frozenset[Member]) -> None:
         self.members = members
-        self.owners: dict[str, tuple[str, str | None]] = {}  # monitor id -> (type, owner)
+        # monitor id -> (type, its winner's (weight, key), None when no member can run it)
+        self.owners: dict[str, tuple[str, tuple[int, str] | None]] = {}
 
 
 _memos: dict[str, _OwnerMemo] = {}  # region -> its memo; each region's passes take turns (region locks)
@@ -168,24 +180,34 @@ def _owners(
     `cancelled` is set. `full`: the rows are all the region's monitors (the memo keeps only them)."""
     membership = frozenset(members)
     memo = _memos.get(region)
-    if memo is None or memo.members != membership:
+    if memo is None:
         memo = _OwnerMemo(membership)
+    joined = [m for m in members if m not in memo.members]
+    left = {m.key for m in memo.members if m not in membership}
     remembered = memo.owners
-    kept = {} if full else remembered
+    kept: dict[str, tuple[str, tuple[int, str] | None]] = {}
     wanted: dict[str, str | None] = {}
     for index, (monitor_id, monitor_type, regions, org_id) in enumerate(monitor_rows):
         if index % _HASHED_BETWEEN_LOOKS == 0 and cancelled.is_set():
             raise _PassCancelled
         if region not in regions or (owner_org is not None and org_id != owner_org):
             continue
+        needed = CAPABILITY_FOR_TYPE.get(monitor_type)
         known = remembered.get(monitor_id)
-        if known is not None and known[0] == monitor_type:
-            owner = known[1]
+        if known is not None and known[0] == monitor_type and (known[1] is None or known[1][1] not in left):
+            best = _best(monitor_id, needed, joined, known[1])  # the winner stayed: only newcomers
         else:
-            owner = choose_member(monitor_id, monitor_type, members)
-        kept[monitor_id] = (monitor_type, owner)
-        wanted[monitor_id] = owner
-    memo.owners = kept
+            best = _best(monitor_id, needed, members)
+        kept[monitor_id] = (monitor_type, best)
+        wanted[monitor_id] = best[1] if best else None
+    if full or joined or left:
+        # A partial pass of a new membership cannot keep the monitors it did not read beside its
+        # own: they were judged for the old one.
+        remembered = kept
+    else:
+        remembered.update(kept)
+    memo = _OwnerMemo(membership)
+    memo.owners = remembered
     _memos[region] = memo
     return wanted
 

@@ -97,28 +97,39 @@ async def test_every_monitor_goes_to_exactly_one_live_member(
     assert await active_grants(database) == grants
 
 
-async def test_a_pass_for_the_same_members_hashes_only_what_changed(
+async def test_a_pass_hashes_only_what_its_membership_changed(
     database: Database, settings: Settings, world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The liveness pass's safety net makes a full pass of every region each minute: for the same
     # members it finds the same owners, and hashing them all again cost a tenth of a busy process.
-    hashed: list[str] = []
+    # At the start agents join a region over several passes, each of which hashed everything
+    # against everyone: a newcomer is all a monitor needs to be weighed against.
+    hashed: list[tuple[str, str]] = []
     real = assigner.rendezvous_weight
 
     def counted(monitor_id: str, member_key: str) -> int:
-        hashed.append(monitor_id)
+        hashed.append((monitor_id, member_key))
         return real(monitor_id, member_key)
+
+    async def owners_are_rendezvous_over_the_live_members() -> dict[str, tuple[str, int]]:
+        grants = await active_grants(database)
+        async with database.session() as session:
+            members = await live_members(session, REGION, liveness())
+        assert set(grants) == set(ours)
+        for monitor_id, (key, _) in grants.items():
+            assert key == choose_member(monitor_id, "BROWSER" if monitor_id == moved else "HTTP", members)
+        return grants
 
     monkeypatch.setattr(assigner, "rendezvous_weight", counted)
     await set_plan(database, world.org_a, "ENTERPRISE")
     token_id, _ = await create_token(database, settings)
-    for name in ("a", "b"):
-        await register(database, token_id, name)
+    first, second = [await register(database, token_id, name) for name in ("a", "b")]
     browser = await register(database, token_id, "browser", capabilities=(*BASIC, "browser"))
     ours = await monitors(database, world.org_a, 40)
+    moved = ""
     await rebalance(database)
     assert len(hashed) == 40 * 3
-    grants = await active_grants(database)
+    grants = await owners_are_rendezvous_over_the_live_members()
 
     hashed.clear()
     assert await rebalance(database) == []
@@ -131,20 +142,30 @@ async def test_a_pass_for_the_same_members_hashes_only_what_changed(
         await session.execute(update(Monitor).where(Monitor.id == moved).values(type="BROWSER"))
         await session.commit()
     assert await rebalance(database) == [moved]
-    assert hashed == [moved]
+    assert [m for m, _ in hashed] == [moved]
     assert (await active_grants(database))[moved][0] == browser
 
-    # Another member: everything is hashed for the new membership, and only what it wins moves.
+    # A newcomer: each monitor it can run is weighed against it alone, and only what it wins moves.
     hashed.clear()
     newcomer = await register(database, token_id, "c")
     changed = await rebalance(database)
-    assert len(set(hashed)) == 40
-    after = await active_grants(database)
-    async with database.session() as session:
-        members = await live_members(session, REGION, liveness())
-    for monitor_id, (key, _) in after.items():
-        assert key == choose_member(monitor_id, "BROWSER" if monitor_id == moved else "HTTP", members)
+    assert sorted(hashed) == sorted((m, newcomer) for m in ours if m != moved)
+    after = await owners_are_rendezvous_over_the_live_members()
     assert changed and {after[m][0] for m in changed} == {newcomer}
+    assert all(after[m] == grants[m] for m in ours if m not in changed and m != moved)
+
+    # A member that leaves: only the monitors it held are weighed again, against everyone left.
+    hashed.clear()
+    held = {m for m, (key, _) in after.items() if key == first}
+    assert held
+    async with database.session() as session:
+        await session.execute(update(Agent).where(Agent.member_key == first).values(lapsed_at=NOW))
+        await session.commit()
+    changed = await rebalance(database)
+    assert sorted(changed) == sorted(held)
+    assert {m for m, _ in hashed} == held
+    assert sorted(hashed) == sorted((m, key) for m in held for key in (second, browser, newcomer))
+    await owners_are_rendezvous_over_the_live_members()
 
 
 async def test_adding_a_member_moves_only_the_monitors_it_wins(

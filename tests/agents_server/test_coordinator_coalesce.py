@@ -10,7 +10,7 @@ import logging
 import re
 import threading
 from collections import Counter
-from collections.abc import AsyncIterator, Collection, Sequence
+from collections.abc import AsyncIterator, Collection
 from contextlib import asynccontextmanager
 
 import grpc
@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from control_plane.agents import assigner, registry
 from control_plane.agents import coordinator as coordinator_module
-from control_plane.agents.assigner import Liveness, Member, choose_member, reassign, rendezvous_weight
+from control_plane.agents.assigner import Liveness, reassign, rendezvous_weight
 from control_plane.agents.coordinator import AgentCoordinator
 from control_plane.agents.endpoint import AgentsEndpoint
 from control_plane.agents.registry import member_key
@@ -330,11 +330,11 @@ async def test_a_pass_hashes_its_monitors_off_the_event_loops_thread(
     # request would be answered meanwhile.
     threads: set[int] = set()
 
-    def choose(monitor_id: str, monitor_type: str, members: Sequence[Member]) -> str | None:
+    def weigh(monitor_id: str, member_key: str) -> int:
         threads.add(threading.get_ident())
-        return choose_member(monitor_id, monitor_type, members)
+        return rendezvous_weight(monitor_id, member_key)
 
-    monkeypatch.setattr(assigner, "choose_member", choose)
+    monkeypatch.setattr(assigner, "rendezvous_weight", weigh)
     token_id, _ = await create_token(database, settings)
     agent = await register(database, coordinator, token_id, "agent-1")
     monitor_ids = await insert_monitors(database, world.org_a, 5)
@@ -358,14 +358,14 @@ async def test_a_cancelled_pass_stops_its_hashing_thread(
     started = threading.Event()
     hashed = 0
 
-    def slow(monitor_id: str, monitor_type: str, members: Sequence[Member]) -> str | None:
+    def slow(monitor_id: str, member_key: str) -> int:  # one member: once a monitor
         nonlocal hashed
         hashed += 1
         started.set()
         threading.Event().wait(0.002)
-        return choose_member(monitor_id, monitor_type, members)
+        return rendezvous_weight(monitor_id, member_key)
 
-    monkeypatch.setattr(assigner, "choose_member", slow)
+    monkeypatch.setattr(assigner, "rendezvous_weight", slow)
     token_id, _ = await create_token(database, settings)
     await register(database, coordinator, token_id, "agent-1")
     await insert_monitors(database, world.org_a, 1_500)  # 3 s of hashing at 2 ms each
