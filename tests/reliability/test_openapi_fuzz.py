@@ -161,6 +161,7 @@ class Organization:
     spare_keys: list[str]  # never a key a run authenticates with
     invitable_emails: list[str]
     heartbeat_tokens: list[str]
+    badges: list[str]  # a monitor with a public badge, and one without (its 404)
     insights: list[str] = field(default_factory=list)
     channels: list[str] = field(default_factory=list)
     windows: list[str] = field(default_factory=list)
@@ -238,6 +239,7 @@ async def seed_database(url: str) -> Seeded:
             ),
             monitor_row(org.id, name="Nightly", type="HEARTBEAT", url=None, heartbeat_token=tokens[1]),
             monitor_row(org.id, name="Support bot", type="LLM", url=None),
+            monitor_row(org.id, name="Public API", config={"publicBadge": True}),
         ]
         disposable = [monitor_row(org.id, name=f"Disposable {index}") for index in range(3)]
         async with db.session() as session:
@@ -323,6 +325,7 @@ async def seed_database(url: str) -> Seeded:
             spare_keys=spare_keys,
             invitable_emails=invitable,
             heartbeat_tokens=tokens,
+            badges=[rows[7].id, http_monitor.id],
             insights=[insight.id],
         )
         return Seeded(a, b_key)
@@ -534,6 +537,7 @@ def schemathesis_config(a: Organization, identity: Identity) -> str:
         "screenshot_monitor": [a.screenshot[0]],
         "screenshot_check": [a.screenshot[1]],
         "heartbeat_tokens": a.heartbeat_tokens,
+        "badges": a.badges,
         "insights": a.insights,
         "channels": a.channels,
         "disposable_channels": a.channels[1:],
@@ -561,6 +565,7 @@ def schemathesis_config(a: Organization, identity: Identity) -> str:
         "body.monitorId": {"dictionary": "monitors", "probability": 0.5},
     }
     llm = {"path.monitor_id": {"dictionary": "llm_monitors", "probability": 0.8}}
+    badge = {"path.monitorId": {"dictionary": "badges", "probability": 0.8}}
     page_incident = {
         "path.slug": {"dictionary": "slugs", "probability": 0.8},
         "path.incident_id": {"dictionary": "page_incidents", "probability": 0.8},
@@ -603,6 +608,10 @@ def schemathesis_config(a: Organization, identity: Identity) -> str:
         "PATCH /api/monitors/{monitor_id}/insights/{insight_id}": {
             **llm,
             "path.insight_id": {"dictionary": "insights", "probability": 0.8},
+        },
+        # A badge's monitor, mostly the one that opted in: the others' badges are all 404s.
+        **{
+            f"GET /badge/{{monitorId}}/{name}": badge for name in ("status.svg", "uptime.svg", "shields.json")
         },
         **{
             f"POST {path}": {"path.monitorId": {"dictionary": "llm_monitors", "probability": 0.8}}
