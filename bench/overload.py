@@ -1,9 +1,12 @@
 """Issue 16 benchmark: ingest at twice the sustainable rate, then the load dropped.
 
-One fresh PostgreSQL database (traxo_bench_overload: an ENTERPRISE organization, an LLM monitor,
---monitors HTTP monitors in one region and its agent token) and one `traxo api --no-workers`.
+One fresh PostgreSQL database (traxo_bench_overload: --organizations ENTERPRISE organizations with
+an LLM monitor each, --monitors HTTP monitors of the first in one region and its agent token) and
+one `traxo api --no-workers`.
 
-AI events (POST /api/ai/ingest/{monitorId}, batches of --batch events, each with its own eventId):
+AI events (POST /api/ai/ingest/{monitorId}, batches of --batch events, each with its own eventId, to
+the organizations' monitors in turn: one organization's 1,000,000 a day would end a 60 s overload
+in the plan's 429s):
 1. sustainable: --connections clients back to back for --measure seconds; the events answered 200
    per second are the sustainable rate S;
 2. overload: requests paced to 2 S events/s for --seconds (open loop: a request is sent on time
@@ -46,27 +49,60 @@ from bench_support import COPY_MONITORS, POSTGRES, psql_admin, stop, traxo
 DATABASE = "traxo_bench_overload"
 DSN = f"{POSTGRES}/{DATABASE}"
 REGION = "bench-overload"
-LLM_MONITOR = "mon_overloadllm000000000000"
+
+
+def llm_monitor(k: int) -> str:
+    """Organization k's LLM monitor (the organizations take turns: ENTERPRISE's 1,000,000 events a
+    day, each, would otherwise end a 60 s run at 2x the sustainable rate in 429s)."""
+    return f"mon_overloadllm{k:012d}"
 
 
 def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-def build_database(env: dict[str, str], monitors: int) -> str:
-    """The organization, its LLM monitor and `monitors` HTTP monitors in REGION; the agent token."""
+async def more_organizations(count: int) -> list[str]:
+    """`count` more ENTERPRISE organizations, each of a user of its own (one organization a user)."""
+    from control_plane.core.timefmt import utcnow
+    from control_plane.db import Database
+    from control_plane.services import accounts, organizations
+    from control_plane.settings import Plan, async_database_url
+
+    db = Database(async_database_url(DSN))
+    made = []
+    try:
+        async with db.sessions() as session:
+            for k in range(1, count + 1):
+                user, _ = await accounts.create_user(
+                    session, email=f"bench{k}@example.com", name=f"Bench {k}", now=utcnow()
+                )
+                org = await organizations.create_organization(
+                    session, user_id=user.id, name=f"Bench {k}", slug=f"bench-{k}", plan=Plan.ENTERPRISE,
+                    now=utcnow(),
+                )  # fmt: skip
+                made.append(org.id)
+        return made
+    finally:
+        await db.engine.dispose()
+
+
+def build_database(env: dict[str, str], monitors: int, organizations: int) -> str:
+    """The organizations, an LLM monitor each, `monitors` HTTP monitors of the first in REGION; the
+    agent token."""
     psql_admin(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
     psql_admin(f'CREATE DATABASE "{DATABASE}"')
     traxo(env, "migrate")
     traxo(env, "users", "create", "--email", "bench@example.com", "--name", "Bench")
     token = traxo(env, "agents", "create-token", "--region", REGION).strip().splitlines()[-1]
     org_id = asyncio.run(create_organization(DSN))
+    org_ids = [org_id, *asyncio.run(more_organizations(organizations - 1))]
     now = datetime.now(UTC)
     with psycopg.connect(DSN) as conn, conn.cursor() as cur:
         with cur.copy(COPY_MONITORS) as copy:
-            copy.write_row(
-                (LLM_MONITOR, org_id, "LLM", "LLM", None, 60, 30, "GET", "[]", "{}", True, now, now)
-            )
+            for k, owner in enumerate(org_ids):
+                copy.write_row(
+                    (llm_monitor(k), owner, "LLM", "LLM", None, 60, 30, "GET", "[]", "{}", True, now, now)
+                )
             for i in range(monitors):
                 copy.write_row(
                     (f"mon_overload{i:06d}", org_id, f"http {i}", "HTTP", "http://127.0.0.1:9/", 60, 10, "GET",
@@ -90,10 +126,11 @@ class Second:
 
 
 class AiLoad:
-    """Batches of events posted to the ingest, each event with an eventId of its own."""
+    """Batches of events posted to the ingest, each event with an eventId of its own, to each of
+    `urls` in turn."""
 
-    def __init__(self, url: str, batch: int, session: aiohttp.ClientSession) -> None:
-        self.url, self.batch, self.session = url, batch, session
+    def __init__(self, urls: list[str], batch: int, session: aiohttp.ClientSession) -> None:
+        self.urls, self.batch, self.session = urls, batch, session
         self.sequence = 0
         self.acknowledged: list[str] = []  # eventIds of events answered 200
         self.retry_after: Counter[str] = Counter()
@@ -111,10 +148,11 @@ class AiLoad:
 
     async def post(self, second: Second) -> None:
         body, ids = self.body()
+        url = self.urls[self.sequence % len(self.urls)]
         started = time.monotonic()
         try:
             async with self.session.post(
-                self.url, data=body, headers={"Content-Type": "application/json"}
+                url, data=body, headers={"Content-Type": "application/json"}
             ) as response:
                 await response.read()
                 second.statuses[response.status] += 1
@@ -198,9 +236,10 @@ def print_seconds(label: str, seconds: list[Second], batch: int) -> None:
         )
 
 
-def stored_event_ids() -> Counter[str]:
+def stored_event_ids(organizations: int) -> Counter[str]:
     with psycopg.connect(DSN) as conn:
-        rows = conn.execute("SELECT client_event_id FROM ai_events WHERE monitor_id = %s", (LLM_MONITOR,))
+        monitors = [llm_monitor(k) for k in range(organizations)]
+        rows = conn.execute("SELECT client_event_id FROM ai_events WHERE monitor_id = ANY(%s)", (monitors,))
         return Counter(row[0] for row in rows)
 
 
@@ -208,7 +247,8 @@ async def ai_phases(base: str, pid: int, args: argparse.Namespace) -> None:
     timeout = aiohttp.ClientTimeout(total=60)
     connector = aiohttp.TCPConnector(limit=args.max_in_flight + args.connections)
     async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
-        load = AiLoad(f"{base}/api/ai/ingest/{LLM_MONITOR}", args.batch, session)
+        urls = [f"{base}/api/ai/ingest/{llm_monitor(k)}" for k in range(args.organizations)]
+        load = AiLoad(urls, args.batch, session)
         await load.closed_loop(args.connections, 2)  # warm-up
         measured = await load.closed_loop(args.connections, args.measure)
         sustainable = events_per_s(measured, args.batch)
@@ -223,7 +263,7 @@ async def ai_phases(base: str, pid: int, args: argparse.Namespace) -> None:
         statuses.update(s.statuses)
     first_clean = next((n for n, s in enumerate(recovery) if not s.statuses[503] and not s.not_sent), None)
     time.sleep(1)  # nothing in flight remains; the last groups are committed
-    stored = stored_event_ids()
+    stored = stored_event_ids(args.organizations)
     acknowledged = Counter(load.acknowledged)
     missing = [event_id for event_id in acknowledged if event_id not in stored]
     twice = [event_id for event_id, n in stored.items() if n > 1]
@@ -325,6 +365,12 @@ def main() -> None:
     parser.add_argument("--kind", choices=["ai", "results", "both"], default="both")
     parser.add_argument("--batch", type=int, default=50, help="AI events per request")
     parser.add_argument("--connections", type=int, default=32, help="clients measuring the AI rate")
+    parser.add_argument(
+        "--organizations",
+        type=int,
+        default=8,
+        help="organizations whose LLM monitors take the AI events in turn",
+    )
     parser.add_argument("--max-in-flight", type=int, default=512, help="AI requests open at once, at most")
     parser.add_argument("--agents", type=int, default=4)
     parser.add_argument("--monitors", type=int, default=2000, help="HTTP monitors the agents send results of")
@@ -338,7 +384,7 @@ def main() -> None:
         "TRAXO_DEFAULT_REGIONS": REGION,
     }
     log(f"building {DATABASE}")
-    token = build_database(env, args.monitors)
+    token = build_database(env, args.monitors, args.organizations)
     api, port, grpc_port = start_control_plane(env, *args.api_option, workers=False)
     try:
         if args.kind in ("ai", "both"):
