@@ -152,15 +152,21 @@ class _OwnerMemo:
     hold on the GIL kept the event loop from the agents' calls. So a pass hashes a monitor only
     against the members that joined since the memo: the winner among the others is remembered.
     A monitor whose winner left, or whose type changed, is hashed against every member. (A member
-    whose capabilities changed counts as one that left and one that joined.) A full pass keeps
-    only the monitors it read, so the memo never outgrows the region."""
+    whose capabilities changed counts as one that left and one that joined.)
+
+    Only a full pass makes a memo, of the monitors it read, so a memo never outgrows its region. A
+    partial pass (a monitor's edit) adds to a memo of the same members; one of other members leaves
+    the memo as it was, for the next full pass to start from (replaced by the few monitors the
+    partial pass read, it would make that pass weigh everything against everyone)."""
 
     __slots__ = ("members", "owners")
 
-    def __init__(self, members: frozenset[Member]) -> None:
+    def __init__(
+        self, members: frozenset[Member], owners: dict[str, tuple[str, tuple[int, str] | None]]
+    ) -> None:
         self.members = members
         # monitor id -> (type, its winner's (weight, key), None when no member can run it)
-        self.owners: dict[str, tuple[str, tuple[int, str] | None]] = {}
+        self.owners = owners
 
 
 _memos: dict[str, _OwnerMemo] = {}  # region -> its memo; each region's passes take turns (region locks)
@@ -179,9 +185,7 @@ def _owners(
     region (of `owner_org` only, in a private region). Raises _PassCancelled soon after
     `cancelled` is set. `full`: the rows are all the region's monitors (the memo keeps only them)."""
     membership = frozenset(members)
-    memo = _memos.get(region)
-    if memo is None:
-        memo = _OwnerMemo(membership)
+    memo = _memos.get(region) or _OwnerMemo(frozenset(), {})
     joined = [m for m in members if m not in memo.members]
     left = {m.key for m in memo.members if m not in membership}
     remembered = memo.owners
@@ -200,15 +204,10 @@ def _owners(
             best = _best(monitor_id, needed, members)
         kept[monitor_id] = (monitor_type, best)
         wanted[monitor_id] = best[1] if best else None
-    if full or joined or left:
-        # A partial pass of a new membership cannot keep the monitors it did not read beside its
-        # own: they were judged for the old one.
-        remembered = kept
-    else:
-        remembered.update(kept)
-    memo = _OwnerMemo(membership)
-    memo.owners = remembered
-    _memos[region] = memo
+    if full:
+        _memos[region] = _OwnerMemo(membership, kept)
+    elif region in _memos and not joined and not left:
+        _memos[region] = _OwnerMemo(membership, {**remembered, **kept})
     return wanted
 
 
@@ -266,9 +265,10 @@ async def reassign(
             monitor_rows += (await session.execute(monitor_query.where(condition))).all()
         for condition in among(session, AssignmentGrant.monitor_id, monitor_ids):
             grant_rows += (await session.execute(grant_query.where(condition))).all()
-    # Every monitor hashed against every member: seconds for a large region (~1 us a pair, 20 s for
-    # 100,000 monitors and 200 agents), so in a thread, and the event loop goes on serving the
-    # agents' leases and the API meanwhile (the GIL passes between them every few milliseconds).
+    # Monitors hashed against members (those the memo knows against newcomers only): seconds for a
+    # large region afresh (~1 us a pair, 20 s for 100,000 monitors and 200 agents), so in a thread,
+    # and the event loop goes on serving the agents' leases and the API meanwhile (the GIL passes
+    # between them every few milliseconds).
     wanted = await _owners_off_the_loop(region, monitor_rows, members, owner_org, full=monitor_ids is None)
     current = {monitor_id: (member, epoch) for monitor_id, member, epoch in grant_rows}
 

@@ -146,9 +146,15 @@ async def test_a_pass_hashes_only_what_its_membership_changed(
     assert (await active_grants(database))[moved][0] == browser
 
     # A newcomer: each monitor it can run is weighed against it alone, and only what it wins moves.
+    # A monitor's edit meanwhile (a pass of that monitor alone) leaves the memo to the full pass.
     hashed.clear()
     newcomer = await register(database, token_id, "c")
-    changed = await rebalance(database)
+    edited = next(m for m in ours if m != moved)
+    async with database.session() as session:
+        changed = await reassign(session, REGION, liveness(), monitor_ids=[edited])
+    assert hashed == [(edited, newcomer)]
+    hashed.clear()
+    changed += await rebalance(database)
     assert sorted(hashed) == sorted((m, newcomer) for m in ours if m != moved)
     after = await owners_are_rendezvous_over_the_live_members()
     assert changed and {after[m][0] for m in changed} == {newcomer}
