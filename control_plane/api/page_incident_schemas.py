@@ -79,6 +79,7 @@ class PageIncidentCreate(RequestModel):
     ] = "investigating"
     message: Annotated[Message, Field(description="The first update (1-5000 characters)")]
     componentIds: ComponentIds = []
+    postmortem: Postmortem | None = None
 
     @field_validator("componentIds")
     @classmethod

@@ -32,6 +32,7 @@ from control_plane.core.timefmt import iso
 from control_plane.domain.monitor_targets import http_url
 from control_plane.status_pages.domains import DomainStatus, Instructions
 from control_plane.status_pages.health import COMPONENT_STATUSES, OVERALL_STATUSES
+from control_plane.status_pages.markdown import render_markdown
 from control_plane.status_pages.pages import MAX_COMPONENTS, ComponentSpec, ComponentView, PageDetails
 from control_plane.status_pages.public import PageView, PublicIncident, PublicMaintenance
 
@@ -422,6 +423,9 @@ class PublicIncidentOut(TypedDict):
     declared: Annotated[bool, Field(description="Declared by hand on the page; false: detected by Traxo")]
     updates: Annotated[list[PublicTimelineEntryOut], Field(description="Its timeline, newest first")]
     postmortem: Annotated[str | None, Field(description="Markdown, as written")]
+    postmortemHtml: Annotated[
+        str | None, Field(description="The post-mortem as sanitised HTML (what the page shows)")
+    ]
 
 
 @with_config(CLOSED)
@@ -472,6 +476,7 @@ def _incident_out(incident: PublicIncident) -> PublicIncidentOut:
             for entry in incident.updates
         ],
         "postmortem": incident.postmortem,
+        "postmortemHtml": None if incident.postmortem is None else render_markdown(incident.postmortem),
     }
 
 

@@ -130,8 +130,10 @@ async def declare(
     component_ids: list[str],
     author_id: str | None,
     now: datetime,
+    postmortem: str | None = None,
 ) -> DeclaredIncident:
-    """Opens an incident on the page (no components: the whole page), its message the first update."""
+    """Opens an incident on the page (no components: the whole page), its message the first update;
+    a post-mortem (Markdown) may come with it, as when one is declared after the fact."""
     if status not in OPENING_STATUSES:
         raise InvalidInput(f"status: an incident is declared {', '.join(OPENING_STATUSES)}, not {status}")
     page = await find_page(session, org_id, slug)
@@ -143,7 +145,7 @@ async def declare(
         impact=impact,
         status=status,
         component_ids=await _checked_components(session, page.id, component_ids),
-        postmortem=None,
+        postmortem=postmortem,
         started_at=now,
         resolved_at=None,
         created_by=author_id,

@@ -11,9 +11,9 @@ How a component's status is derived. First what Traxo sees of its monitor, the w
 
 Inside an enabled maintenance window (its own or an org-wide one) it is ``under_maintenance``
 whatever Traxo sees. Then the incidents people declared on the page (open ones naming the
-component) weigh in: impact ``critical`` or ``major`` gives ``major_outage``, ``minor``
-``partial_outage``, ``none`` ``degraded``; the worse of that and the above wins, and a declared
-incident outranks maintenance (people said what is going on).
+component, or naming none: the whole page's) weigh in: impact ``critical`` or ``major`` gives
+``major_outage``, ``minor`` ``partial_outage``, ``none`` ``degraded``; the worse of that and the
+above wins, and a declared incident outranks maintenance (people said what is going on).
 
 A page's overall status is its worst component's, with ``under_maintenance`` counted as
 ``operational`` (planned work is not an outage); a page without components is operational.
@@ -30,7 +30,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from control_plane.maintenance import maintenance_intervals, monitors_in_maintenance
@@ -231,31 +231,35 @@ async def _statuses(
 async def _declared(
     session: AsyncSession, orgs: dict[str, str], ids: list[str], page_id: str | None
 ) -> dict[str, str]:
-    """Per monitor: the worst status its open declared incidents give it."""
-    query = select(PageIncident.impact, PageIncident.component_ids).where(PageIncident.resolved_at.is_(None))
+    """Per monitor: the worst status its open declared incidents give it. An incident naming no
+    component is the whole page's: it gives its status to every component of its page."""
+    query = select(PageIncident.page_id, PageIncident.impact, PageIncident.component_ids).where(
+        PageIncident.resolved_at.is_(None)
+    )
     if page_id is not None:
         query = query.where(PageIncident.page_id == page_id)
     else:
         query = query.where(PageIncident.org_id.in_(sorted(set(orgs.values()))))
-    open_incidents = [(impact, named) for impact, named in await session.execute(query)]
-    component_ids = {component_id for _, named in open_incidents for component_id in named or ()}
-    if not component_ids:
+    open_incidents = [(page, impact, named or []) for page, impact, named in await session.execute(query)]
+    named_ids = sorted({component_id for _, _, named in open_incidents for component_id in named})
+    whole_pages = sorted({page for page, _, named in open_incidents if not named})
+    if not named_ids and not whole_pages:
         return {}
-    monitor_of = {
-        key: value
-        for key, value in (
-            await session.execute(
-                select(StatusPageComponent.id, StatusPageComponent.monitor_id).where(
-                    StatusPageComponent.id.in_(sorted(component_ids)), StatusPageComponent.monitor_id.in_(ids)
-                )
-            )
+    monitor_of: dict[str, str] = {}  # component id -> its monitor
+    of_page: dict[str, set[str]] = {}  # a whole-page incident's page -> its components' monitors
+    for component_id, page, monitor_id in await session.execute(
+        select(StatusPageComponent.id, StatusPageComponent.page_id, StatusPageComponent.monitor_id).where(
+            or_(StatusPageComponent.id.in_(named_ids), StatusPageComponent.page_id.in_(whole_pages)),
+            StatusPageComponent.monitor_id.in_(ids),
         )
-    }
+    ):
+        monitor_of[component_id] = monitor_id
+        of_page.setdefault(page, set()).add(monitor_id)
     declared: dict[str, str] = {}
-    for impact, named in open_incidents:
+    for page, impact, named in open_incidents:
         status = IMPACT_STATUS.get(impact, "degraded")
-        for component_id in named or ():
-            monitor_id = monitor_of.get(component_id)
-            if monitor_id is not None and _rank(status) > _rank(declared.get(monitor_id, "operational")):
+        affected = [monitor_of[c] for c in named if c in monitor_of] if named else of_page.get(page, set())
+        for monitor_id in affected:
+            if _rank(status) > _rank(declared.get(monitor_id, "operational")):
                 declared[monitor_id] = status
     return declared

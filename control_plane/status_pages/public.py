@@ -57,6 +57,7 @@ class PublicIncident:
     updates: list[TimelineEntry]  # newest first
     declared: bool  # declared by hand on the page (PageIncident), else automatic
     postmortem: str | None  # Markdown as written (the HTML renders it sanitised)
+    whole_page: bool = False  # declared naming no component: the whole page's
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,6 +286,7 @@ async def _declared_incidents(
             updates=updates.get(row.id, []),
             declared=True,
             postmortem=row.postmortem,
+            whole_page=not row.component_ids,
         )
         for row in rows
     ]

@@ -196,7 +196,9 @@ async def test_a_message_keeps_its_line_breaks(api: httpx.AsyncClient, world: Wo
         ({"componentIds": [""]}, "componentIds.0"),
         ({"componentIds": ["x" * 41]}, "componentIds.0"),
         ({"componentIds": ["spc_a"] * 501}, "componentIds"),
-        ({"postmortem": "later"}, "postmortem"),
+        ({"postmortem": ""}, "postmortem"),
+        ({"postmortem": "p" * 50_001}, "postmortem"),
+        ({"postmortem": ["x"]}, "postmortem"),
         ({"startedAt": "2025-06-14T08:00:00Z"}, "startedAt"),
     ],
 )
@@ -456,6 +458,21 @@ async def test_the_postmortem_is_kept_as_written_and_rendered_sanitised(
     assert (await fetch(api, page, incident["id"], world.vera))["postmortemHtml"] == html
     cleared = (await api.patch(url, json={"postmortem": None}, headers=world.alice.headers)).json()["data"]
     assert cleared["postmortem"] is None and cleared["postmortemHtml"] is None
+
+
+async def test_a_declaration_may_bring_its_postmortem_shown_sanitised_on_the_public_page(
+    api: httpx.AsyncClient, world: World, page: Page
+) -> None:
+    # An incident declared after the fact, its post-mortem written already.
+    markdown = "## What happened\n\nA **bad** deploy.\n\n<script>alert(1)</script>"
+    incident = await declare(api, page, world.alice, postmortem=markdown)
+    assert incident["postmortem"] == markdown
+    html = incident["postmortemHtml"]
+    assert html.startswith("<h2>What happened</h2>\n<p>A <strong>bad</strong> deploy.</p>")
+    assert "<script" not in html and "&lt;script&gt;" in html
+    public = await api.get(f"/api/status-pages/{page.slug}", headers=world.alice.headers)
+    (shown,) = public.json()["data"]["activeIncidents"]
+    assert (shown["postmortem"], shown["postmortemHtml"]) == (markdown, html)
 
 
 @pytest.mark.parametrize(

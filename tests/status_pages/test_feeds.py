@@ -148,6 +148,10 @@ async def test_the_rss_feed_lists_the_pages_incidents_newest_first(api, feed_cas
         f"{feed_case.page_url}#inc-{feed_case.declared_id}",
         f"{feed_case.page_url}#inc-{feed_case.automatic_id}",
     ]
+    page = await api.get("/status/acme")  # where each link lands: the incident's card
+    for item in items:
+        fragment = (item.findtext("link") or "").rsplit("#", 1)[1]
+        assert f'id="{fragment}"' in page.text, fragment
     declared = items[0].findtext(CONTENT) or ""
     # The timeline, newest first, its words escaped in the HTML: never markup of their own.
     assert declared.index("A bad deploy") < declared.index("We are looking into")

@@ -278,6 +278,31 @@ async def test_a_declared_incident_gives_its_components_the_status_of_its_impact
     assert view["overallStatus"] == status
 
 
+async def test_an_incident_declared_for_the_whole_page_gives_every_component_its_status(
+    api, world, database, clock
+):
+    first, second = await monitor_ids(database, world.org_a, "First", "Second")
+    page = await create_page(api, world.alice, monitors=[first, second])
+    await create_page(api, world.alice, slug="internal", monitors=[first])
+    await declare(database, page, [], impact="minor", started_at=clock() - DAY)
+
+    view = await public_view(api, "acme-status")
+    assert {name: component["status"] for name, component in by_name(view).items()} == {
+        "First": "partial_outage",
+        "Second": "partial_outage",
+    }
+    assert view["overallStatus"] == "partial_outage"
+    assert (await public_view(api, "internal"))["components"][0]["status"] == "operational"  # its page only
+    async with database.session() as session:  # a badge's view: from any page naming the monitor
+        health = await components_health(session, [first, second], clock())
+    assert {monitor_id: found.status for monitor_id, found in health.items()} == {
+        first: "partial_outage",
+        second: "partial_outage",
+    }
+    html = await api.get("/status/acme-status")
+    assert "Affects the whole page" in html.text
+
+
 async def test_declared_incidents_count_while_open_and_on_their_own_page_only(api, world, database, clock):
     (api_id,) = await monitor_ids(database, world.org_a, "Production API")
     now = clock()
@@ -375,6 +400,7 @@ async def test_active_incidents_show_their_public_timeline(api, world, database,
             {"status": "investigating", "message": "Slow logins", "createdAt": iso(now - timedelta(hours=1))},
         ],
         "postmortem": None,
+        "postmortemHtml": None,
     }
     assert (automatic["id"], automatic["title"], automatic["declared"], automatic["components"]) == (
         down.id,

@@ -55,6 +55,7 @@ async def declare_page_incident(
         status=body.status,
         message=body.message,
         component_ids=body.componentIds,
+        postmortem=body.postmortem,
         author_id=member.user_id,
         now=now,
     )
