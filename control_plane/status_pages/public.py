@@ -16,8 +16,8 @@ from __future__ import annotations
 import asyncio
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -32,6 +32,8 @@ from control_plane.models.status_pages import (
     StatusPage,
     StatusPageComponent,
 )
+from control_plane.results import bucket_start
+from control_plane.services.maintenance_time import clip, split_by_day
 from control_plane.status_pages.health import DEFAULT_DAYS, ComponentHealth, components_health, overall_status
 
 PAST_INCIDENT_DAYS = 14
@@ -67,6 +69,9 @@ class PublicComponent:
     group: str | None
     order: int
     health: ComponentHealth
+    # UTC day -> the titles of the incidents declared on the page that were open some time that
+    # day and name this component (or the whole page): the bars' tooltips list them.
+    declared_by_day: dict[date, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,8 +147,11 @@ async def page_view(session: AsyncSession, page: StatusPage, now: datetime) -> P
     )
     monitor_ids = [component.monitor_id for component in components]
     health = await components_health(session, monitor_ids, now, DEFAULT_DAYS, page_id=page.id)
+    declared_days = await _declared_per_day(session, page.id, components, now)
     shown = [
-        PublicComponent(c.id, c.display_name, c.group_name, c.position, health[c.monitor_id])
+        PublicComponent(
+            c.id, c.display_name, c.group_name, c.position, health[c.monitor_id], declared_days.get(c.id, {})
+        )
         for c in components
         if c.monitor_id in health
     ]
@@ -246,6 +254,32 @@ async def page_incidents(
     ]
     incidents.sort(key=lambda incident: (incident.started_at, incident.id), reverse=True)
     return incidents
+
+
+async def _declared_per_day(
+    session: AsyncSession, page_id: str, components: Sequence[StatusPageComponent], now: datetime
+) -> dict[str, dict[date, tuple[str, ...]]]:
+    """Per component: per UTC day of the bars' span, the titles of the page's declared incidents
+    open some time that day that name it or no component (the whole page's), oldest first."""
+    end = bucket_start(now, "day") + timedelta(days=1)
+    start = end - timedelta(days=DEFAULT_DAYS)
+    title, named, started, resolved = (
+        PageIncident.title, PageIncident.component_ids, PageIncident.started_at, PageIncident.resolved_at
+    )  # fmt: skip
+    rows = await session.execute(
+        select(title, named, started, resolved)
+        .where(PageIncident.page_id == page_id, started < end, or_(resolved.is_(None), resolved > start))
+        .order_by(PageIncident.started_at, PageIncident.id)
+    )
+    ids = [component.id for component in components]
+    titles: dict[str, dict[date, list[str]]] = {}
+    for row_title, row_named, row_started, row_resolved in rows:
+        open_for = [(row_started, row_resolved or max(now, row_started + timedelta(microseconds=1)))]
+        days = {piece.date() for piece, _ in split_by_day(clip(open_for, start, end))}
+        for component_id in [c for c in row_named if c in ids] if row_named else ids:
+            for day in days:
+                titles.setdefault(component_id, {}).setdefault(day, []).append(row_title)
+    return {c: {day: tuple(found) for day, found in by_day.items()} for c, by_day in titles.items()}
 
 
 async def _declared_incidents(

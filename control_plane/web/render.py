@@ -21,7 +21,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup, escape
 
 from control_plane.core.timefmt import iso
-from control_plane.status_pages.health import ComponentHealth, DayUptime
+from control_plane.status_pages.health import DayUptime
 from control_plane.status_pages.markdown import render_markdown
 from control_plane.status_pages.public import PAST_INCIDENT_DAYS, PageView, PublicComponent, PublicIncident
 
@@ -219,19 +219,29 @@ def incident_history(incidents: list[PublicIncident], today: date) -> list[tuple
     return [(day, by_day[day]) for day in days]
 
 
-def bars(health: ComponentHealth) -> Markup:
+def bars(component: PublicComponent) -> Markup:
     """A component's days as its bars' list items, oldest first.
 
     Built here rather than in the template, each day's item remembered: a page of 50 components
     has 4,500 of them, and the same days come back on every request.
     """
-    return Markup("".join([_bar(day.day, day.uptime, day.checks, day.incidents) for day in health.days]))
+    name, declared = component.name, component.declared_by_day
+    return Markup(
+        "".join(
+            [
+                _bar(day.day, day.uptime, day.checks, day.incidents, name, declared.get(day.day, ()))
+                for day in component.health.days
+            ]
+        )
+    )
 
 
 @lru_cache(maxsize=100_000)
-def _bar(day: date, uptime: float | None, checks: int, incidents: int) -> str:
+def _bar(
+    day: date, uptime: float | None, checks: int, incidents: int, name: str, declared: tuple[str, ...]
+) -> str:
     figures = DayUptime(day, uptime, checks, incidents)
-    return f'<li class="bar {bar_class(figures)}" title="{escape(bar_title(figures))}"></li>'
+    return f'<li class="bar {bar_class(figures)}" title="{escape(bar_title(figures, name, declared))}"></li>'
 
 
 def bar_class(day: DayUptime) -> str:
@@ -240,19 +250,39 @@ def bar_class(day: DayUptime) -> str:
     return next((name for floor, name in _BAR_LEVELS if day.uptime >= floor), "bar-down")
 
 
-def bar_title(day: DayUptime) -> str:
-    incidents = _count(day.incidents, "incident")
+def _day_incidents(day: DayUptime, name: str, declared: tuple[str, ...]) -> list[str]:
+    """The titles of a day's incidents: the component's DOWN incidents (as their cards call them)
+    and those declared on the page for it."""
+    if not day.incidents:
+        return list(declared)
+    return [f"{name} is down" + (f" (x{day.incidents})" if day.incidents > 1 else ""), *declared]
+
+
+def bar_title(day: DayUptime, name: str = "", declared: tuple[str, ...] = ()) -> str:
+    """A bar's tooltip: the day, its uptime and checks, and its incidents by title."""
+    titles = _day_incidents(day, name, declared)
+    incidents = _count(day.incidents + len(declared), "incident")
+    if titles:
+        incidents += f": {'; '.join(titles)}"
     if day.uptime is None:
         return f"{day.day.isoformat()}: no data · {incidents}"
     return f"{day.day.isoformat()}: {percent(day.uptime)} uptime, {_count(day.checks, 'check')} · {incidents}"
 
 
-def bars_summary(health: ComponentHealth) -> str:
-    """The bars in words: the span's uptime and how many of its days had incidents."""
-    with_incidents = sum(1 for day in health.days if day.incidents)
-    span = len(health.days)
+def bars_summary(component: PublicComponent) -> str:
+    """The bars in words, for those who cannot see them or hover them: the span's uptime, how many
+    of its days had incidents, and each day that had one or was not fully up, newest first."""
+    health, declared = component.health, component.declared_by_day
+    noted = []
+    for day in reversed(health.days):
+        titles = _day_incidents(day, component.name, declared.get(day.day, ()))
+        if titles or (day.uptime is not None and day.uptime < 100):
+            figures = "no data" if day.uptime is None else f"{percent(day.uptime)} uptime"
+            noted.append(f"{_day_label(day.day)}: {figures}" + (f", {'; '.join(titles)}" if titles else ""))
+    with_incidents = sum(1 for day in health.days if day.incidents or declared.get(day.day))
     uptime = f"{percent(health.uptime)} uptime" if health.uptime is not None else "No uptime data"
-    return f"{uptime} over {span} days; {_count(with_incidents, 'day')} with incidents"
+    summary = f"{uptime} over {len(health.days)} days; {_count(with_incidents, 'day')} with incidents"
+    return summary + (f". {'. '.join(noted)}." if noted else "")
 
 
 def percent(value: float | None) -> str:

@@ -166,9 +166,11 @@ async def test_it_shows_components_groups_bars_and_an_incident_timeline(
     assert await api.locator(".component-status").inner_text() == "Major outage"
     titles = await api.locator(".bar").evaluate_all("bars => bars.map(bar => bar.title)")
     assert titles[-3].endswith(": 95.00% uptime, 100 checks · 0 incidents")
-    assert titles[-4].endswith(": 100% uptime, 100 checks · 1 incident")
+    assert titles[-4].endswith(": 100% uptime, 100 checks · 1 incident: Public API is down")
+    assert titles[-1].endswith("· 1 incident: Elevated API errors")  # declared, open today
     summary = await api.locator(".visually-hidden").inner_text()
-    assert summary.endswith("over 90 days; 1 day with incidents")
+    assert "over 90 days; 2 days with incidents. " in summary, summary
+    assert "Public API is down" in summary and "Elevated API errors" in summary, summary
     incident = page.locator("#active-incidents ~ .incident")
     assert await incident.locator("h3").inner_text() == "Elevated API errors"
     assert await incident.locator(".timeline li p").all_inner_texts() == [

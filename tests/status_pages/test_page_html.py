@@ -15,7 +15,7 @@ from sqlalchemy import update
 
 from control_plane.db import Database
 from control_plane.models.status_pages import StatusPage
-from control_plane.status_pages.public import PublicMaintenance, TimelineEntry
+from control_plane.status_pages.public import PublicComponent, PublicMaintenance, TimelineEntry
 from control_plane.web.render import bar_class, bars_summary, inert_css, render_page
 from tests.clock import MovableClock
 from tests.conftest import World
@@ -106,12 +106,12 @@ def test_it_renders_the_banner_components_in_groups_and_90_bars_each() -> None:
     assert [len(component_bars) for component_bars in bars] == [90, 90, 90, 90]
     api_bars = bars[2]
     assert api_bars[0].get("title") == "2026-03-18: no data · 0 incidents"
-    assert api_bars[-1].get("title") == "2026-06-15: 90.00% uptime, 288 checks · 1 incident"
+    assert api_bars[-1].get("title") == "2026-06-15: 90.00% uptime, 288 checks · 1 incident: API is down"
     assert api_bars[-3].get("title") == "2026-06-13: 100% uptime, 288 checks · 0 incidents"
     assert [bar.get("class") for bar in api_bars[-3:]] == ["bar bar-full", "bar bar-low", "bar bar-low"]
-    assert (
-        texts(document, ".component .visually-hidden")[2]
-        == "99.67% uptime over 90 days; 2 days with incidents"
+    assert texts(document, ".component .visually-hidden")[2] == (  # the bars in words, newest first
+        "99.67% uptime over 90 days; 2 days with incidents."
+        " Jun 15, 2026: 90.00% uptime, API is down. Jun 14, 2026: 90.00% uptime, API is down."
     )
     for landmark in ("header", "main", "footer"):
         assert len(select(document, landmark)) == 1
@@ -130,7 +130,9 @@ def test_it_colours_a_day_by_its_uptime() -> None:
 def test_it_describes_bars_without_data() -> None:
     empty = health("mon_1", TODAY)
     empty = type(empty)(empty.monitor_id, "operational", None, empty.days[:60])
-    assert bars_summary(empty) == "No uptime data over 60 days; 0 days with incidents"
+    assert bars_summary(PublicComponent("spc_1", "API", None, 0, empty)) == (
+        "No uptime data over 60 days; 0 days with incidents"
+    )
 
 
 def test_it_shows_an_incident_timeline_newest_first() -> None:

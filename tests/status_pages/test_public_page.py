@@ -4,6 +4,7 @@ maintenance left out, active incidents with their public timeline, maintenance t
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -301,6 +302,38 @@ async def test_an_incident_declared_for_the_whole_page_gives_every_component_its
     }
     html = await api.get("/status/acme-status")
     assert "Affects the whole page" in html.text
+
+
+async def test_the_bars_name_each_days_incidents_declared_ones_too_over_the_90_days(
+    api, world, database, clock
+):
+    first, second = await monitor_ids(database, world.org_a, "First", "Second")
+    page = await create_page(api, world.alice, monitors=[first, second])
+    now = clock()
+    today = bucket_start(now, "day")
+    await declare(  # 20 days ago, over midnight, on the first component alone
+        database,
+        page,
+        [page["components"][0]["id"]],
+        impact="minor",
+        started_at=today - 20 * DAY + timedelta(hours=22),
+        resolved_at=today - 19 * DAY + timedelta(hours=2),
+    )
+    await declare(database, page, [], impact="major", started_at=now - timedelta(minutes=5))  # the whole page
+    three_days_ago = today - 3 * DAY
+    await insert_incident(database, world.org_a, second, three_days_ago, three_days_ago + timedelta(hours=1))
+
+    html = (await api.get("/status/acme-status")).text
+    titles = re.findall(r'<li class="bar [^"]*" title="([^"]*)"', html)
+    assert len(titles) == 180
+    bars = {"First": titles[:90], "Second": titles[90:]}
+    assert bars["First"][-21].endswith("· 1 incident: minor trouble")
+    assert bars["First"][-20].endswith("· 1 incident: minor trouble")
+    assert bars["Second"][-21].endswith("· 0 incidents") and bars["First"][-22].endswith("· 0 incidents")
+    assert bars["Second"][-4].endswith("· 1 incident: Second is down")
+    for name in bars:
+        assert bars[name][-1].endswith("· 1 incident: major trouble"), bars[name][-1]
+    assert "3 days with incidents" in html and "2 days with incidents" in html
 
 
 async def test_declared_incidents_count_while_open_and_on_their_own_page_only(api, world, database, clock):
