@@ -154,6 +154,8 @@ def _render_page(view: PageView, now: datetime, page_path: str | None) -> Render
             hide_branding=page.hide_branding,
             favicon_data_url=_status_dot(view.overall_status),
             feed_url=f"{page_path}/feed",
+            # Not under page_path: a custom domain's page is its root, and the route is the same.
+            subscribe_url=f"/status/{page.slug}/subscribe",
         )
     )
     styles = [_base_css(), custom_css] if custom_css else [_base_css()]

@@ -12,10 +12,12 @@ from pathlib import Path
 
 import pytest
 from playwright.async_api import Browser, Page, async_playwright
+from sqlalchemy import select
 
 from control_plane.core.timefmt import utcnow
 from control_plane.db import Database
 from control_plane.models import CheckRollup
+from control_plane.models.status_pages import PageSubscriber, StatusPageComponent
 from control_plane.services import accounts, organizations
 from control_plane.settings import Plan
 from tests.api_server import ApiServer, sqlite_url, traxo_api
@@ -187,6 +189,35 @@ async def test_it_shows_components_groups_bars_and_an_incident_timeline(
     await page.screenshot(path=str(site.output / "acme-light.png"), full_page=True)
     assert (site.output / "acme-light.png").stat().st_size > 10_000
     assert not [text for text in console if "Content Security Policy" in text], console
+
+
+async def test_a_visitor_subscribes_from_the_page_without_javascript(
+    site: Site, browser: Browser, served: ApiServer
+) -> None:
+    # The page's own form, JavaScript off: an address and one component, posted as a form.
+    context = await browser.new_context(java_script_enabled=False)
+    page = await context.new_page()
+    try:
+        await page.goto(site.url("acme"))
+        await page.get_by_label("Email address").fill("visitor@example.com")
+        await page.locator(".subscribe summary").click()
+        await page.get_by_label("Public API").check()
+        async with page.expect_navigation():
+            await page.get_by_role("button", name="Subscribe").click()
+        assert await page.locator("h1").inner_text() == "Check your inbox"
+    finally:
+        await context.close()
+    db = Database(sqlite_url(served.log_path.parent))
+    await db.start()
+    try:
+        async with db.session() as session:
+            rows = list(await session.execute(select(PageSubscriber.email, PageSubscriber.component_ids)))
+            public_api = await session.scalar(
+                select(StatusPageComponent.id).where(StatusPageComponent.display_name == "Public API")
+            )
+    finally:
+        await db.dispose()
+    assert rows == [("visitor@example.com", [public_api])]  # confirmation pending
 
 
 async def test_it_follows_the_dark_scheme(site: Site, tab: tuple[Page, list[str]]) -> None:
