@@ -16,6 +16,18 @@ from agent.settings import AgentSettings, parse_settings
 EXIT_UNAUTHENTICATED = 3
 
 
+class _TextFormatter(logging.Formatter):
+    """The default: a line of text; the agent's token, should a message or traceback carry it, masked."""
+
+    def __init__(self, token: str) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s %(message)s")
+        self._token = token
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        return line.replace(self._token, "***") if self._token else line
+
+
 class _JsonFormatter(logging.Formatter):
     """One JSON object a line, as the control plane's (which the agent may not import)."""
 
@@ -39,10 +51,10 @@ class _JsonFormatter(logging.Formatter):
 
 def main(argv: Sequence[str] | None = None) -> int:
     settings = parse_settings(argv)
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    if settings.log_format == "json":
-        for handler in logging.getLogger().handlers:
-            handler.setFormatter(_JsonFormatter(settings.token))
+    logging.basicConfig(level=settings.log_level)
+    formatter = _JsonFormatter if settings.log_format == "json" else _TextFormatter
+    for handler in logging.getLogger().handlers:
+        handler.setFormatter(formatter(settings.token))
     try:
         asyncio.run(_run(settings))
     except AuthenticationFailed as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import re
 import signal
@@ -11,8 +12,10 @@ import sys
 from pathlib import Path
 
 import aiohttp
+import pytest
 from agent_fake_control_plane import FakeControlPlane
 
+from agent import cli
 from tests.checks.http_target import Target
 from traxo_protocol.traxo.agent.v1 import agent_pb2 as pb
 
@@ -20,9 +23,10 @@ AGENT = str(Path(sys.executable).parent / "traxo-agent")
 
 
 class AgentProcess:
-    def __init__(self, process: asyncio.subprocess.Process, metrics_port: int) -> None:
+    def __init__(self, process: asyncio.subprocess.Process, metrics_port: int, log: list[str]) -> None:
         self.process = process
         self.metrics_port = metrics_port
+        self.log = log  # its stderr's lines so far
 
     async def get(self, path: str) -> tuple[int, str]:
         async with aiohttp.ClientSession() as session:
@@ -36,7 +40,7 @@ class AgentProcess:
 
 
 async def start_agent(
-    control_plane: FakeControlPlane, tmp_path: Path, deadline_s: float = 3.0
+    control_plane: FakeControlPlane, tmp_path: Path, deadline_s: float = 3.0, extra: tuple[str, ...] = ()
 ) -> AgentProcess:
     env = {**os.environ, "TRAXO_AGENT_TOKEN": "good-token"}
     process = await asyncio.create_subprocess_exec(
@@ -57,21 +61,24 @@ async def start_agent(
         "0.2",
         "--shutdown-deadline",
         str(deadline_s),
+        *extra,
         env=env,
         stderr=asyncio.subprocess.PIPE,
     )
     assert process.stderr is not None
+    log: list[str] = []
     async with asyncio.timeout(15):
         while line := (await process.stderr.readline()).decode():
+            log.append(line)
             if match := re.search(r"metrics listening on 127\.0\.0\.1:(\d+)", line):
-                asyncio.get_running_loop().create_task(_drain(process.stderr))
-                return AgentProcess(process, int(match.group(1)))
+                asyncio.get_running_loop().create_task(_drain(process.stderr, log))
+                return AgentProcess(process, int(match.group(1)), log)
     raise AssertionError(f"agent exited early with {await process.wait()}")
 
 
-async def _drain(stream: asyncio.StreamReader) -> None:
-    while await stream.readline():  # keep the pipe from filling up
-        pass
+async def _drain(stream: asyncio.StreamReader, log: list[str]) -> None:
+    while line := await stream.readline():  # keep the pipe from filling up
+        log.append(line.decode(errors="replace"))
 
 
 def spooled_ids(tmp_path: Path) -> list[bytes]:
@@ -122,6 +129,33 @@ async def test_restart_during_an_outage_runs_persisted_assignments_and_replays(
     # Every check the target saw is stored exactly once: nothing lost across the outage and restart. (A
     # result may cross the wire twice when an ack is lost; the server's insert by result id absorbs it.)
     assert len(control_plane.results) == target.hits
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+async def test_a_whole_run_logged_at_debug_never_shows_the_agents_token(
+    control_plane: FakeControlPlane, target: Target, tmp_path: Path, log_format: str
+) -> None:
+    # Registration, checks, results, an outage and its reconnections, a shutdown: all at DEBUG.
+    control_plane.set_monitor(http_monitor(target))
+    debug = ("--log-level", "DEBUG", "--log-format", log_format)
+    agent = await start_agent(control_plane, tmp_path, extra=debug)
+    await control_plane.wait_for(lambda: bool(control_plane.results))
+    await control_plane.stop()
+    await target.wait_hits(target.hits + 2)
+    await control_plane.start()
+    sent = len(control_plane.results)
+    await control_plane.wait_for(lambda: len(control_plane.results) > sent)
+    assert await agent.terminate() == 0
+    log = "".join(agent.log)
+    assert "DEBUG" in log and len(agent.log) > 5, log  # it did log, and at DEBUG
+    assert "good-token" not in log
+
+
+def test_either_log_format_masks_the_token_should_a_line_carry_it() -> None:
+    record = logging.LogRecord("agent", logging.ERROR, __file__, 1, "dialing with %s", ("tok-secret",), None)
+    for formatter in (cli._TextFormatter("tok-secret"), cli._JsonFormatter("tok-secret")):
+        line = formatter.format(record)
+        assert "dialing with ***" in line and "tok-secret" not in line, line
 
 
 async def test_sigterm_with_a_check_running_exits_zero(
