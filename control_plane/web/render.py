@@ -272,19 +272,28 @@ def bar_title(day: DayUptime, name: str = "", declared: tuple[str, ...] = ()) ->
 
 
 def bars_summary(component: PublicComponent) -> str:
-    """The bars in words, for those who cannot see them or hover them: the span's uptime, how many
-    of its days had incidents, and each day that had one or was not fully up, newest first."""
+    """The bars in words, for those who cannot see them or hover them: the span's uptime, each day
+    that had an incident (newest first, with its uptime), and how many days were not fully up, the
+    worst of them named."""
     health, declared = component.health, component.declared_by_day
     noted = []
     for day in reversed(health.days):
         titles = _day_incidents(day, component.name, declared.get(day.day, ()))
-        if titles or (day.uptime is not None and day.uptime < 100):
+        if titles:
             figures = "no data" if day.uptime is None else f"{percent(day.uptime)} uptime"
-            noted.append(f"{_day_label(day.day)}: {figures}" + (f", {'; '.join(titles)}" if titles else ""))
-    with_incidents = sum(1 for day in health.days if day.incidents or declared.get(day.day))
+            noted.append(f"{_day_label(day.day)}: {figures}, {'; '.join(titles)}")
     uptime = f"{percent(health.uptime)} uptime" if health.uptime is not None else "No uptime data"
-    summary = f"{uptime} over {len(health.days)} days; {_count(with_incidents, 'day')} with incidents"
-    return summary + (f". {'. '.join(noted)}." if noted else "")
+    summary = f"{uptime} over {len(health.days)} days; {_count(len(noted), 'day')} with incidents"
+    if noted:
+        summary += f". {'. '.join(noted)}"
+    short = [day for day in health.days if day.uptime is not None and day.uptime < 100]
+    if short:
+        worst = min(short, key=lambda day: (day.uptime or 0.0, -day.day.toordinal()))
+        summary += (
+            f". {_count(len(short), 'day')} below 100%, the lowest {_day_label(worst.day)}"
+            f" at {percent(worst.uptime)}"
+        )
+    return summary + ("." if noted or short else "")
 
 
 def percent(value: float | None) -> str:

@@ -112,6 +112,7 @@ def test_it_renders_the_banner_components_in_groups_and_90_bars_each() -> None:
     assert texts(document, ".component .visually-hidden")[2] == (  # the bars in words, newest first
         "99.67% uptime over 90 days; 2 days with incidents."
         " Jun 15, 2026: 90.00% uptime, API is down. Jun 14, 2026: 90.00% uptime, API is down."
+        " 2 days below 100%, the lowest Jun 15, 2026 at 90.00%."
     )
     for landmark in ("header", "main", "footer"):
         assert len(select(document, landmark)) == 1
