@@ -16,6 +16,10 @@ from agent.settings import AgentSettings, parse_settings
 EXIT_UNAUTHENTICATED = 3
 
 
+def _masked(line: str, token: str) -> str:
+    return line.replace(token, "***") if token else line
+
+
 class _TextFormatter(logging.Formatter):
     """The default: a line of text; the agent's token, should a message or traceback carry it, masked."""
 
@@ -24,8 +28,7 @@ class _TextFormatter(logging.Formatter):
         self._token = token
 
     def format(self, record: logging.LogRecord) -> str:
-        line = super().format(record)
-        return line.replace(self._token, "***") if self._token else line
+        return _masked(super().format(record), self._token)
 
 
 class _JsonFormatter(logging.Formatter):
@@ -45,8 +48,7 @@ class _JsonFormatter(logging.Formatter):
         }
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        line = json.dumps(entry, default=str)
-        return line.replace(self._token, "***") if self._token else line
+        return _masked(json.dumps(entry, default=str), self._token)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -173,12 +173,18 @@ async def _down_incidents_per_day(
     )
     per_day: dict[tuple[str, datetime], int] = {}
     for monitor_id, started, resolved in rows:
-        for piece_start, _ in split_by_day(
-            clip([(started, resolved or max(now, started + timedelta(microseconds=1)))], start, end)
-        ):
-            key = (monitor_id, bucket_start(piece_start, "day"))
-            per_day[key] = per_day.get(key, 0) + 1
+        for day in days_open(started, resolved, start, end, now):
+            per_day[monitor_id, day] = per_day.get((monitor_id, day), 0) + 1
     return per_day
+
+
+def days_open(
+    started: datetime, resolved: datetime | None, start: datetime, end: datetime, now: datetime
+) -> set[datetime]:
+    """The UTC days (their midnights) of [start, end) during which an incident open from `started`
+    until `resolved` (still open: until `now`) was open some time."""
+    until = resolved or max(now, started + timedelta(microseconds=1))
+    return {bucket_start(piece, "day") for piece, _ in split_by_day(clip([(started, until)], start, end))}
 
 
 async def _statuses(

@@ -33,8 +33,13 @@ from control_plane.models.status_pages import (
     StatusPageComponent,
 )
 from control_plane.results import bucket_start
-from control_plane.services.maintenance_time import clip, split_by_day
-from control_plane.status_pages.health import DEFAULT_DAYS, ComponentHealth, components_health, overall_status
+from control_plane.status_pages.health import (
+    DEFAULT_DAYS,
+    ComponentHealth,
+    components_health,
+    days_open,
+    overall_status,
+)
 
 PAST_INCIDENT_DAYS = 14
 MAX_PAST_INCIDENTS = 50
@@ -147,7 +152,11 @@ async def page_view(session: AsyncSession, page: StatusPage, now: datetime) -> P
     )
     monitor_ids = [component.monitor_id for component in components]
     health = await components_health(session, monitor_ids, now, DEFAULT_DAYS, page_id=page.id)
-    declared_days = await _declared_per_day(session, page.id, components, now)
+    # The page's declared incidents once, for the bars' 90 days and the incidents of the last 14.
+    bars_end = bucket_start(now, "day") + timedelta(days=1)
+    bars_start = bars_end - timedelta(days=DEFAULT_DAYS)
+    declared = await _declared_rows(session, page.id, bars_start)
+    declared_days = _declared_per_day(declared, components, bars_start, bars_end, now)
     shown = [
         PublicComponent(
             c.id, c.display_name, c.group_name, c.position, health[c.monitor_id], declared_days.get(c.id, {})
@@ -160,7 +169,7 @@ async def page_view(session: AsyncSession, page: StatusPage, now: datetime) -> P
     ).premium_features
     since = now - timedelta(days=PAST_INCIDENT_DAYS)
     incidents = [
-        *await _declared_incidents(session, page.id, components, since),
+        *await _declared_incidents(session, declared, components, since),
         *await _automatic_incidents(session, components, since),
     ]
     active = sorted((i for i in incidents if i.resolved_at is None), key=lambda i: i.started_at, reverse=True)
@@ -249,51 +258,56 @@ async def page_incidents(
     """A page's incidents as its visitors see them (declared and automatic, with the public
     timeline only), open or resolved since `since`, newest first: what its feeds list."""
     incidents = [
-        *await _declared_incidents(session, page_id, components, since),
+        *await _declared_incidents(session, await _declared_rows(session, page_id, since), components, since),
         *await _automatic_incidents(session, components, since),
     ]
     incidents.sort(key=lambda incident: (incident.started_at, incident.id), reverse=True)
     return incidents
 
 
-async def _declared_per_day(
-    session: AsyncSession, page_id: str, components: Sequence[StatusPageComponent], now: datetime
-) -> dict[str, dict[date, tuple[str, ...]]]:
-    """Per component: per UTC day of the bars' span, the titles of the page's declared incidents
-    open some time that day that name it or no component (the whole page's), oldest first."""
-    end = bucket_start(now, "day") + timedelta(days=1)
-    start = end - timedelta(days=DEFAULT_DAYS)
-    title, named, started, resolved = (
-        PageIncident.title, PageIncident.component_ids, PageIncident.started_at, PageIncident.resolved_at
-    )  # fmt: skip
-    rows = await session.execute(
-        select(title, named, started, resolved)
-        .where(PageIncident.page_id == page_id, started < end, or_(resolved.is_(None), resolved > start))
-        .order_by(PageIncident.started_at, PageIncident.id)
+async def _declared_rows(session: AsyncSession, page_id: str, since: datetime) -> list[PageIncident]:
+    """The page's declared incidents still open, or resolved since `since`, oldest first."""
+    return list(
+        await session.scalars(
+            select(PageIncident)
+            .where(
+                PageIncident.page_id == page_id,
+                or_(PageIncident.resolved_at.is_(None), PageIncident.resolved_at >= since),
+            )
+            .order_by(PageIncident.started_at, PageIncident.id)
+        )
     )
+
+
+def _declared_per_day(
+    rows: Sequence[PageIncident],
+    components: Sequence[StatusPageComponent],
+    start: datetime,
+    end: datetime,
+    now: datetime,
+) -> dict[str, dict[date, tuple[str, ...]]]:
+    """Per component: per UTC day of [start, end), the titles of the declared incidents (`rows`,
+    oldest first) open some time that day that name it or no component (the whole page's)."""
     ids = [component.id for component in components]
     titles: dict[str, dict[date, list[str]]] = {}
-    for row_title, row_named, row_started, row_resolved in rows:
-        open_for = [(row_started, row_resolved or max(now, row_started + timedelta(microseconds=1)))]
-        days = {piece.date() for piece, _ in split_by_day(clip(open_for, start, end))}
-        for component_id in [c for c in row_named if c in ids] if row_named else ids:
+    for row in rows:
+        days = [day.date() for day in sorted(days_open(row.started_at, row.resolved_at, start, end, now))]
+        named = row.component_ids or []
+        for component_id in [c for c in named if c in ids] if named else ids:
             for day in days:
-                titles.setdefault(component_id, {}).setdefault(day, []).append(row_title)
+                titles.setdefault(component_id, {}).setdefault(day, []).append(row.title)
     return {c: {day: tuple(found) for day, found in by_day.items()} for c, by_day in titles.items()}
 
 
 async def _declared_incidents(
-    session: AsyncSession, page_id: str, components: Sequence[StatusPageComponent], since: datetime
+    session: AsyncSession,
+    declared: Sequence[PageIncident],
+    components: Sequence[StatusPageComponent],
+    since: datetime,
 ) -> list[PublicIncident]:
-    """The page's declared incidents still open, or resolved since `since`."""
-    rows = list(
-        await session.scalars(
-            select(PageIncident).where(
-                PageIncident.page_id == page_id,
-                or_(PageIncident.resolved_at.is_(None), PageIncident.resolved_at >= since),
-            )
-        )
-    )
+    """Of the page's declared incidents (`declared`), those still open or resolved since `since`,
+    with their timelines."""
+    rows = [row for row in declared if row.resolved_at is None or row.resolved_at >= since]
     if not rows:
         return []
     names = {component.id: component.display_name for component in components}

@@ -411,6 +411,17 @@ async def test_it_serves_a_page_on_its_verified_custom_domain(
             response.headers["etag"]
             and "frame-ancestors 'none'" in response.headers["content-security-policy"]
         )
+        (form,) = select(document, "form")
+        assert (form.get("method"), form.get("action")) == ("post", "/status/acme/subscribe")
+    # The form posts where the page is served, the custom domain's host too.
+    boxes = select(form, "input")
+    (public_api,) = [box.get("value") for box in boxes if box.tail and "Public API" in box.tail]
+    subscribed = await api.post(
+        "/status/acme/subscribe",
+        content=f"email=visitor%40example.com&components={public_api}",
+        headers={"Host": "status.acme.example", "Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert subscribed.status_code == 202 and "Check your inbox" in subscribed.text, subscribed.text
     # Another host, the API's own included, gets what / always answered; the API works on any host.
     for host in ("traxo.test", "other.example"):
         other = await api.get("/", headers={"Host": host})
